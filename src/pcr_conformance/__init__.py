@@ -1,0 +1,1 @@
+"""pcr-conformance harness."""

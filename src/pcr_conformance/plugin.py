@@ -1,0 +1,1 @@
+"""pytest plugin of pcr-conformance (being built)."""

@@ -1,0 +1,1 @@
+"""The pcr-conformance reference register."""
