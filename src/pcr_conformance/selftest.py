@@ -1,0 +1,233 @@
+"""The seeded-fault self-test (design.md §8, issue 6).
+
+For each fault switch of the reference register: start the register with that fault (through the embedded
+target, which passes PCR_REGISTER_FAULTS on to the register process), run the tests that verify the broken
+requirement, and record whether at least one test failed and whether a failure named the requirement. A
+fault the targeted tests miss gets a second pass with the whole kit. One run without any fault must have
+zero failures (no false alarms). A suite that stays green against a broken register is a defect of the suite.
+
+The fault list comes from `pcr-register faults` (JSON), never from importing pcr_register (design.md §2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pcr_conformance.collect import collect_verifies
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUITES_DIR = REPO_ROOT / "suites"
+RUN_TIMEOUT_S = 900  # one pytest run against one faulty register; a hang is reported, never waited out
+
+
+class SelftestError(Exception):
+    """The self-test could not be run (no fault list, no suites): exit code 2."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    requirement: str
+    description: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one pytest run against one register reported."""
+
+    exit_code: int
+    failed: int
+    broken: int
+    passed: int
+    failure_messages: tuple[str, ...]
+    duration_s: float
+
+
+@dataclass
+class FaultResult:
+    fault: Fault
+    tests_selected: int
+    detected: bool = False
+    named: bool = False
+    tests_failed: int = 0
+    passes: list[str] = field(default_factory=list)  # "targeted", "kit"
+    duration_s: float = 0.0
+    note: str = ""
+
+
+def load_faults(names: Iterable[str] = ()) -> list[Fault]:
+    """The register's fault switches, optionally only the named ones (unknown names are an error)."""
+    exe = shutil.which("pcr-register") or str(Path(sys.executable).parent / "pcr-register")
+    try:
+        out = subprocess.run([exe, "faults"], capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SelftestError(f"cannot list the register's faults with 'pcr-register faults': {exc}") from exc
+    faults = [Fault(f["name"], f["requirement"], f.get("description", "")) for f in json.loads(out)]
+    wanted = list(names)
+    if not wanted:
+        return faults
+    by_name = {f.name: f for f in faults}
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        raise SelftestError(f"unknown fault(s): {', '.join(unknown)}; 'pcr-register faults' lists them")
+    return [by_name[n] for n in wanted]
+
+
+def parse_junit(path: Path) -> tuple[int, int, int, list[str]]:
+    """(failed, broken, passed, failure messages) from a JUnit XML file written by pytest."""
+    if not path.exists():
+        return 0, 0, 0, []
+    root = ET.parse(path).getroot()
+    failed = broken = passed = 0
+    messages: list[str] = []
+    for case in root.iter("testcase"):
+        failure = case.find("failure")
+        error = case.find("error")
+        skipped = case.find("skipped")
+        if failure is not None:
+            failed += 1
+            messages.append(f"{failure.get('message', '')}\n{failure.text or ''}")
+        elif error is not None:
+            broken += 1
+        elif skipped is None:
+            passed += 1
+    return failed, broken, passed, messages
+
+
+def run_pytest(
+    node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S
+) -> RunOutcome:
+    """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults."""
+    junit = workdir / "junit.xml"
+    cmd = [
+        sys.executable, "-m", "pytest", *(node_ids or [str(SUITES_DIR)]),
+        "--target", target, "--kit", kit, "--profile", "certification",
+        "--junitxml", str(junit), "--pcr-output", str(workdir), "-q", "-p", "no:cacheprovider",
+        "-o", "console_output_style=classic",
+    ]
+    env = dict(os.environ)
+    env["PCR_REGISTER_FAULTS"] = faults
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+        exit_code = proc.returncode
+        (workdir / "pytest.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    except subprocess.TimeoutExpired:
+        exit_code = -1
+    failed, broken, passed, messages = parse_junit(junit)
+    return RunOutcome(exit_code, failed, broken, passed, tuple(messages), time.monotonic() - started)
+
+
+def names_requirement(messages: Iterable[str], requirement: str) -> bool:
+    """A failure names the requirement when its message starts with the ID (design.md §6)."""
+    return any(requirement in m.split("\n", 1)[0] or m.lstrip().startswith(requirement) for m in messages)
+
+
+def tests_verifying(verifies: dict[str, list[str]], requirement: str) -> list[str]:
+    return sorted(node for node, ids in verifies.items() if requirement in ids)
+
+
+def run_selftest(
+    faults: list[Fault],
+    *,
+    target: str = "reference",
+    kit: str = "register",
+    full: bool = False,
+    progress: Callable[[str], None] = print,
+) -> tuple[list[FaultResult], RunOutcome]:
+    """Run every fault, then the no-fault control run. Returns the per-fault results and the control run."""
+    verifies = collect_verifies(SUITES_DIR, target=target, kit=kit)
+    if not verifies:
+        raise SelftestError("no tests collected under suites/ (is the plugin installed?)")
+    results: list[FaultResult] = []
+    with tempfile.TemporaryDirectory(prefix="pcr-selftest-") as tmp:
+        tmp_path = Path(tmp)
+        for index, fault in enumerate(faults, 1):
+            selected = tests_verifying(verifies, fault.requirement)
+            result = FaultResult(fault, tests_selected=len(selected))
+            progress(f"[{index}/{len(faults)}] {fault.name} ({fault.requirement}): {len(selected)} targeted tests")
+            passes: list[tuple[str, list[str]]] = []
+            if selected:
+                passes.append(("targeted", selected))
+            for label, node_ids in passes:
+                result.passes.append(label)
+                outcome = run_pytest(node_ids, faults=fault.name, target=target, kit=kit,
+                                     workdir=_fresh(tmp_path / f"{fault.name}-{label}"))
+                _record(result, outcome)
+            if full or not result.detected:
+                result.passes.append("kit")
+                outcome = run_pytest([], faults=fault.name, target=target, kit=kit,
+                                     workdir=_fresh(tmp_path / f"{fault.name}-kit"))
+                _record(result, outcome)
+            if not selected:
+                result.note = "no test verifies this requirement"
+            results.append(result)
+        progress("control run: the whole kit against the register without faults")
+        control = run_pytest([], faults="", target=target, kit=kit, workdir=_fresh(tmp_path / "control"))
+    return results, control
+
+
+def _fresh(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _record(result: FaultResult, outcome: RunOutcome) -> None:
+    result.duration_s += outcome.duration_s
+    result.tests_failed += outcome.failed
+    if outcome.failed:
+        result.detected = True
+        result.named = result.named or names_requirement(outcome.failure_messages, result.fault.requirement)
+    if outcome.exit_code == -1:
+        result.note = "timed out"
+
+
+def render_matrix(results: list[FaultResult], control: RunOutcome) -> str:
+    rows = [("fault", "requirement", "detected", "named", "tests failed", "passes", "time s")]
+    for r in results:
+        rows.append((r.fault.name, r.fault.requirement, "yes" if r.detected else "NO",
+                     "yes" if r.named else "no", str(r.tests_failed), "+".join(r.passes),
+                     f"{r.duration_s:.1f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    detected = sum(r.detected for r in results)
+    named = sum(r.named for r in results)
+    total = len(results)
+    lines.append("")
+    lines.append(f"detected {detected}/{total} faults; the broken requirement named for {named}/{total}")
+    lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
+                 f"{control.broken} broken (exit {control.exit_code})")
+    return "\n".join(lines)
+
+
+def selftest_passed(results: list[FaultResult], control: RunOutcome) -> bool:
+    """Every fault detected, and no false alarm in the control run."""
+    return all(r.detected for r in results) and control.failed == 0 and control.exit_code in (0, 1, 5) \
+        and control.broken == 0
+
+
+def to_json(results: list[FaultResult], control: RunOutcome) -> dict:
+    return {
+        "faults": [
+            {**asdict(r.fault), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
+             "tests_failed": r.tests_failed, "passes": r.passes, "duration_s": round(r.duration_s, 1),
+             "note": r.note}
+            for r in results
+        ],
+        "control": {"passed": control.passed, "failed": control.failed, "broken": control.broken,
+                    "exit_code": control.exit_code, "duration_s": round(control.duration_s, 1)},
+        "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
+                  "total": len(results)},
+        "passed": selftest_passed(results, control),
+    }
