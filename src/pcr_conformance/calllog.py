@@ -1,0 +1,103 @@
+"""The per-test record of HTTP calls, rendered as Allure attachments (request, response, curl).
+
+Rendering can mask personal identity codes (--mask-pii) so a report can be handed over without the
+(artificial, but still identity-shaped) codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+from collections.abc import Mapping
+
+# Any hetu-shaped token: DDMMYY, century sign, ZZZ, check character.
+_HETU_TOKEN = re.compile(r"(?<![0-9A-Za-z])(\d{6})([-+A-FU-Y])(\d{3})([0-9A-Y])(?![0-9A-Za-z])")
+
+
+def mask_pii(text: str) -> str:
+    """Replace the individual number and check character of every hetu-shaped token: 010594Y9032 -> 010594Y****."""
+    return _HETU_TOKEN.sub(lambda m: f"{m.group(1)}{m.group(2)}****", text)
+
+
+@dataclasses.dataclass
+class Call:
+    slot: str
+    operation: str
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: str
+    status: int | None = None
+    response_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    response_body: str = ""
+    duration_s: float = 0.0
+    error: str = ""  # network error text when there is no response
+    cacert: str = ""
+    cert: str = ""
+    key: str = ""
+
+    def title(self) -> str:
+        outcome = str(self.status) if self.status is not None else f"no response ({self.error})"
+        return f"{self.method} {self.operation} as {self.slot or 'no identity'} -> {outcome}"
+
+    def render_request(self, mask: bool = False) -> str:
+        lines = [f"{self.method} {self.url}"] + [f"{k}: {v}" for k, v in self.request_headers.items()]
+        return _m("\n".join(lines) + "\n\n" + _pretty(self.request_body), mask)
+
+    def render_response(self, mask: bool = False) -> str:
+        if self.status is None:
+            return f"no response after {self.duration_s:.3f} s: {self.error}"
+        lines = [f"HTTP {self.status}  ({self.duration_s * 1000:.0f} ms)"]
+        lines += [f"{k}: {v}" for k, v in self.response_headers.items()]
+        return _m("\n".join(lines) + "\n\n" + _pretty(self.response_body), mask)
+
+    def render_curl(self, mask: bool = False) -> str:
+        """A command that repeats the request with the same certificate (design.md §7)."""
+        parts = ["curl", "-sS", "-i", "-X", self.method, shlex.quote(self.url)]
+        if self.cacert:
+            parts += ["--cacert", shlex.quote(self.cacert)]
+        if self.cert:
+            parts += ["--cert", shlex.quote(self.cert), "--key", shlex.quote(self.key)]
+        for k, v in self.request_headers.items():
+            if k.lower() in ("content-length", "host", "accept-encoding", "connection", "user-agent", "accept"):
+                continue
+            parts += ["-H", shlex.quote(f"{k}: {v}")]
+        if self.request_body:
+            parts += ["--data-binary", shlex.quote(self.request_body)]
+        return _m(" \\\n  ".join(parts), mask)
+
+
+class CallLog:
+    """Calls of one test, in order. Clients append; the plugin attaches and clears."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    def add(self, call: Call) -> None:
+        self.calls.append(call)
+
+    def render_sequence(self, mask: bool = False) -> str:
+        blocks = []
+        for i, c in enumerate(self.calls, 1):
+            blocks.append(f"=== {i}. {c.title()}\n--- request\n{c.render_request(mask)}\n"
+                          f"--- response\n{c.render_response(mask)}")
+        return "\n\n".join(blocks)
+
+
+def _pretty(body: str) -> str:
+    if not body:
+        return ""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return body
+
+
+def _m(text: str, mask: bool) -> str:
+    return mask_pii(text) if mask else text
+
+
+def headers_dict(headers: Mapping[str, str]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in headers.items()}

@@ -1,0 +1,331 @@
+"""API clients of the suites (docs/interfaces.md §10): one ApiClient per identity slot.
+
+Each ApiClient speaks mutual TLS with its slot's certificate, applies the target's timeout and rate limit,
+and records every call into the test's CallLog (attached to the Allure report by the plugin). Network
+failures raise TargetUnreachable, never AssertionError: they are *broken*, not *failed* (design.md §6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from pcr_conformance.calllog import Call, CallLog, headers_dict
+from pcr_conformance.errors import HarnessError, TargetUnreachable
+from pcr_conformance.target import Target
+
+# interfaces.md §1: operation -> API family (the key of [base_urls]).
+OPERATION_FAMILIES: dict[str, str] = {
+    **{op: "reporting" for op in ("AddLoans", "UpdateLoans", "Repayments", "DelayedRepayments",
+                                  "TerminateLoans", "GetBatchStatus", "GetLoan")},
+    "GetCreditRegisterExtract": "extract",
+    "GetExtractLog": "extract",
+    **{op: "authorities" for op in ("OrderData", "GetOrderStatus", "GetDistribution")},
+    **{op: "voluntary_ban" for op in ("GetVoluntaryBan", "GetVoluntaryBanChanges")},
+}
+
+# interfaces.md §2: the collection member of each submitting operation.
+COLLECTIONS: dict[str, str] = {
+    "AddLoans": "loans",
+    "UpdateLoans": "loans",
+    "Repayments": "repayments",
+    "DelayedRepayments": "delayedRepayments",
+    "TerminateLoans": "loanTerminations",
+}
+
+FINAL_BATCH_STATES = ("FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed")
+
+# Bodies recorded for attachments are cut here: ENV-008 sends 5 MiB, which no report should hold.
+_MAX_RECORDED = 64 * 1024
+
+
+def family_of(operation: str) -> str:
+    """The API family of an operation; unknown operations go to the reporting base URL (ENV-016 probes)."""
+    return OPERATION_FAMILIES.get(operation, "reporting")
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    batch_reference: str
+    response: httpx.Response
+
+
+class RateLimiter:
+    """At most `rate_per_s` requests per second over the whole session (0 = unlimited)."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        self._interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            time.sleep(start - now)
+
+
+def ssl_context(ca_bundle: str, cert: str = "", key: str = "") -> ssl.SSLContext:
+    """A client TLS context. httpx 0.28 keeps the client certificate only when it sits in the context
+    given as `verify=` (`cert=` beside a `verify=` path silently drops it)."""
+    try:
+        if ca_bundle:
+            ctx = ssl.create_default_context(cafile=ca_bundle)
+        else:
+            import certifi  # httpx's own trust store dependency
+
+            ctx = ssl.create_default_context(cafile=certifi.where())
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert:
+            ctx.load_cert_chain(cert, key or None)
+    except (OSError, ssl.SSLError) as e:
+        raise HarnessError(f"cannot load TLS material (ca_bundle={ca_bundle!r}, cert={cert!r}, key={key!r}): {e}; "
+                           f"check the [tls] and [identities] paths of the target") from e
+    return ctx
+
+
+class HttpPool:
+    """Session-wide httpx clients, one per certificate, so connections are reused across tests."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.limiter = RateLimiter(target.rate_limit_per_s)
+        self._clients: dict[tuple[str, str], httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def client(self, cert: str, key: str) -> httpx.Client:
+        with self._lock:
+            c = self._clients.get((cert, key))
+            if c is None:
+                c = httpx.Client(
+                    verify=ssl_context(self.target.tls.ca_bundle, cert, key),
+                    timeout=httpx.Timeout(self.target.timeout_s),
+                    follow_redirects=False,
+                    # Proxies from the environment must not capture the embedded register on 127.0.0.1.
+                    trust_env=not self.target.embedded,
+                )
+                self._clients[(cert, key)] = c
+            return c
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
+
+
+class ApiClient:
+    """Calls the register as one identity. Create through Clients.get(slot)."""
+
+    def __init__(self, *, slot: str, owner: Mapping[str, str], cert: str, key: str, target: Target,
+                 pool: HttpPool, log: CallLog, new_batch_reference: Callable[[str], str]) -> None:
+        self.slot = slot
+        self._owner = dict(owner)
+        self.cert = cert
+        self.key = key
+        self.target = target
+        self._pool = pool
+        self._log = log
+        self._new_batch_reference = new_batch_reference
+
+    @property
+    def owner(self) -> dict[str, str]:
+        return dict(self._owner)
+
+    def envelope(self, **members: Any) -> dict[str, Any]:
+        """targetEnvironment + owner + the given members (interfaces.md §1)."""
+        return {"targetEnvironment": self.target.environment, "owner": self.owner, **members}
+
+    def url(self, operation: str) -> str:
+        return f"{self.target.base_url(family_of(operation))}/{operation}"
+
+    def call(self, operation: str, body: Any = None, *, headers: Mapping[str, str] | None = None,
+             content: bytes | str | None = None, content_type: str | None = "application/json",
+             method: str = "POST") -> httpx.Response:
+        """One request to /<operation>. `content` sends raw bytes instead of the JSON of `body`."""
+        if content is None and body is not None:
+            content = json.dumps(body, ensure_ascii=False)
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        hdrs: dict[str, str] = {}
+        if content_type is not None:
+            hdrs["Content-Type"] = content_type
+        hdrs.update(headers or {})
+        url = self.url(operation)
+        record = Call(slot=self.slot, operation=operation, method=method, url=url, request_headers=hdrs,
+                      request_body=_text(content), cacert=self.target.tls.ca_bundle, cert=self.cert,
+                      key=self.key)
+        self._log.add(record)
+        self._pool.limiter.wait()
+        started = time.monotonic()
+        try:
+            resp = self._pool.client(self.cert, self.key).request(method, url, content=content, headers=hdrs)
+        except httpx.TransportError as e:
+            record.duration_s = time.monotonic() - started
+            record.error = f"{type(e).__name__}: {e}"
+            raise TargetUnreachable(f"{operation}: {url} did not answer ({_kind(e)}): "
+                                    f"{type(e).__name__}: {e}", kind=_kind(e)) from e
+        record.duration_s = time.monotonic() - started
+        record.status = resp.status_code
+        record.response_headers = headers_dict(resp.headers)
+        record.response_body = _text(resp.content)
+        return resp
+
+    # ---- reporting ------------------------------------------------------------------------------------
+
+    def submit(self, operation: str, reports: Iterable[Mapping[str, Any]], *, batch_reference: str | None = None,
+               body_overrides: Mapping[str, Any] | None = None) -> Submission:
+        """Envelope + the operation's collection + the BatchReference header (interfaces.md §2)."""
+        if operation not in COLLECTIONS:
+            raise HarnessError(f"submit: {operation} is not a submitting operation; use one of {list(COLLECTIONS)}")
+        ref = batch_reference or self._new_batch_reference(operation)
+        body = self.envelope(**{COLLECTIONS[operation]: [dict(r) for r in reports]})
+        body = _merge(body, body_overrides or {})
+        resp = self.call(operation, body, headers={"BatchReference": ref})
+        return Submission(batch_reference=ref, response=resp)
+
+    def batch_status(self, batch_reference: str) -> httpx.Response:
+        return self.call("GetBatchStatus", self.envelope(batchReference=batch_reference))
+
+    def wait_batch(self, batch_reference: str) -> dict[str, Any]:
+        """Polls GetBatchStatus with backoff until a final state; past batch_deadline_s: AssertionError BAT-010."""
+        deadline = time.monotonic() + self.target.batch_deadline_s
+        delay = 0.05
+        last = "no answer yet"
+        while True:
+            resp = self.batch_status(batch_reference)
+            if resp.status_code != 200:
+                raise AssertionError(f"BAT-001 GetBatchStatus: expected 200 for accepted batch {batch_reference}, "
+                                     f"actual {resp.status_code}: {resp.text[:500]}")
+            status = _json(resp, "BAT-001", "GetBatchStatus")
+            last = str(status.get("batchStatus"))
+            if last in FINAL_BATCH_STATES:
+                return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"BAT-010 GetBatchStatus: expected a final state of batch {batch_reference} "
+                                     f"within {self.target.batch_deadline_s:g} s, actual {last!r}")
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+
+    def submit_and_wait(self, operation: str, reports: Iterable[Mapping[str, Any]], *,
+                        batch_reference: str | None = None,
+                        body_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """submit, require 202 (RPT-002), then wait for the final batch status and return it."""
+        sub = self.submit(operation, reports, batch_reference=batch_reference, body_overrides=body_overrides)
+        if sub.response.status_code != 202:
+            raise AssertionError(f"RPT-002 {operation}: expected 202 Accepted for batch {sub.batch_reference}, "
+                                 f"actual {sub.response.status_code}: {sub.response.text[:500]}")
+        return self.wait_batch(sub.batch_reference)
+
+    def get_loan(self, loan_number: Mapping[str, str]) -> httpx.Response:
+        return self.call("GetLoan", self.envelope(loanNumber=dict(loan_number)))
+
+    # ---- extract --------------------------------------------------------------------------------------
+
+    def extract(self, id_code: str, purposes: Iterable[str] = ("NewConsumerCredit",)) -> httpx.Response:
+        return self.call("GetCreditRegisterExtract", self.envelope(request={
+            "idCodeType": "PersonalIdentityCode", "idCode": id_code,
+            "creditRegisterExtractPurpose": list(purposes)}))
+
+
+class Clients:
+    """The pcr_clients fixture: ApiClients by identity slot, all recording into one test's CallLog."""
+
+    def __init__(self, target: Target, pool: HttpPool, log: CallLog,
+                 new_batch_reference: Callable[[str], str]) -> None:
+        self.target = target
+        self.log = log
+        self._pool = pool
+        self._new_batch_reference = new_batch_reference
+        self._cache: dict[str, ApiClient] = {}
+
+    def has(self, slot: str) -> bool:
+        return slot in self.target.identities
+
+    def get(self, slot: str) -> ApiClient:
+        """The client of an identity slot; the test is skipped (not claimed) when the slot is not configured."""
+        if slot not in self._cache:
+            identity = self.target.identities.get(slot)
+            if identity is None:
+                import pytest
+
+                pytest.skip(f"not claimed: identity slot {slot!r} is not configured in target {self.target.name!r}")
+            self._cache[slot] = self._client(slot, identity.owner, identity.cert, identity.key)
+        return self._cache[slot]
+
+    def with_certificate(self, cert: str, key: str, *, owner: Mapping[str, str], label: str) -> ApiClient:
+        """A client with any certificate (security tests: another CA, expired, another role)."""
+        return self._client(label, owner, cert, key)
+
+    def without_certificate(self, *, owner: Mapping[str, str], label: str = "no-certificate") -> ApiClient:
+        """A client that presents no client certificate (SEC-001)."""
+        return self._client(label, owner, "", "")
+
+    def extra(self, kind: str, *, owner: Mapping[str, str] | None = None) -> ApiClient:
+        """A client with the target's `extra_certificates.<kind>` ("expired", "foreign"); skipped when absent.
+        The owner defaults to the lender slot's."""
+        pair = self.target.extra_certificates.get(kind)
+        if pair is None:
+            import pytest
+
+            pytest.skip(f"not claimed: extra_certificates.{kind} is not configured in target {self.target.name!r}")
+        if owner is None:
+            owner = self.get("lender").owner
+        return self._client(kind, owner, pair.cert, pair.key)
+
+    def _client(self, slot: str, owner: Mapping[str, str], cert: str, key: str) -> ApiClient:
+        return ApiClient(slot=slot, owner=owner, cert=cert, key=key, target=self.target, pool=self._pool,
+                         log=self.log, new_batch_reference=self._new_batch_reference)
+
+
+def _kind(e: httpx.TransportError) -> str:
+    text = f"{type(e).__name__} {e}".lower()
+    if isinstance(e, httpx.TimeoutException):
+        return "timeout"
+    if any(w in text for w in ("ssl", "tls", "certificate", "handshake", "alert")):
+        return "tls"
+    if isinstance(e, httpx.ConnectError) and ("refused" in text or "errno 111" in text):
+        return "connect"
+    return "network"
+
+
+def _text(content: bytes | None) -> str:
+    if not content:
+        return ""
+    if len(content) > _MAX_RECORDED:
+        return content[:_MAX_RECORDED].decode("utf-8", "replace") + f"\n... ({len(content)} bytes in all)"
+    return content.decode("utf-8", "replace")
+
+
+def _json(resp: httpx.Response, requirement: str, operation: str) -> dict[str, Any]:
+    try:
+        data = resp.json()
+    except ValueError:
+        raise AssertionError(f"{requirement} {operation}: expected a JSON body, actual {resp.text[:300]!r}") from None
+    if not isinstance(data, dict):
+        raise AssertionError(f"{requirement} {operation}: expected a JSON object, actual {data!r:.300}")
+    return data
+
+
+def _merge(body: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    from pcr_conformance.messages import OMIT
+
+    out = dict(body)
+    for k, v in overrides.items():
+        if v is OMIT:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out

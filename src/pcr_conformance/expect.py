@@ -1,0 +1,115 @@
+"""Named expectations (docs/interfaces.md §10).
+
+Every failure is an AssertionError whose message starts with the requirement ID, then the operation,
+expected and actual: "RPT-005 AddLoans: expected ..., actual ...". The plugin's failure categories and
+summary.json read the ID from the start of the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+_EXCERPT = 600
+
+
+def fail(requirement: str, operation: str, expected: Any, actual: Any) -> None:
+    raise AssertionError(f"{requirement} {operation}: expected {expected}, actual {actual}")
+
+
+def that(condition: Any, requirement: str, operation: str, expected: Any, actual: Any) -> None:
+    """The general form: fails with the requirement ID when `condition` is falsy."""
+    if not condition:
+        fail(requirement, operation, expected, actual)
+
+
+def body_of(resp: httpx.Response) -> Any:
+    """The JSON body, or None when it is not JSON."""
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _excerpt(resp: httpx.Response) -> str:
+    text = resp.text
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
+
+
+def status(resp: httpx.Response, expected: int | Iterable[int], requirement: str, operation: str) -> None:
+    """The HTTP status is `expected` (or one of them)."""
+    allowed = (expected,) if isinstance(expected, int) else tuple(expected)
+    if resp.status_code not in allowed:
+        want = allowed[0] if len(allowed) == 1 else " or ".join(map(str, allowed))
+        fail(requirement, operation, f"HTTP {want}", f"HTTP {resp.status_code}: {_excerpt(resp)}")
+
+
+def error_codes(resp: httpx.Response) -> list[str]:
+    body = body_of(resp)
+    items = body.get("errorResponses") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [str(i.get("errorCode")) for i in items if isinstance(i, dict)]
+
+
+def error_code(resp: httpx.Response, code: str, requirement: str, operation: str, *,
+               field: str | None = None) -> None:
+    """The error answer's errorResponses carry `code` (and, when given, an item naming `field`)."""
+    codes = error_codes(resp)
+    if code not in codes:
+        fail(requirement, operation, f"error code {code}",
+             f"HTTP {resp.status_code} with codes {codes or 'none'}: {_excerpt(resp)}")
+    if field is not None:
+        body = body_of(resp)
+        fields = [str(i.get("fieldName", "")) for i in body.get("errorResponses", [])
+                  if isinstance(i, dict) and i.get("errorCode") == code]
+        if not any(field.lower() in f.lower() for f in fields):
+            fail(requirement, operation, f"error {code} naming field {field!r}", f"fieldName(s) {fields}")
+
+
+def batch_state(status: Mapping[str, Any], expected: str, requirement: str) -> None:
+    """The batch status (GetBatchStatus body) is in `expected` final state."""
+    actual = status.get("batchStatus")
+    if actual != expected:
+        fail(requirement, "GetBatchStatus", f"batchStatus {expected} for batch {status.get('batchReference')}",
+             f"{actual} with results {_results_text(status)}")
+
+
+def report_result(status: Mapping[str, Any], report_reference: str) -> Mapping[str, Any] | None:
+    for r in status.get("reportResults") or []:
+        if isinstance(r, dict) and r.get("reportReference") == report_reference:
+            return r
+    return None
+
+
+def report_rejected(status: Mapping[str, Any], report_reference: str, code: str, requirement: str) -> None:
+    """Report `report_reference` of the batch was Rejected with error code `code`."""
+    r = report_result(status, report_reference)
+    if r is None:
+        fail(requirement, "GetBatchStatus", f"a result for report {report_reference}",
+             f"results {_results_text(status)}")
+    assert r is not None
+    codes = [str(e.get("errorCode")) for e in r.get("errorResponses") or [] if isinstance(e, dict)]
+    if r.get("status") != "Rejected" or code not in codes:
+        fail(requirement, "GetBatchStatus", f"report {report_reference} Rejected with {code}",
+             f"{r.get('status')} with codes {codes or 'none'}: {r.get('errorResponses')}")
+
+
+def report_accepted(status: Mapping[str, Any], report_reference: str, requirement: str) -> None:
+    """Report `report_reference` of the batch was Accepted."""
+    r = report_result(status, report_reference)
+    if r is None or r.get("status") != "Accepted":
+        fail(requirement, "GetBatchStatus", f"report {report_reference} Accepted",
+             "no result for it" if r is None else f"{r.get('status')}: {r.get('errorResponses')}")
+
+
+def _results_text(status: Mapping[str, Any]) -> str:
+    parts = []
+    for r in status.get("reportResults") or []:
+        if isinstance(r, dict):
+            codes = ",".join(str(e.get("errorCode")) for e in r.get("errorResponses") or [] if isinstance(e, dict))
+            parts.append(f"{r.get('reportReference')}={r.get('status')}{'(' + codes + ')' if codes else ''}")
+    text = "; ".join(parts) or "none"
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
