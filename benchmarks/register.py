@@ -1,0 +1,423 @@
+"""Benchmark of the reference register, end to end over mutual TLS.
+
+Starts ``pcr-register init`` + ``pcr-register serve`` exactly as a user would (interfaces.md §7) and measures
+
+(a) ingest throughput: reports/s through AddLoans from the POST until GetBatchStatus says FinishedSuccess,
+    one batch at a time (median over several batches);
+(b) extract latency: GetCreditRegisterExtract p50/p95/p99 over sequential requests on one keep-alive
+    connection, for persons holding a few loans each, while the database holds N loans in all.
+
+The database is pre-filled through the API (AddLoans, several batches in flight); the figure is reported as
+"prefill reports/s". Background loans go to the other active persons of the population, so the queried
+persons keep a realistic handful of loans and the latency shows the effect of the database size rather
+than of one person's extract size.
+
+    .venv/bin/python benchmarks/register.py                     # 100 000 and 1 000 000 loans
+    .venv/bin/python benchmarks/register.py --loans 20000 --quick
+
+Prints a table and a JSON document (also written to --json FILE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import queue
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+MAX_BODY_BYTES = 5 * 1024 * 1024  # interfaces.md §5 H13: stay below it
+
+
+@dataclass(frozen=True)
+class Settings:
+    levels: tuple[int, ...]  # loans in the database at which (a) and (b) are measured
+    batch_size: int  # reports per measured ingest batch
+    batches: int  # measured ingest batches per level
+    requests: int  # measured extracts per level
+    warmup: int  # extracts before measuring (not counted)
+    query_persons: int  # persons whose extracts are measured
+    loans_per_query_person: int
+    prefill_batch_size: int
+    in_flight: int  # prefill batches submitted before waiting for the oldest
+    poll_s: float  # GetBatchStatus poll interval
+    batch_deadline_s: float
+
+
+class BenchmarkError(RuntimeError):
+    pass
+
+
+# --- the register process --------------------------------------------------------------------------
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("pcr-register")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("pcr-register")
+    if not found:
+        raise BenchmarkError("pcr-register not found (pip install -e . into this Python)")
+    return [found]
+
+
+@dataclass(frozen=True)
+class Register:
+    url: str
+    data_dir: Path
+    db_path: Path
+    pool: dict[str, Any]
+    process: subprocess.Popen[str]
+
+
+@contextmanager
+def running_register(workdir: Path) -> Iterator[Register]:
+    """init + export-pool + serve on a free port; the first stdout line gives the URL (interfaces.md §7)."""
+    data_dir, db_path, pool_path = workdir / "data", workdir / "register.sqlite", workdir / "pool.json"
+    subprocess.run([*_cli(), "init", str(data_dir)], check=True, capture_output=True, text=True)
+    subprocess.run([*_cli(), "export-pool", "--data", str(data_dir), "--output", str(pool_path)],
+                   check=True, capture_output=True, text=True)
+    pool = json.loads(pool_path.read_text())
+    log = (workdir / "serve.stderr").open("w")
+    proc = subprocess.Popen(
+        [*_cli(), "serve", "--data", str(data_dir), "--port", "0", "--db", str(db_path)],
+        stdout=subprocess.PIPE, stderr=log, text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def drain() -> None:  # keep reading so the server never blocks on a full pipe
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        try:
+            first = lines.get(timeout=60).strip()
+        except queue.Empty:
+            raise BenchmarkError("pcr-register serve printed nothing within 60 s") from None
+        prefix = "listening on "
+        if not first.startswith(prefix):
+            raise BenchmarkError(f"unexpected first line of pcr-register serve: {first!r}")
+        yield Register(first[len(prefix):].rstrip("/"), data_dir, db_path, pool, proc)
+    except BaseException:
+        log.flush()
+        tail = (workdir / "serve.stderr").read_text()[-3000:]
+        if tail:
+            print(f"--- pcr-register serve stderr (tail) ---\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def client_for(register: Register, org: str, role: str) -> httpx.Client:
+    # httpx 0.28: the client certificate must be in the SSLContext given as verify= (design.md §10).
+    pair = register.pool["organisations"][org]["certificates"][role]
+    ctx = ssl.create_default_context(cafile=register.pool["ca_bundle"])
+    ctx.load_cert_chain(pair["cert"], pair["key"])
+    return httpx.Client(base_url=register.url, verify=ctx, timeout=httpx.Timeout(120.0))
+
+
+def owner_of(register: Register, org: str) -> dict[str, Any]:
+    o = register.pool["organisations"][org]
+    owner = {"idCodeType": o["idCodeType"], "idCode": o["idCode"]}
+    if o.get("countryCode"):
+        owner["countryCode"] = o["countryCode"]
+    return owner
+
+
+# --- messages (interfaces.md §2) -------------------------------------------------------------------
+
+
+class Loans:
+    """Valid AddLoans lump-sum loan reports with unique loan numbers."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.n = 0
+
+    def report(self, borrower: str) -> dict[str, Any]:
+        self.n += 1
+        n = self.n
+        contract = date(2020, 1, 1) + timedelta(days=n % 2000)
+        issued = 1000 + (n * 37) % 30000
+        return {
+            "reportReference": f"R-{n}",
+            "reportType": "NewReport",
+            "loanNumber": {"type": "Other", "number": f"BENCH-{self.run_id}-{n}"},
+            "isPeerToPeerLoanBroker": False,
+            "lenderMarketingName": "Demo Bank Kulutusluotto",
+            "contractDate": contract.isoformat(),
+            "currencyCode": "EUR",
+            "oneTimeServiceFees": 0,
+            "loanType": "LumpSumLoan",
+            "isTransferredFromAnotherLender": False,
+            "borrowersCount": 1,
+            "borrowers": [{"idCodeType": "PersonalIdentityCode", "idCode": borrower}],
+            "consumerCredit": {"loanConsumerProtectionAct": "ConsumerCredit", "isGoodsOrServicesRelatedCredit": False},
+            "interest": {"totalInterestRatePct": 5.25, "marginPct": 2.5, "interestType": "Euribor",
+                         "interestDeterminationPeriod": 12},
+            "isLoanWithCollateral": False,
+            "lumpSumLoan": {"amountIssued": issued, "amountPaid": issued, "balance": round(issued * 0.8, 2),
+                            "amortizationFrequency": 1, "purposeOfUse": "OtherConsumerCredit",
+                            "repaymentMethod": "Annuities"},
+        }
+
+
+class Reporter:
+    """Submits AddLoans batches as lender-a and waits for their final state."""
+
+    def __init__(self, register: Register, settings: Settings, run_id: str) -> None:
+        self.client = client_for(register, "lender-a", "reporting")
+        self.owner = owner_of(register, "lender-a")
+        self.settings = settings
+        self.run_id = run_id
+        self.batches = 0
+        self.loans_stored = 0
+
+    def submit(self, reports: list[dict[str, Any]]) -> str:
+        self.batches += 1
+        reference = f"Bench_{self.run_id}_{self.batches}"
+        body = json.dumps({"targetEnvironment": "Test", "owner": self.owner, "loans": reports},
+                          separators=(",", ":")).encode()
+        if len(body) >= MAX_BODY_BYTES:
+            raise BenchmarkError(f"batch body of {len(body)} bytes exceeds 5 MiB: lower the batch size")
+        resp = self.client.post("/AddLoans", content=body,
+                                headers={"BatchReference": reference, "Content-Type": "application/json"})
+        if resp.status_code != 202:
+            raise BenchmarkError(f"AddLoans answered {resp.status_code}: {resp.text[:500]}")
+        return reference
+
+    def wait(self, reference: str) -> dict[str, Any]:
+        body = {"targetEnvironment": "Test", "owner": self.owner, "batchReference": reference}
+        deadline = time.monotonic() + self.settings.batch_deadline_s
+        while True:
+            resp = self.client.post("/GetBatchStatus", json=body)
+            if resp.status_code != 200:
+                raise BenchmarkError(f"GetBatchStatus answered {resp.status_code}: {resp.text[:500]}")
+            status = resp.json()
+            if status["batchStatus"] != "Processing":
+                break
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"batch {reference} still Processing after {self.settings.batch_deadline_s} s")
+            time.sleep(self.settings.poll_s)
+        if status["batchStatus"] != "FinishedSuccess" or status["acceptedCount"] != status["reportCount"]:
+            errors = [r for r in status.get("reportResults", []) if r.get("status") == "Rejected"][:3]
+            raise BenchmarkError(f"batch {reference}: {status['batchStatus']}, "
+                                 f"{status['rejectedCount']} rejected, e.g. {json.dumps(errors)[:800]}")
+        self.loans_stored += status["acceptedCount"]
+        return status
+
+    def timed_batch(self, reports: list[dict[str, Any]]) -> float:
+        """Seconds from the POST until the batch is FinishedSuccess."""
+        start = time.perf_counter()
+        self.wait(self.submit(reports))
+        return time.perf_counter() - start
+
+    def pipelined(self, batches: Iterator[list[dict[str, Any]]]) -> tuple[int, float]:
+        """Submit with up to ``in_flight`` batches outstanding; returns (reports, seconds)."""
+        start = time.perf_counter()
+        before = self.loans_stored
+        pending: collections.deque[str] = collections.deque()
+        for reports in batches:
+            pending.append(self.submit(reports))
+            if len(pending) >= self.settings.in_flight:
+                self.wait(pending.popleft())
+        while pending:
+            self.wait(pending.popleft())
+        return self.loans_stored - before, time.perf_counter() - start
+
+
+# --- measurements ----------------------------------------------------------------------------------
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(samples_ms, n=100, method="inclusive")
+    return {"p50_ms": round(q[49], 2), "p95_ms": round(q[94], 2), "p99_ms": round(q[98], 2),
+            "mean_ms": round(statistics.fmean(samples_ms), 2), "max_ms": round(max(samples_ms), 2)}
+
+
+def measure_extracts(register: Register, persons: list[str], expected_loans: int, settings: Settings
+                     ) -> dict[str, Any]:
+    client = client_for(register, "lender-a", "using-data")
+    owner = owner_of(register, "lender-a")
+    samples: list[float] = []
+    with client:
+        for i in range(settings.warmup + settings.requests):
+            code = persons[i % len(persons)]
+            body = json.dumps({
+                "targetEnvironment": "Test", "owner": owner,
+                "request": {"idCodeType": "PersonalIdentityCode", "idCode": code,
+                            "creditRegisterExtractPurpose": ["NewConsumerCredit"]},
+            }).encode()
+            start = time.perf_counter()
+            resp = client.post("/GetCreditRegisterExtract", content=body,
+                               headers={"Content-Type": "application/json"})
+            elapsed = time.perf_counter() - start
+            if resp.status_code != 200:
+                raise BenchmarkError(f"GetCreditRegisterExtract answered {resp.status_code}: {resp.text[:500]}")
+            count = resp.json()["creditRegisterExtract"]["creditInformationSummary"]["loanContractsCount"]
+            if count != expected_loans:  # the figure would be meaningless if the extract were wrong
+                raise BenchmarkError(f"extract of {code}: {count} loans, expected {expected_loans}")
+            if i >= settings.warmup:
+                samples.append(elapsed * 1000)
+    return {"requests": len(samples), **percentiles(samples)}
+
+
+def chunks(reports: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for report in reports:
+        batch.append(report)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run(settings: Settings, workdir: Path) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    result: dict[str, Any] = {
+        "benchmark": "pcr-register end to end (mutual TLS, one process, SQLite)",
+        "started_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count()},
+        "settings": asdict(settings),
+        "prefill_method": "api (AddLoans, pipelined)",
+        "levels": [],
+    }
+    with running_register(workdir) as register:
+        tags = {p["idCode"]: set(p["tags"]) for p in register.pool["persons"]}
+        plain = [c for c, t in tags.items() if "income" in t and not t & {"voluntary-ban", "century-twin"}]
+        if len(plain) <= settings.query_persons:
+            raise BenchmarkError("population too small for the number of query persons")
+        query = plain[:settings.query_persons]
+        background = [c for c, t in tags.items() if t & {"income", "no-income"} and c not in set(query)]
+        loans = Loans(run_id)
+        reporter = Reporter(register, settings, run_id)
+
+        def background_reports(count: int) -> Iterator[dict[str, Any]]:
+            for _ in range(count):
+                yield loans.report(background[loans.n % len(background)])
+
+        with reporter.client:
+            # The measured persons get a fixed handful of loans each.
+            own = [loans.report(code) for code in query for _ in range(settings.loans_per_query_person)]
+            for batch in chunks(iter(own), settings.prefill_batch_size):
+                reporter.wait(reporter.submit(batch))
+
+            for level in settings.levels:
+                measured = settings.batches * settings.batch_size
+                to_fill = max(0, level - reporter.loans_stored - measured)
+                filled, seconds = reporter.pipelined(
+                    chunks(background_reports(to_fill), settings.prefill_batch_size))
+                prefill = {"reports": filled, "seconds": round(seconds, 2),
+                           "reports_per_s": round(filled / seconds) if filled else None}
+                print(f"[{level}] prefilled {filled} loans in {seconds:.1f} s", file=sys.stderr)
+
+                rates = []
+                for _ in range(settings.batches):
+                    reports = list(background_reports(settings.batch_size))
+                    rates.append(settings.batch_size / reporter.timed_batch(reports))
+                ingest = {"batch_size": settings.batch_size, "batches": settings.batches,
+                          "reports_per_s_median": round(statistics.median(rates)),
+                          "reports_per_s_each": [round(r) for r in rates]}
+                print(f"[{level}] ingest median {ingest['reports_per_s_median']} reports/s", file=sys.stderr)
+
+                extract = measure_extracts(register, query, settings.loans_per_query_person, settings)
+                result["levels"].append({
+                    "loans_in_db": reporter.loans_stored,
+                    "db_bytes": sum(p.stat().st_size for p in register.db_path.parent.glob(
+                        register.db_path.name + "*")),
+                    "ingest": ingest, "extract": extract, "prefill": prefill,
+                })
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    header = (f"{'loans in DB':>12} | {'ingest reports/s':>16} | {'extract p50 ms':>14} | {'p95 ms':>8} | "
+              f"{'p99 ms':>8} | {'prefill reports/s':>17} | {'DB MiB':>7}")
+    rows = [header, "-" * len(header)]
+    for lv in result["levels"]:
+        e, i, p = lv["extract"], lv["ingest"], lv["prefill"]
+        rows.append(f"{lv['loans_in_db']:>12,} | {i['reports_per_s_median']:>16,} | {e['p50_ms']:>14.2f} | "
+                    f"{e['p95_ms']:>8.2f} | {e['p99_ms']:>8.2f} | {p['reports_per_s'] or '-':>17} | "
+                    f"{lv['db_bytes'] / 2**20:>7.0f}")
+    rows.append(f"ingest: median of {s['batches']} AddLoans batches of {s['batch_size']} reports, POST to "
+                f"FinishedSuccess, one at a time; extract: {s['requests']} sequential requests "
+                f"({s['warmup']} warm-up) for {s['query_persons']} persons with {s['loans_per_query_person']} "
+                f"loans each; prefill through the API, {s['in_flight']} batches of {s['prefill_batch_size']} "
+                "in flight")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--loans", default=None,
+                        help="comma-separated database sizes (default 100000,1000000; --quick: 20000)")
+    parser.add_argument("--quick", action="store_true", help="fewer batches and requests, a small database")
+    parser.add_argument("--json", type=Path, help="also write the JSON result to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data dir and database")
+    args = parser.parse_args(argv)
+
+    loans = args.loans or ("20000" if args.quick else "100000,1000000")
+    levels = tuple(sorted(int(x.replace("_", "")) for x in loans.split(",") if x.strip()))
+    settings = Settings(
+        levels=levels,
+        batch_size=2000 if args.quick else 5000,
+        batches=3 if args.quick else 5,
+        requests=100 if args.quick else 500,
+        warmup=10 if args.quick else 20,
+        query_persons=50,
+        loans_per_query_person=3,
+        prefill_batch_size=5000,
+        in_flight=4,
+        poll_s=0.02,
+        batch_deadline_s=600,
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="pcr-bench-"))
+    try:
+        result = run(settings, workdir)
+    except BenchmarkError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(table(result))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
