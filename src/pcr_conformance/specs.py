@@ -1,0 +1,233 @@
+"""Load the contract in ``specs/``: the OpenAPI files of the four API families and the requirement register.
+
+The API files reference shared parts in ``components.yaml`` with relative refs such as
+``components.yaml#/components/schemas/Owner``. :func:`load_spec` bundles a family's file into one
+self-contained OpenAPI document: the components of ``components.yaml`` are copied into the document's own
+``components`` (same names; a clash is an error) and every ``components.yaml#/...`` ref becomes ``#/...``.
+The result can be given to openapi-core, schemathesis or jsonschema without a file resolver.
+
+Dependencies: PyYAML and jsonschema only. ``pcr_register`` must not import this module (design rule: the
+parts meet only at ``specs/`` and HTTP); it has its own loader.
+
+Typical use::
+
+    from pcr_conformance import specs
+    family, path, op = specs.operation_index()["AddLoans"]
+    errors = specs.validate(specs.schema_for_request("AddLoans"), body)
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+
+#: API family -> spec file name (docs/interfaces.md §1).
+SPEC_FILES: dict[str, str] = {
+    "reporting": "reporting.yaml",
+    "extract": "extract.yaml",
+    "authorities": "authorities.yaml",
+    "voluntary-ban": "voluntary-ban.yaml",
+}
+COMPONENTS_FILE = "components.yaml"
+REQUIREMENTS_FILE = "requirements.yaml"
+_EXTERNAL_PREFIX = COMPONENTS_FILE + "#"
+_COMPONENT_KINDS = ("schemas", "responses", "parameters", "examples", "requestBodies", "headers",
+                    "securitySchemes", "links")
+
+Operation = tuple[str, str, dict[str, Any]]
+
+
+def specs_dir() -> Path:
+    """The folder holding the spec files: ``$PCR_SPECS_DIR`` if set, else the repository's ``specs/``."""
+    override = os.environ.get("PCR_SPECS_DIR")
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve()
+    for parent in [*here.parents, Path.cwd()]:
+        candidate = parent / "specs"
+        if (candidate / COMPONENTS_FILE).is_file():
+            return candidate
+    raise FileNotFoundError("specs/ not found; set PCR_SPECS_DIR to the folder holding components.yaml")
+
+
+@functools.lru_cache(maxsize=32)
+def _read_yaml(path: str) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_raw(file_name: str) -> dict[str, Any]:
+    """One spec file as written (refs to components.yaml left as they are). A fresh copy on every call."""
+    return copy.deepcopy(_read_yaml(str(specs_dir() / file_name)))
+
+
+def _file_name(name: str) -> str:
+    if name in SPEC_FILES:
+        return SPEC_FILES[name]
+    return name if name.endswith(".yaml") else name + ".yaml"
+
+
+def _rewrite_refs(node: Any) -> Any:
+    """Turn every ``components.yaml#/x`` ref into ``#/x`` (in place); returns the node."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_EXTERNAL_PREFIX):
+            node["$ref"] = ref[len(COMPONENTS_FILE):]
+        for value in node.values():
+            _rewrite_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            _rewrite_refs(value)
+    return node
+
+
+def _bundle(doc: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+    components = doc.setdefault("components", {})
+    for kind in _COMPONENT_KINDS:
+        for name, value in shared.get("components", {}).get(kind, {}).items():
+            own = components.setdefault(kind, {})
+            if name in own:
+                # Allowed only when the document's entry just points at the shared one (securitySchemes
+                # cannot be referenced from a security requirement in another file, so it is re-declared).
+                if own[name] != {"$ref": f"{COMPONENTS_FILE}#/components/{kind}/{name}"}:
+                    raise ValueError(f"component name clash with {COMPONENTS_FILE}: {kind}/{name}")
+            own[name] = copy.deepcopy(value)
+    return _rewrite_refs(doc)
+
+
+@functools.lru_cache(maxsize=8)
+def _bundled(file_name: str, folder: str) -> dict[str, Any]:
+    doc = copy.deepcopy(_read_yaml(str(Path(folder) / file_name)))
+    if file_name == COMPONENTS_FILE:
+        return doc
+    shared = _read_yaml(str(Path(folder) / COMPONENTS_FILE))
+    return _bundle(doc, shared)
+
+
+def load_spec(name: str) -> dict[str, Any]:
+    """The bundled OpenAPI document of an API family ("reporting") or file ("reporting.yaml").
+
+    External refs into components.yaml are resolved by copying the shared components into the document.
+    Returns a fresh copy; the caller may change it.
+    """
+    return copy.deepcopy(_bundled(_file_name(name), str(specs_dir())))
+
+
+def available_families() -> list[str]:
+    """The API families whose spec file exists in :func:`specs_dir`."""
+    folder = specs_dir()
+    return [family for family, file_name in SPEC_FILES.items() if (folder / file_name).is_file()]
+
+
+def operation_index() -> dict[str, Operation]:
+    """``{operationId: (api_family, path, operation)}`` over every spec file present (bundled operations)."""
+    index: dict[str, Operation] = {}
+    for family in available_families():
+        doc = _bundled(SPEC_FILES[family], str(specs_dir()))
+        for path, item in doc.get("paths", {}).items():
+            for method, operation in item.items():
+                if method != "post" or not isinstance(operation, dict):
+                    continue
+                op_id = operation["operationId"]
+                if op_id in index:
+                    raise ValueError(f"operationId {op_id} appears twice")
+                index[op_id] = (family, path, operation)
+    return index
+
+
+def _family_doc(op: str | dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    op_id = op if isinstance(op, str) else op["operationId"]
+    family, _path, operation = operation_index()[op_id]
+    return _bundled(SPEC_FILES[family], str(specs_dir())), operation
+
+
+def resolve(doc: dict[str, Any], node: Any) -> Any:
+    """Follow local ``$ref`` chains (``#/...``) of a bundled document until a non-ref node."""
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+        target: Any = doc
+        for part in node["$ref"][2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def _standalone(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema (2020-12) that carries the document's components, so ``#/components/...`` refs resolve."""
+    result = copy.deepcopy(schema)
+    result["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    result["components"] = copy.deepcopy(doc.get("components", {}))
+    return result
+
+
+def schema_for_request(op: str | dict[str, Any]) -> dict[str, Any]:
+    """Self-contained JSON Schema of an operation's application/json request body."""
+    doc, operation = _family_doc(op)
+    body = resolve(doc, operation["requestBody"])
+    return _standalone(doc, body["content"]["application/json"]["schema"])
+
+
+def schema_for_response(op: str | dict[str, Any], status: int | str) -> dict[str, Any] | None:
+    """Self-contained JSON Schema of an operation's response body for a status code.
+
+    Returns None when the status code is not documented for the operation.
+    """
+    doc, operation = _family_doc(op)
+    response = operation.get("responses", {}).get(str(status))
+    if response is None:
+        return None
+    response = resolve(doc, response)
+    return _standalone(doc, response["content"]["application/json"]["schema"])
+
+
+def documented_statuses(op: str | dict[str, Any]) -> list[str]:
+    """The status codes documented for an operation, e.g. ``["202", "400", ...]``."""
+    _doc, operation = _family_doc(op)
+    return list(operation.get("responses", {}))
+
+
+def _examples(doc: dict[str, Any], media: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, example in media.get("examples", {}).items():
+        found[name] = copy.deepcopy(resolve(doc, example)["value"])
+    if "example" in media:
+        found["example"] = copy.deepcopy(media["example"])
+    return found
+
+
+def request_examples(op: str | dict[str, Any]) -> dict[str, Any]:
+    """``{example name: request body}`` of an operation."""
+    doc, operation = _family_doc(op)
+    body = resolve(doc, operation["requestBody"])
+    return _examples(doc, body["content"]["application/json"])
+
+
+def response_examples(op: str | dict[str, Any], status: int | str) -> dict[str, Any]:
+    """``{example name: response body}`` of an operation's documented response (empty when undocumented)."""
+    doc, operation = _family_doc(op)
+    response = operation.get("responses", {}).get(str(status))
+    if response is None:
+        return {}
+    response = resolve(doc, response)
+    return _examples(doc, response.get("content", {}).get("application/json", {}))
+
+
+def validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A 2020-12 validator that also checks formats (date, date-time, uuid)."""
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def validate(schema: dict[str, Any], instance: Any) -> list[str]:
+    """Messages of every violation (empty when valid), each prefixed with the JSON path of the member."""
+    errors = sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [f"{e.json_path}: {e.message}" for e in errors]
+
+
+def load_requirements() -> list[dict[str, Any]]:
+    """The requirement register (specs/requirements.yaml) as a list of dicts, in file order."""
+    return copy.deepcopy(_read_yaml(str(specs_dir() / REQUIREMENTS_FILE))["requirements"])
