@@ -1,0 +1,194 @@
+"""The ASGI application: POST /<OperationId>, the envelope checks and the error object (interfaces.md §1, §5).
+
+Order of checks: path (H04) -> method (H05) -> certificate -> content type (H15) -> size (H13) -> role (D43)
+-> JSON (H00) -> member-name casing and nesting (ENV-011, H00) -> batch size (D62) -> schema (D01 ...) ->
+owner (D40, D05, D41, D42) -> targetEnvironment (D07) -> the operation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from starlette.responses import Response
+
+from pcr_register import authorities, casing, extract, reporting, voluntary_ban
+from pcr_register.config import MAX_BODY_BYTES, MAX_REPORTS
+from pcr_register.context import Register
+from pcr_register.errors import ApiError, error_body, fail, item
+from pcr_register.identity import Caller, caller_from_certificate, check_owner, check_role
+
+log = logging.getLogger("pcr_register.app")
+
+PEER_CERT_KEY = "pcr.peer_cert"  # set per connection by server.PeerCertProtocol (scope["state"])
+
+Handler = Callable[[Register, Caller, dict[str, Any], dict[str, str]], tuple[int, dict]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    family: str
+    handler: Handler
+
+
+def _plain(fn: Callable[[Register, Caller, dict[str, Any]], tuple[int, dict]]) -> Handler:
+    return lambda reg, caller, body, headers: fn(reg, caller, body)
+
+
+def _submit(operation: str) -> Handler:
+    return lambda reg, caller, body, headers: reporting.submit(reg, caller, operation, body, headers)
+
+
+OPERATIONS: dict[str, Operation] = {
+    **{op: Operation("reporting", _submit(op)) for op in reporting.COLLECTION},
+    "GetBatchStatus": Operation("reporting", _plain(reporting.get_batch_status)),
+    "GetLoan": Operation("reporting", _plain(reporting.get_loan)),
+    "GetCreditRegisterExtract": Operation("extract", _plain(extract.get_extract)),
+    "GetExtractLog": Operation("extract", _plain(extract.get_extract_log)),
+    "OrderData": Operation("authorities", _plain(authorities.order_data)),
+    "GetOrderStatus": Operation("authorities", _plain(authorities.get_order_status)),
+    "GetDistribution": Operation("authorities", _plain(authorities.get_distribution)),
+    "GetVoluntaryBan": Operation("voluntary-ban", _plain(voluntary_ban.get_voluntary_ban)),
+    "GetVoluntaryBanChanges": Operation("voluntary-ban", _plain(voluntary_ban.get_voluntary_ban_changes)),
+}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
+    """Read the body, stopping as soon as it exceeds the limit (ENV-008, also for chunked bodies)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _anonymous_caller(reg: Register, family: str) -> Caller | None:
+    """Fault ignore_client_cert (breaks SEC-001): a connection without a certificate acts as lender-a."""
+    from pcr_register.identity import FAMILY_ROLE
+
+    org = reg.organisations.get("lender-a")
+    return Caller(org=org, role=FAMILY_ROLE[family], scope=org.scope) if org else None
+
+
+def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
+    faults = reg.faults
+    validate_responses = reg.config.validate_responses or os.environ.get("PCR_REGISTER_VALIDATE_RESPONSES") == "1"
+    casing_names = casing.name_map(reg.specs.property_names)
+    cert_cache: dict[bytes, Caller | None] = {}
+
+    def error_response(error: ApiError, operation: str | None) -> tuple[int, dict]:
+        return error.status, error_body(error.items, with_correlation_id=not faults.on("missing_correlation_id"))
+
+    def process(operation: str, op: Operation, caller: Caller, raw: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+        """Everything after the body is read; runs in a worker thread (JSON, validation and SQLite block)."""
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+            if faults.on("server_error_on_bad_json"):  # breaks ENV-007
+                raise RuntimeError("bad json") from exc
+            raise fail(400, "H00", "") from None
+        try:
+            body = casing.normalise(parsed, casing_names)  # ENV-011, ENV-009
+        except casing.TooDeep:
+            raise fail(400, "H00", "", "The body is nested deeper than 32 levels.") from None
+        if not isinstance(body, dict):
+            raise fail(400, "D01", "", "The body must be a JSON object.")
+        collection = reporting.COLLECTION.get(operation)
+        if collection and isinstance(body.get(collection), list) and len(body[collection]) > MAX_REPORTS:
+            raise fail(413, "D62", f"/{collection}")  # BAT-012
+        errors = reg.specs.request_errors(operation, body, ignore_unknown=faults.on("accept_unknown_members"))
+        if errors:  # ENV-002, ENV-004, ENV-010, ENV-012, ENV-013, ...
+            raise ApiError(400, errors)
+        owner = body.get("owner")
+        if not isinstance(owner, dict):
+            raise fail(400, "D01", "/owner", "'owner' is a required property")
+        check_owner(owner, caller, faults)
+        if body.get("targetEnvironment") != reg.config.environment:  # ENV-003
+            raise fail(400, "D07", "/targetEnvironment")
+        return op.handler(reg, caller, body, headers)
+
+    async def app(scope: dict[str, Any], receive: Callable[..., Awaitable[dict]], send: Callable[..., Awaitable[None]]) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        operation = scope["path"].lstrip("/")
+        status: int
+        payload: dict[str, Any]
+        extra_headers: dict[str, str] = {}
+        try:
+            op = OPERATIONS.get(operation)
+            if op is None:  # ENV-016
+                raise fail(404, "H04", "")
+            if scope["method"] != "POST":  # ENV-001
+                extra_headers["Allow"] = "POST"
+                raise fail(405, "H05", "")
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            der = (scope.get("state") or {}).get(PEER_CERT_KEY)
+            if der:
+                if der not in cert_cache:
+                    cert_cache[der] = caller_from_certificate(der, reg.organisations)
+                caller = cert_cache[der]
+                if caller is None:
+                    raise fail(403, "D42", "", "The certificate names no organisation known to the register.")
+            elif faults.on("ignore_client_cert"):
+                caller = _anonymous_caller(reg, op.family)
+                if caller is None:
+                    raise fail(403, "D43", "")
+            else:
+                raise fail(403, "D43", "", "A client certificate is required.")
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != "application/json":  # ENV-006
+                raise fail(415, "H15", "Content-Type")
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:  # ENV-008
+                raise fail(413, "H13", "")
+            try:
+                raw = await _read_body(receive)
+            except _TooLarge:
+                raise fail(413, "H13", "") from None
+            check_role(caller, op.family, faults)  # SEC-004, AUT-001, BAN-001
+            status, payload = await anyio.to_thread.run_sync(process, operation, op, caller, raw, headers)
+        except ApiError as error:
+            status, payload = error_response(error, operation)
+        except Exception:  # SEC-011: no internals in the answer
+            log.exception("internal error in %s", operation)
+            status, payload = 500, error_body([item("H50", "")], with_correlation_id=not faults.on("missing_correlation_id"))
+        if validate_responses and operation in OPERATIONS:
+            problems = reg.specs.response_errors(operation, status, payload)
+            if problems:
+                log.error("response of %s %s does not conform to the spec: %s", operation, status, problems)
+                status, payload = 500, error_body([item("H50", "", "Response does not conform to the spec.")])
+        response = Response(
+            json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            status_code=status,
+            media_type="application/json",
+            headers=extra_headers,
+        )
+        await response(scope, receive, send)
+
+    return app

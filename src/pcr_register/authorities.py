@@ -1,0 +1,93 @@
+"""Authorities' data ordering and distribution (modelled, interfaces.md §4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from typing import Any
+
+from pcr_register import idcodes
+from pcr_register.context import Register, now_utc
+from pcr_register.errors import fail
+from pcr_register.identity import Caller
+
+ORDER_DELAY_S = float(os.environ.get("PCR_REGISTER_ORDER_DELAY_S", "1.0"))
+
+
+def order_data(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    order = body.get("order") or {}
+    if not str(order.get("legalBasis") or "").strip():  # AUT-003
+        raise fail(400, "D70", "/order/legalBasis")
+    subjects = order.get("subjects") or []
+    for i, subject in enumerate(subjects):  # AUT-009
+        if subject.get("idCodeType", "PersonalIdentityCode") == "PersonalIdentityCode" and not idcodes.is_valid_hetu(
+            str(subject.get("idCode", ""))
+        ):
+            raise fail(400, "D04", f"/order/subjects/{i}/idCode")
+    reference = str(uuid.uuid4())
+    with reg.storage.write() as con:  # AUT-002: durable before the 202
+        con.execute(
+            "INSERT INTO orders(reference, owner, scope, status, subject_count, body, created_utc)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (reference, caller.org.key, caller.scope, "Processing", len(subjects), json.dumps(order), now_utc()),
+        )
+    reg.wake.set()
+    return 202, {"orderReference": reference, "statusMessage": "Accepted"}
+
+
+def _own_order(reg: Register, caller: Caller, body: dict[str, Any]) -> Any:
+    row = reg.storage.conn().execute(
+        "SELECT * FROM orders WHERE reference=? AND owner=?", (str(body.get("orderReference")), caller.org.key)
+    ).fetchone()
+    if row is None:  # AUT-007: another authority's order looks unknown
+        raise fail(404, "D71", "orderReference")
+    return row
+
+
+def get_order_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    row = _own_order(reg, caller, body)
+    return 200, {"orderReference": row["reference"], "orderStatus": row["status"], "subjectCount": row["subject_count"]}
+
+
+def get_distribution(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    row = _own_order(reg, caller, body)
+    if row["status"] != "Finished":  # AUT-008
+        raise fail(409, "D72", "orderReference")
+    return 200, {"orderReference": row["reference"], "persons": json.loads(row["distribution"] or "[]")}
+
+
+def pending_orders(reg: Register) -> list[str]:
+    """Orders due for processing: each stays Processing for ORDER_DELAY_S so that clients can observe the
+    Processing state and the D72 answer (AUT-004, AUT-008)."""
+    due = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ORDER_DELAY_S)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return [r[0] for r in reg.storage.conn().execute(
+        "SELECT reference FROM orders WHERE status='Processing' AND created_utc <= ? ORDER BY created_utc", (due,))]
+
+
+def process_order(reg: Register, reference: str) -> None:
+    """AUT-004/005/006: gather the subjects' active loans of every lender, filtered by the order's scope."""
+    from pcr_register import extract  # the extract module owns the loan view
+
+    row = reg.storage.conn().execute("SELECT * FROM orders WHERE reference=?", (reference,)).fetchone()
+    if row is None or row["status"] != "Processing":
+        return
+    order = json.loads(row["body"])
+    consumer_only = row["scope"] == "consumer-credit-only" and not reg.faults.on("authority_sees_all_credits")
+    persons = []
+    for subject in order.get("subjects") or []:
+        id_code = str(subject.get("idCode"))
+        outcome, _person, _notices = extract.outcome_for(reg, id_code)
+        loans: list[dict[str, Any]] = []
+        if outcome in ("", "PersonDeceased"):
+            borrowed, _ = extract.person_loans(reg, id_code, ("Active",))
+            for loan_row in borrowed:
+                if consumer_only and loan_row["consumer_act"] == "OtherThanConsumerCredit":
+                    continue
+                loans.append(extract.extract_loan(reg, loan_row, loan_row["person_business_id"]))
+            outcome = outcome or ("LoansFound" if loans else "NoLoans")
+        persons.append({"idCode": id_code, "extractOutcome": outcome, "loans": loans})
+    with reg.storage.write() as con:
+        con.execute("UPDATE orders SET status='Finished', distribution=? WHERE reference=? AND status='Processing'",
+                    (json.dumps(persons), reference))

@@ -1,0 +1,432 @@
+"""Reporting operations (interfaces.md §2): submission, batch processing, GetBatchStatus, GetLoan.
+
+Submission stores the batch durably and answers 202 (RPT-002); the worker applies the business rules per
+report (partial acceptance, BAT-003) and writes every loan change and the batch result in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from pcr_register import rules
+from pcr_register.context import Register, now_utc, today
+from pcr_register.errors import ApiError, fail, item
+from pcr_register.identity import Caller
+
+COLLECTION = {
+    "AddLoans": "loans",
+    "UpdateLoans": "loans",
+    "Repayments": "repayments",
+    "DelayedRepayments": "delayedRepayments",
+    "TerminateLoans": "loanTerminations",
+}
+BATCH_REFERENCE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+FINAL = ("FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed")
+
+
+def loan_key(loan_number: Any) -> str:
+    if not isinstance(loan_number, dict):
+        return "?"
+    return f"{loan_number.get('type')}:{loan_number.get('number')}"
+
+
+# -- submission (synchronous) ------------------------------------------------------------------------------
+
+def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict]:
+    """Store a batch and answer 202 once it is durable (RPT-002, BAT-008, BAT-009, BAT-011)."""
+    reference = headers.get("batchreference")
+    if reference is None or not BATCH_REFERENCE.match(reference):  # RPT-001
+        raise fail(400, "D06", "BatchReference")
+    reports = body.get(COLLECTION[operation])
+    if not isinstance(reports, list) or not reports:  # RPT-040
+        raise fail(400, "D01", f"/{COLLECTION[operation]}", "A batch has at least one report.")
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
+    owner = caller.org.key
+    received = now_utc()
+    with reg.storage.write() as con:
+        row = con.execute(
+            "SELECT id, body_hash, received_utc FROM batches WHERE owner=? AND reference=?", (owner, reference)
+        ).fetchone()
+        if row is not None:
+            if row["body_hash"] != digest:  # BAT-009
+                raise fail(409, "D61", "BatchReference")
+            if reg.faults.on("batch_reference_not_idempotent"):  # breaks BAT-008: processed once more
+                con.execute("UPDATE batches SET status='Processing', accepted=0, rejected=0, finished_utc=NULL "
+                            "WHERE id=?", (row["id"],))
+                con.execute("DELETE FROM batch_results WHERE batch_id=?", (row["id"],))
+            received = row["received_utc"]
+        else:
+            con.execute(
+                "INSERT INTO batches(owner, reference, operation, body_hash, body, owner_json, report_count,"
+                " received_utc, status) VALUES (?,?,?,?,?,?,?,?, 'Processing')",
+                (owner, reference, operation, digest, canonical, json.dumps(body.get("owner")), len(reports), received),
+            )
+    reg.wake.set()
+    return 202, {"batchReference": reference, "statusMessage": "Accepted", "receivedTimeUtc": received}
+
+
+def get_batch_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    reference = body.get("batchReference")
+    con = reg.storage.conn()
+    if reg.faults.on("batch_status_other_lender"):  # breaks SEC-009
+        row = con.execute("SELECT * FROM batches WHERE reference=? ORDER BY owner=? DESC LIMIT 1",
+                          (reference, caller.org.key)).fetchone()
+    else:
+        row = con.execute("SELECT * FROM batches WHERE owner=? AND reference=?", (caller.org.key, reference)).fetchone()
+    if row is None:  # BAT-007, SEC-009: another owner's batch looks unknown
+        raise fail(404, "D60", "batchReference")
+    out: dict[str, Any] = {
+        "batchReference": row["reference"],
+        "batchStatus": row["status"],
+        "reportCount": row["report_count"],
+        "acceptedCount": row["accepted"],
+        "rejectedCount": row["rejected"],
+        "receivedTimeUtc": row["received_utc"],
+    }
+    results: list[Any] = []
+    if row["status"] in FINAL:
+        out["finishedTimeUtc"] = row["finished_utc"]
+        res = con.execute("SELECT results FROM batch_results WHERE batch_id=?", (row["id"],)).fetchone()
+        results = json.loads(res[0]) if res else []
+    out["reportResults"] = results
+    return 200, out
+
+
+def loan_view(row: Any, repayments: list[dict[str, Any]]) -> dict[str, Any]:
+    """GetLoan's loan: the loan as last reported plus its state (RPT-003)."""
+    loan = json.loads(row["data"])
+    delays = json.loads(row["delays"]) if row["delays"] else {}
+    loan["status"] = row["status"]
+    loan["owner"] = json.loads(row["owner_json"])
+    loan["lastUpdatedUtc"] = row["last_updated_utc"]
+    loan["repayments"] = repayments
+    loan["delayedAmounts"] = delays.get("delayedAmounts") or []
+    loan["isForeclosed"] = bool(delays.get("isForeclosed"))
+    if delays.get("foreclosureDate"):
+        loan["foreclosureDate"] = delays["foreclosureDate"]
+    if row["termination"]:
+        loan["termination"] = json.loads(row["termination"])
+    return loan
+
+
+def get_loan(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    key = loan_key(body.get("loanNumber"))
+    con = reg.storage.conn()
+    row = con.execute("SELECT * FROM loans WHERE loan_key=?", (key,)).fetchone()
+    # RPT-039 / SEC-007: another lender's loan is answered exactly like an unknown one
+    if row is None or (row["owner"] != caller.org.key and not reg.faults.on("leak_other_lenders_loans")):
+        raise fail(404, "D11", "/loanNumber")
+    repayments = [json.loads(r[0]) for r in con.execute(
+        "SELECT data FROM repayments WHERE loan_key=? ORDER BY id", (key,))]
+    return 200, {"loan": loan_view(row, repayments)}
+
+
+# -- processing (worker) --------------------------------------------------------------------------------
+
+class _Batch:
+    """In-memory overlay of the loans one batch touches; written in one transaction at the end."""
+
+    def __init__(self, reg: Register, owner: str, owner_json: str, keys: set[str]) -> None:
+        self.reg = reg
+        self.owner = owner
+        self.owner_json = owner_json
+        self.now = now_utc()
+        self.loans: dict[str, dict[str, Any] | None] = {k: None for k in keys}
+        con = reg.storage.conn()
+        for row in con.execute("SELECT * FROM loans WHERE loan_key IN (SELECT value FROM json_each(?))",
+                               (json.dumps(sorted(keys)),)):
+            self.loans[row["loan_key"]] = {
+                "loan_key": row["loan_key"], "owner": row["owner"], "owner_json": row["owner_json"],
+                "status": row["status"], "data": json.loads(row["data"]),
+                "delays": json.loads(row["delays"]) if row["delays"] else None,
+                "termination": json.loads(row["termination"]) if row["termination"] else None,
+                "last_repayment": json.loads(row["last_repayment"]) if row["last_repayment"] else None,
+                "created_utc": row["created_utc"], "new": False, "persons": False,
+            }
+        self.changed: list[str] = []
+        self.repayment_ops: list[tuple[str, str, str | None, str | None]] = []  # (op, key, date, data)
+
+    def touch(self, key: str, persons: bool = False) -> None:
+        loan = self.loans[key]
+        assert loan is not None
+        loan["last_updated_utc"] = self.now
+        if persons:
+            loan["persons"] = True
+        if key not in self.changed:
+            self.changed.append(key)
+
+    def own_loan(self, key: str, field: str) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+        """The caller's stored loan, or D11 (RPT-016, SEC-008: another lender's loan looks unknown)."""
+        loan = self.loans.get(key)
+        if loan is None or (loan["owner"] != self.owner and not self.reg.faults.on("allow_update_other_lender")):
+            return None, [item("D11", field)]
+        return loan, []
+
+    def write(self, con: Any) -> None:
+        rows, person_rows, cleared = [], [], []
+        for key in self.changed:
+            loan = self.loans[key]
+            assert loan is not None
+            data = loan["data"]
+            rows.append((
+                key, loan["owner"], loan["owner_json"], loan["status"], str(data.get("loanType")),
+                (data.get("consumerCredit") or {}).get("loanConsumerProtectionAct"),
+                json.dumps(data, ensure_ascii=False),
+                json.dumps(loan["delays"]) if loan["delays"] else None,
+                json.dumps(loan["termination"]) if loan["termination"] else None,
+                json.dumps(loan["last_repayment"]) if loan["last_repayment"] else None,
+                loan["created_utc"], loan["last_updated_utc"],
+            ))
+            if loan["persons"]:
+                if not loan["new"]:
+                    cleared.append((key,))
+                for b in data.get("borrowers") or []:
+                    person_rows.append((str(b.get("idCode")), "B", key, b.get("businessId")))
+                for g in data.get("guarantors") or []:
+                    person_rows.append((str(g.get("idCode")), "G", key, None))
+        con.executemany("INSERT OR REPLACE INTO loans VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        if cleared:
+            con.executemany("DELETE FROM loan_persons WHERE loan_key=?", cleared)
+        con.executemany("INSERT INTO loan_persons(id_code, role, loan_key, business_id) VALUES (?,?,?,?)", person_rows)
+        for op, key, date, data in self.repayment_ops:
+            if op == "insert":
+                con.execute("INSERT INTO repayments(loan_key, payment_date, data) VALUES (?,?,?)", (key, date, data))
+            else:
+                con.execute("DELETE FROM repayments WHERE loan_key=? AND payment_date=?", (key, date))
+
+
+def _new_loan(batch: _Batch, key: str, report: dict[str, Any]) -> None:
+    batch.loans[key] = {
+        "loan_key": key, "owner": batch.owner, "owner_json": batch.owner_json, "status": "Active",
+        "data": report, "delays": None, "termination": None, "last_repayment": None,
+        "created_utc": batch.now, "new": True, "persons": True,
+    }
+    batch.touch(key, persons=True)
+
+
+def _first_borrower(data: dict[str, Any]) -> str | None:
+    borrowers = data.get("borrowers") or []
+    return str(borrowers[0].get("idCode")) if borrowers else None
+
+
+def _add_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
+    key = loan_key(report.get("loanNumber"))
+    stored = batch.loans.get(key)
+    report_type = report.get("reportType", "NewReport")
+    if report_type != "NewReport":
+        return _update_loan(batch, report, prefix)
+    if stored is None:
+        _new_loan(batch, key, report)
+        return []
+    # RPT-007/RPT-008: the transfer exception to loan-number uniqueness
+    transferred_out = stored["status"] == "Ended" and bool((stored["termination"] or {}).get("isTransferredToAnotherLender"))
+    if report.get("isTransferredFromAnotherLender"):
+        if transferred_out and _first_borrower(stored["data"]) == _first_borrower(report):
+            stored.update(owner=batch.owner, owner_json=batch.owner_json, status="Active", data=report,
+                          delays=None, termination=None, last_repayment=None)
+            batch.touch(key, persons=True)
+            return []
+        return [item("D12", f"{prefix}/isTransferredFromAnotherLender")]
+    if batch.reg.faults.on("accept_duplicate_loan_number"):  # breaks RPT-005: overwrites the stored loan
+        stored.update(owner=batch.owner, owner_json=batch.owner_json, status="Active", data=report)
+        batch.touch(key, persons=True)
+        return []
+    return [item("D10", f"{prefix}/loanNumber")]  # RPT-005
+
+
+def _update_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
+    key = loan_key(report.get("loanNumber"))
+    loan, errors = batch.own_loan(key, f"{prefix}/loanNumber")
+    if loan is None:
+        return errors
+    if loan["status"] == "Cancelled":  # RPT-021
+        return [item("D13", f"{prefix}/loanNumber")]
+    if report.get("reportType") == "Cancellation":  # RPT-018
+        loan["status"] = "Cancelled"
+        batch.touch(key)
+        return []
+    # RPT-015 / RPT-017: an ordinary change or an error correction replaces the loan data
+    if "currencyCode" not in report and "currencyCode" in loan["data"]:
+        report = {**report, "currencyCode": loan["data"]["currencyCode"]}
+    loan["data"] = report
+    batch.touch(key, persons=True)
+    return []
+
+
+def _repayment(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
+    key = loan_key(report.get("loanNumber"))
+    loan, errors = batch.own_loan(key, f"{prefix}/loanNumber")
+    if loan is None:
+        return errors
+    if loan["status"] == "Cancelled":
+        return [item("D13", f"{prefix}/loanNumber")]
+    data = loan["data"]
+    errors = rules.repayment_errors(report, prefix, data.get("contractDate"), str(data.get("loanType")))
+    if errors:
+        return errors
+    lump = report.get("lumpSumLoanRepayment")
+    running = report.get("runningAccountLoanRepayment")
+    payment = lump or running or {}
+    date = payment.get("paymentDate") or payment.get("balanceDate")
+    if report.get("reportType") == "Cancellation":
+        batch.repayment_ops.append(("delete", key, date, None))
+        batch.touch(key)
+        return []
+    if not batch.reg.faults.on("repayment_ignored"):  # RPT-022: the repayment updates the balance
+        if lump is not None and isinstance(data.get("lumpSumLoan"), dict):
+            data["lumpSumLoan"] = {**data["lumpSumLoan"], "balance": lump.get("balance")}
+        elif running is not None and isinstance(data.get("runningAccountLoan"), dict):
+            data["runningAccountLoan"] = {**data["runningAccountLoan"], "balance": running.get("balance"),
+                                          "balanceDate": running.get("balanceDate")}
+    parts = [payment.get(n) for n in ("amortizationPaid", "interestPaid", "otherExpenses")]
+    parts = [p for p in parts if isinstance(p, int | float)]
+    if parts:  # a balance-only report is no payment transaction (RPT-023)
+        loan["last_repayment"] = {"paymentDate": date, "amount": round(sum(parts), 2),
+                                  "currencyCode": data.get("currencyCode", "EUR")}
+    batch.repayment_ops.append(("insert", key, date, json.dumps(report, ensure_ascii=False)))
+    batch.touch(key)
+    return []
+
+
+def _delay(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
+    key = loan_key(report.get("loanNumber"))
+    loan, errors = batch.own_loan(key, f"{prefix}/loanNumber")
+    if loan is None:
+        return errors
+    if loan["status"] == "Cancelled":
+        return [item("D13", f"{prefix}/loanNumber")]
+    if report.get("reportType") == "Cancellation":
+        loan["delays"] = None
+        batch.touch(key)
+        return []
+    errors = rules.delay_errors(report, prefix, loan["data"].get("contractDate"), batch.reg.faults, today())
+    if errors:
+        return errors
+    # RPT-026/030/031: each report replaces the delay state; isDelay false clears it
+    loan["delays"] = {
+        "isDelay": bool(report.get("isDelay")),
+        "delayedAmounts": report.get("delayedAmounts") or [] if report.get("isDelay") else [],
+        "isForeclosed": bool(report.get("isForeclosed")),
+        "foreclosureDate": report.get("foreclosureDate") if report.get("isForeclosed") else None,
+    }
+    batch.touch(key)
+    return []
+
+
+def _terminate(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
+    key = loan_key(report.get("loanNumber"))
+    loan, errors = batch.own_loan(key, f"{prefix}/loanNumber")
+    if loan is None:
+        return errors
+    report_type = report.get("reportType", "NewReport")
+    termination = report.get("termination") or {}
+    if report_type == "Cancellation":  # RPT-018: cancelled loans are hidden everywhere but GetLoan
+        loan["status"] = "Cancelled"
+        batch.touch(key)
+        return []
+    errors = rules.termination_errors(report, prefix, loan["data"].get("contractDate"))
+    if errors:
+        return errors
+    if loan["status"] == "Cancelled":
+        if report_type != "ErrorCorrection" or batch.reg.faults.on("restore_not_supported"):
+            return [item("D13", f"{prefix}/loanNumber")]
+        # RPT-019: an error correction restores a cancelled loan (Ended when it says terminated)
+        loan["status"] = "Ended" if termination.get("isTerminated") else "Active"
+        loan["termination"] = termination if termination.get("isTerminated") else None
+        batch.touch(key)
+        return []
+    if report_type == "ErrorCorrection" and not termination.get("isTerminated"):
+        loan["status"] = "Active"  # RPT-020: the correction says the loan has not ended
+        loan["termination"] = None
+    elif termination.get("isTerminated", True):
+        loan["status"] = "Ended"  # RPT-032 (NewReport), RPT-020 (corrected end date)
+        loan["termination"] = termination
+    batch.touch(key)
+    return []
+
+
+HANDLERS = {
+    "AddLoans": _add_loan,
+    "UpdateLoans": _update_loan,
+    "Repayments": _repayment,
+    "DelayedRepayments": _delay,
+    "TerminateLoans": _terminate,
+}
+
+
+def process_batch(reg: Register, batch_id: int) -> None:
+    """Apply one stored batch: per-report rules, partial acceptance, one transaction (BAT-001..006)."""
+    con = reg.storage.conn()
+    row = con.execute("SELECT * FROM batches WHERE id=?", (batch_id,)).fetchone()
+    if row is None or row["status"] != "Processing":
+        return
+    operation = row["operation"]
+    collection = COLLECTION[operation]
+    reports: list[dict[str, Any]] = json.loads(row["body"]).get(collection) or []
+    org = reg.org_for_owner(row["owner"])
+    is_kela = bool(org and org.is_kela)
+    faults = reg.faults
+    now_day = today()
+
+    references: dict[Any, int] = {}
+    for report in reports:
+        ref = report.get("reportReference")
+        references[ref] = references.get(ref, 0) + 1
+
+    batch = _Batch(reg, row["owner"], row["owner_json"], {loan_key(r.get("loanNumber")) for r in reports})
+    handler = HANDLERS[operation]
+    results: list[dict[str, Any]] = []
+    for i, report in enumerate(reports):
+        prefix = f"/{collection}/{i}"
+        errors: list[dict[str, str]] = []
+        ref = report.get("reportReference")
+        if references.get(ref, 0) > 1 and not faults.on("duplicate_report_reference_accepted"):
+            errors.append(item("D50", f"{prefix}/reportReference"))  # RPT-034: every repeat is rejected
+        if operation in ("AddLoans", "UpdateLoans") and report.get("reportType") != "Cancellation":
+            errors.extend(rules.loan_errors(report, prefix, is_kela=is_kela, persons=reg.persons,
+                                            faults=faults, today=now_day))
+        if not errors:
+            errors = handler(batch, report, prefix)
+        results.append({"reportReference": ref, "status": "Rejected" if errors else "Accepted",
+                        "errorResponses": errors})
+
+    rejected = sum(1 for r in results if r["status"] == "Rejected")
+    discard = False
+    if faults.on("whole_batch_fails_on_duplicate") and any(
+        e["errorCode"] == "D10" for r in results for e in r["errorResponses"]
+    ):  # breaks RPT-006: the 2026 defect
+        for r in results:
+            r["status"] = "Rejected"
+            r["errorResponses"] = r["errorResponses"] or [item("D10", "/loans")]
+        discard = True
+    elif faults.on("no_partial_success") and 0 < rejected < len(results):  # breaks BAT-003
+        for r in results:
+            if r["status"] == "Accepted":
+                r["status"] = "Rejected"
+                r["errorResponses"] = [item("D01", "", "Rejected with the rest of the batch.")]
+        discard = True
+    rejected = sum(1 for r in results if r["status"] == "Rejected")
+    accepted = len(results) - rejected
+    status = "FinishedSuccess" if rejected == 0 else "FinishedFailed" if accepted == 0 else "FinishedPartialSuccess"
+    with reg.storage.write() as wcon:
+        still = wcon.execute("SELECT status FROM batches WHERE id=?", (batch_id,)).fetchone()
+        if still is None or still[0] != "Processing":
+            return
+        if not discard:
+            batch.write(wcon)
+        wcon.execute("INSERT OR REPLACE INTO batch_results(batch_id, results) VALUES (?,?)",
+                     (batch_id, json.dumps(results, ensure_ascii=False)))
+        wcon.execute("UPDATE batches SET status=?, accepted=?, rejected=?, finished_utc=? WHERE id=?",
+                     (status, accepted, rejected, now_utc(), batch_id))
+
+
+def pending_batches(reg: Register) -> list[int]:
+    return [r[0] for r in reg.storage.conn().execute(
+        "SELECT id FROM batches WHERE status='Processing' ORDER BY id")]
+
+
+__all__ = ["ApiError", "COLLECTION", "get_batch_status", "get_loan", "pending_batches", "process_batch", "submit"]

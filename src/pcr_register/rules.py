@@ -1,0 +1,177 @@
+"""Per-report business rules (interfaces.md §2, §5). Each returns error items; [] = the report passes.
+
+The rules that need the stored loan (ownership, status, transfer) live in reporting.py; these are the checks
+of one report on its own or against the stored loan's contract date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pcr_register import idcodes
+from pcr_register.errors import item
+from pcr_register.faults import Faults
+
+TYPE_OBJECT = {
+    "LumpSumLoan": "lumpSumLoan",
+    "GuaranteeReceivable": "lumpSumLoan",
+    "RunningAccountLoan": "runningAccountLoan",
+    "Leasing": "leasingContract",
+}
+TYPE_OBJECTS = ("lumpSumLoan", "runningAccountLoan", "leasingContract")
+GUARANTEE_PURPOSE = "GuaranteeReceivableForStudentLoan"
+
+
+def _date(value: Any) -> dt.date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def person_errors(
+    id_code: str, field: str, persons: dict[str, str], faults: Faults, *, check_population: bool = True
+) -> list[dict[str, str]]:
+    """A borrower's or guarantor's personal identity code: D04 (IDN-001), E20 (IDN-005), E21 (IDN-006)."""
+    if not idcodes.is_valid_hetu(id_code) and not faults.on("accept_invalid_hetu"):
+        return [item("D04", field)]
+    if not check_population:
+        return []
+    status = persons.get(id_code)
+    if status is None:
+        if faults.on("unknown_person_accepted"):
+            return []
+        return [item("E20", field)]
+    if status == "not-in-use":
+        # IDN-006: known but not in use is E21 (the fault answers the pre-2024 E20)
+        return [item("E20" if faults.on("wrong_error_code_e21") else "E21", field)]
+    return []
+
+
+def loan_errors(
+    loan: dict[str, Any],
+    prefix: str,
+    *,
+    is_kela: bool,
+    persons: dict[str, str],
+    faults: Faults,
+    today: dt.date,
+) -> list[dict[str, str]]:
+    """Rules of one AddLoans/UpdateLoans loan report that need no stored state."""
+    errors: list[dict[str, str]] = []
+    loan_type = loan.get("loanType")
+    expected = TYPE_OBJECT.get(str(loan_type))
+    # RPT-011 (D22): exactly the type-specific object of the loanType
+    present = [name for name in TYPE_OBJECTS if loan.get(name) is not None]
+    if expected is None or present != [expected]:
+        errors.append(item("D22", f"{prefix}/{expected or 'loanType'}"))
+    # RPT-009 (D20): only Kela may report GuaranteeReceivable
+    if loan_type == "GuaranteeReceivable" and not is_kela and not faults.on("skip_kela_only_check"):
+        errors.append(item("D20", f"{prefix}/loanType"))
+    lump = loan.get("lumpSumLoan") if isinstance(loan.get("lumpSumLoan"), dict) else None
+    if lump is not None:
+        purpose = lump.get("purposeOfUse")
+        # RPT-010 (D21): GuaranteeReceivable <=> purpose GuaranteeReceivableForStudentLoan
+        if (loan_type == "GuaranteeReceivable") != (purpose == GUARANTEE_PURPOSE):
+            errors.append(item("D21", f"{prefix}/lumpSumLoan/purposeOfUse"))
+        # RPT-004 (D02): amountPaid may not be more than amountIssued
+        paid, issued = lump.get("amountPaid"), lump.get("amountIssued")
+        if (
+            isinstance(paid, int | float) and isinstance(issued, int | float) and paid > issued
+            and not faults.on("skip_d02")
+        ):
+            errors.append(item("D02", f"{prefix}/lumpSumLoan/amountPaid"))
+    # RPT-012 (D23): borrowersCount not smaller than the listed borrowers
+    borrowers = loan.get("borrowers") or []
+    count = loan.get("borrowersCount")
+    if isinstance(count, int) and count < len(borrowers):
+        errors.append(item("D23", f"{prefix}/borrowersCount"))
+    # RPT-035 (D36): contract date not in the future
+    contract = _date(loan.get("contractDate"))
+    if contract is not None and contract > today:
+        errors.append(item("D36", f"{prefix}/contractDate"))
+    # RPT-036 (D37): deferment period may not end before it starts
+    for i, period in enumerate(loan.get("defermentPeriods") or []):
+        start, end = _date(period.get("startDate")), _date(period.get("endDate"))
+        if start and end and end < start:
+            errors.append(item("D37", f"{prefix}/defermentPeriods/{i}/endDate"))
+    # IDN-001/003/005/006: borrowers and guarantors
+    for i, borrower in enumerate(borrowers):
+        field = f"{prefix}/borrowers/{i}/idCode"
+        if borrower.get("idCodeType", "PersonalIdentityCode") == "PersonalIdentityCode":
+            errors.extend(person_errors(str(borrower.get("idCode", "")), field, persons, faults))
+        business_id = borrower.get("businessId")
+        if business_id is not None and not idcodes.is_valid_business_id(str(business_id)):
+            if not faults.on("accept_invalid_business_id"):
+                errors.append(item("D05", f"{prefix}/borrowers/{i}/businessId"))
+    for i, guarantor in enumerate(loan.get("guarantors") or []):
+        field = f"{prefix}/guarantors/{i}/idCode"
+        id_type = guarantor.get("idCodeType", "PersonalIdentityCode")
+        if id_type == "PersonalIdentityCode":
+            errors.extend(person_errors(str(guarantor.get("idCode", "")), field, persons, faults))
+        elif id_type == "BusinessId" and not idcodes.is_valid_business_id(str(guarantor.get("idCode", ""))):
+            if not faults.on("accept_invalid_business_id"):
+                errors.append(item("D05", field))
+    return errors
+
+
+def repayment_errors(report: dict[str, Any], prefix: str, contract_date: str | None, loan_type: str) -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    lump = report.get("lumpSumLoanRepayment")
+    running = report.get("runningAccountLoanRepayment")
+    stated_type = report.get("loanType", loan_type)
+    # RPT-011 analogue (D22): the repayment object must match the loan type
+    wants_running = stated_type == "RunningAccountLoan"
+    if (lump is None) == (running is None) or (wants_running and running is None) or (not wants_running and lump is None):
+        errors.append(item("D22", f"{prefix}/{'runningAccountLoanRepayment' if wants_running else 'lumpSumLoanRepayment'}"))
+    elif stated_type != loan_type:
+        errors.append(item("D22", f"{prefix}/loanType"))
+    contract = _date(contract_date)
+    # RPT-025 (D35): payment date not before the contract date
+    if isinstance(lump, dict):
+        paid = _date(lump.get("paymentDate"))
+        if contract and paid and paid < contract:
+            errors.append(item("D35", f"{prefix}/lumpSumLoanRepayment/paymentDate"))
+    if isinstance(running, dict):
+        balance_date = _date(running.get("balanceDate"))
+        if contract and balance_date and balance_date < contract:
+            errors.append(item("D35", f"{prefix}/runningAccountLoanRepayment/balanceDate"))
+    return errors
+
+
+def delay_errors(
+    report: dict[str, Any], prefix: str, contract_date: str | None, faults: Faults, today: dt.date
+) -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    is_delay = report.get("isDelay")
+    amounts = report.get("delayedAmounts") or []
+    # RPT-029 (D32): isDelay true needs amounts, false allows none
+    if (is_delay and not amounts) or (not is_delay and amounts):
+        errors.append(item("D32", f"{prefix}/delayedAmounts"))
+    # RPT-031 (D33): acceleration needs its date
+    if report.get("isForeclosed") and not report.get("foreclosureDate"):
+        errors.append(item("D33", f"{prefix}/foreclosureDate"))
+    contract = _date(contract_date)
+    for i, amount in enumerate(amounts):
+        due = _date(amount.get("originalDueDate"))
+        if due is None:
+            continue
+        # RPT-027 (D30): due date not before the contract date
+        if contract and due < contract and not faults.on("skip_due_date_rule"):
+            errors.append(item("D30", f"{prefix}/delayedAmounts/{i}/originalDueDate"))
+        # RPT-028 (D31): at least 60 days since the original due date
+        if (today - due).days < 60 and not faults.on("skip_60_day_rule"):
+            errors.append(item("D31", f"{prefix}/delayedAmounts/{i}/originalDueDate"))
+    return errors
+
+
+def termination_errors(report: dict[str, Any], prefix: str, contract_date: str | None) -> list[dict[str, str]]:
+    termination = report.get("termination") or {}
+    end, contract = _date(termination.get("endDate")), _date(contract_date)
+    # RPT-033 (D34): end date not before the contract date
+    if end and contract and end < contract:
+        return [item("D34", f"{prefix}/termination/endDate")]
+    return []

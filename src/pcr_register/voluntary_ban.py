@@ -1,0 +1,42 @@
+"""Voluntary ban on credits API for credit information companies (modelled, interfaces.md §4)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pcr_register import idcodes
+from pcr_register.context import Register
+from pcr_register.errors import fail
+from pcr_register.extract import _normalise_ts, ban_object
+from pcr_register.identity import Caller
+
+
+def get_voluntary_ban(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    request = body.get("request") or {}
+    id_code = str(request.get("idCode", ""))
+    if not idcodes.is_valid_hetu(id_code):  # BAN-006
+        raise fail(400, "D04", "/request/idCode")
+    person = reg.storage.person(id_code)
+    consent = bool(person is not None and person["ban_consent"])
+    out: dict[str, Any] = {"personRequested": {"idCode": id_code}, "disclosureConsent": consent}
+    ban = json.loads(person["ban"]) if person is not None and person["ban"] else None
+    # BAN-002/BAN-004: without consent the answer is the same whether or not a ban exists
+    if ban and (consent or reg.faults.on("ban_without_consent")):
+        out["voluntaryBanOnCredits"] = ban_object(ban)  # BAN-003
+    return 200, out
+
+
+def get_voluntary_ban_changes(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    """BAN-005: only persons who consented, changed at or after sinceUtc."""
+    since = _normalise_ts(str(body.get("sinceUtc", "")))
+    rows = reg.storage.conn().execute(
+        "SELECT id_code, ban, ban_changed_utc FROM persons WHERE ban_consent=1 AND ban IS NOT NULL "
+        "AND ban_changed_utc IS NOT NULL ORDER BY ban_changed_utc, id_code"
+    ).fetchall()
+    changes = [
+        {"idCode": r["id_code"], "changedTimeUtc": r["ban_changed_utc"], "voluntaryBanOnCredits": ban_object(json.loads(r["ban"]))}
+        for r in rows
+        if _normalise_ts(r["ban_changed_utc"]) >= since
+    ]
+    return 200, {"changes": changes}

@@ -1,0 +1,63 @@
+"""Background processing of stored batches and authority orders, in arrival order.
+
+On start-up the worker picks up every batch still marked Processing: the body was committed before the 202
+and the result is committed together with the loan changes, so a kill -9 at any moment loses no
+acknowledged batch and applies none twice (BAT-011).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+from pcr_register import authorities, reporting
+from pcr_register.context import Register, now_utc
+from pcr_register.errors import item
+
+log = logging.getLogger("pcr_register.worker")
+
+
+def _fail_batch(reg: Register, batch_id: int) -> None:
+    """A batch whose processing raised: reject it as a whole instead of retrying it forever."""
+    with reg.storage.write() as con:
+        row = con.execute("SELECT report_count, operation, body FROM batches WHERE id=?", (batch_id,)).fetchone()
+        reports = json.loads(row["body"]).get(reporting.COLLECTION[row["operation"]]) or []
+        results = [{"reportReference": r.get("reportReference") if isinstance(r, dict) else None,
+                    "status": "Rejected", "errorResponses": [item("H50", "")]} for r in reports]
+        con.execute("INSERT OR REPLACE INTO batch_results(batch_id, results) VALUES (?,?)", (batch_id, json.dumps(results)))
+        con.execute("UPDATE batches SET status='FinishedFailed', accepted=0, rejected=?, finished_utc=? WHERE id=?",
+                    (len(results), now_utc(), batch_id))
+
+
+def run_once(reg: Register) -> int:
+    """Process everything pending; return how many batches and orders were handled."""
+    done = 0
+    if not reg.faults.on("batch_stuck_processing"):  # the fault breaks BAT-010: nothing ever finishes
+        for batch_id in reporting.pending_batches(reg):
+            try:
+                reporting.process_batch(reg, batch_id)
+            except Exception:
+                log.exception("batch %s failed", batch_id)
+                _fail_batch(reg, batch_id)
+            done += 1
+    for reference in authorities.pending_orders(reg):
+        authorities.process_order(reg, reference)
+        done += 1
+    return done
+
+
+def start(reg: Register, stop: threading.Event) -> threading.Thread:
+    def loop() -> None:
+        while not stop.is_set():
+            reg.wake.clear()
+            try:
+                if run_once(reg):
+                    continue
+            except Exception:  # keep the worker alive; the next round retries
+                log.exception("worker round failed")
+            reg.wake.wait(0.5)
+
+    thread = threading.Thread(target=loop, name="pcr-register-worker", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,288 @@
+"""A tiny register data dir for the register's own tests, and a helper to run the register as a process.
+
+Independent of pcr_register.init (written separately): certificates follow interfaces.md §6, the files follow
+the agreed organisations.json / population.json formats. Only artificial identity codes (individual number
+900-999) are used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+REPO = Path(__file__).resolve().parents[1]
+ORG_ID = ObjectIdentifier("2.5.4.97")
+_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+
+
+def hetu(birth: dt.date, individual: int, sign: str | None = None) -> str:
+    if sign is None:
+        sign = "-" if birth.year < 2000 else "A"
+    digits = f"{birth:%d%m%y}{individual:03d}"
+    return f"{birth:%d%m%y}{sign}{individual:03d}{_CHECK[int(digits) % 31]}"
+
+
+def business_id(seven: str) -> str:
+    r = sum(int(d) * w for d, w in zip(seven, (7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
+    assert r != 1, seven
+    return f"{seven}-{0 if r == 0 else 11 - r}"
+
+
+def wrong_check(code: str) -> str:
+    last = code[-1]
+    return code[:-1] + ("X" if last != "X" else "Y")
+
+
+ORGS: dict[str, dict[str, Any]] = {
+    "lender-a": {"name": "Lender A Oy", "idCodeType": "BusinessId", "idCode": business_id("0112038"), "countryCode": None,
+                 "roles": ["reporting", "using-data"], "extractPermission": True, "isKela": False, "scope": "full"},
+    "lender-b": {"name": "Lender B Oy", "idCodeType": "BusinessId", "idCode": business_id("0111027"), "countryCode": None,
+                 "roles": ["reporting", "using-data"], "extractPermission": True, "isKela": False, "scope": "full"},
+    "kela": {"name": "Kela", "idCodeType": "BusinessId", "idCode": business_id("0246246"), "countryCode": None,
+             "roles": ["reporting"], "extractPermission": False, "isKela": True, "scope": "full"},
+    "lender-noperm": {"name": "No Permission Oy", "idCodeType": "BusinessId", "idCode": business_id("0194099"),
+                      "countryCode": None, "roles": ["reporting", "using-data"], "extractPermission": False,
+                      "isKela": False, "scope": "full"},
+    "lender-foreign": {"name": "Utlandsk Bank AB", "idCodeType": "ForeignBusinessId", "idCode": "5560000001",
+                       "countryCode": "SE", "roles": ["reporting"], "extractPermission": False, "isKela": False,
+                       "scope": "full"},
+    "authority-full": {"name": "Finanssivalvonta (test)", "idCodeType": "BusinessId", "idCode": business_id("0202248"),
+                       "countryCode": None, "roles": ["authority"], "extractPermission": False, "isKela": False,
+                       "scope": "full"},
+    "authority-consumer": {"name": "Consumer Authority (test)", "idCodeType": "BusinessId",
+                           "idCode": business_id("0202250"), "countryCode": None, "roles": ["authority"],
+                           "extractPermission": False, "isKela": False, "scope": "consumer-credit-only"},
+    "cic": {"name": "Credit Info Oy", "idCodeType": "BusinessId", "idCode": business_id("0202264"), "countryCode": None,
+            "roles": ["credit-information-company"], "extractPermission": False, "isKela": False, "scope": "full"},
+}
+
+
+def _income(today: dt.date) -> list[dict[str, Any]]:
+    out = []
+    year, month = today.year, today.month
+    for _ in range(14):  # more than 12: the register must pick the latest 12
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+        out.append({"year": year, "month": month, "wagesGrossAmount": 3000.0, "wagesNetAmount": 2200.0,
+                    "benefitsGrossAmount": 100.0, "benefitsNetAmount": 80.0})
+    return out
+
+
+@dataclass(frozen=True)
+class People:
+    active: list[str]
+    deceased: str
+    not_in_use: str
+    unknown: str
+    banned_consent: str
+    banned_no_consent: str
+
+
+def people() -> People:
+    base = dt.date(1980, 1, 1)
+    active = [hetu(base + dt.timedelta(days=i), 900 + i) for i in range(40)]
+    return People(
+        active=active,
+        deceased=hetu(dt.date(1950, 5, 5), 950),
+        not_in_use=hetu(dt.date(1960, 6, 6), 960),
+        unknown=hetu(dt.date(1970, 7, 7), 970),
+        banned_consent=hetu(dt.date(1975, 3, 3), 975),
+        banned_no_consent=hetu(dt.date(1976, 4, 4), 976),
+    )
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+    path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.with_suffix(".key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+def _ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert, key
+
+
+def _leaf(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], subject: x509.Name, *, server: bool = False,
+          expired: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    import ipaddress
+
+    key = _key()
+    now = dt.datetime.now(dt.UTC)
+    start, end = (now - dt.timedelta(days=10), now - dt.timedelta(days=1)) if expired else (
+        now - dt.timedelta(days=1), now + dt.timedelta(days=30))
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca[0].subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca[1].public_key()), critical=False)
+               .add_extension(x509.ExtendedKeyUsage(
+                   [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    return builder.sign(ca[1], hashes.SHA256()), key
+
+
+def client_subject(key: str, org: dict[str, Any], role: str) -> x509.Name:
+    org_id = f"NTRFI-{org['idCode']}" if org["idCodeType"] == "BusinessId" else f"NTR{org['countryCode']}-{org['idCode']}"
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, f"{key} {role}"),
+             x509.NameAttribute(NameOID.ORGANIZATION_NAME, org["name"]),
+             x509.NameAttribute(ORG_ID, org_id),
+             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role)]
+    if org["scope"] == "consumer-credit-only":
+        attrs.append(x509.NameAttribute(NameOID.TITLE, "consumer-credit-only"))
+    return x509.Name(attrs)
+
+
+def make_data_dir(path: Path) -> People:
+    """Write ca.pem, server.pem/.key, clients/<org>-<role>.pem/.key, expired and foreign certs, JSON files."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "clients").mkdir(exist_ok=True)
+    (path / "foreign-ca").mkdir(exist_ok=True)
+    ca = _ca("PCR test register CA")
+    (path / "ca.pem").write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
+    server = _leaf(ca, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]), server=True)
+    _write(path / "server", *server)
+    for key, org in ORGS.items():
+        for role in org["roles"]:
+            _write(path / "clients" / f"{key}-{role}", *_leaf(ca, client_subject(key, org, role)))
+    _write(path / "clients" / "expired-lender-reporting",
+           *_leaf(ca, client_subject("lender-a", ORGS["lender-a"], "reporting"), expired=True))
+    foreign = _ca("Some other CA")
+    (path / "foreign-ca" / "ca.pem").write_bytes(foreign[0].public_bytes(serialization.Encoding.PEM))
+    _write(path / "foreign-ca" / "lender-a-reporting", *_leaf(foreign, client_subject("lender-a", ORGS["lender-a"], "reporting")))
+    (path / "organisations.json").write_text(json.dumps(ORGS, indent=1))
+    who = people()
+    today = dt.date.today()
+    persons = [{"idCode": c, "status": "active", "dateOfDeath": None, "income": _income(today), "voluntaryBan": None,
+                "banConsent": False, "banChangedTimeUtc": None} for c in who.active]
+    persons.append({"idCode": who.deceased, "status": "deceased", "dateOfDeath": "2025-01-15", "income": [],
+                    "voluntaryBan": None, "banConsent": False, "banChangedTimeUtc": None})
+    persons.append({"idCode": who.not_in_use, "status": "not-in-use", "dateOfDeath": None, "income": [],
+                    "voluntaryBan": None, "banConsent": False, "banChangedTimeUtc": None})
+    ban = {"isInEffect": True, "reason": "RiskOfIdentityTheft", "startDate": "2024-01-01", "endDate": None}
+    persons.append({"idCode": who.banned_consent, "status": "active", "dateOfDeath": None, "income": _income(today),
+                    "voluntaryBan": ban, "banConsent": True, "banChangedTimeUtc": "2024-01-01T08:00:00Z"})
+    persons.append({"idCode": who.banned_no_consent, "status": "active", "dateOfDeath": None, "income": _income(today),
+                    "voluntaryBan": {**ban, "reason": "ControlOfPersonalFinances"}, "banConsent": False,
+                    "banChangedTimeUtc": "2024-02-01T08:00:00Z"})
+    (path / "population.json").write_text(json.dumps({"persons": persons, "unknown": [who.unknown]}, indent=1))
+    return who
+
+
+# -- running the register --------------------------------------------------------------------------------
+
+@dataclass
+class Running:
+    process: subprocess.Popen
+    url: str
+    data: Path
+
+    def client(self, org: str, role: str, *, timeout: float = 30) -> httpx.Client:
+        ctx = ssl.create_default_context(cafile=str(self.data / "ca.pem"))
+        ctx.load_cert_chain(self.data / "clients" / f"{org}-{role}.pem", self.data / "clients" / f"{org}-{role}.key")
+        return httpx.Client(base_url=self.url, verify=ctx, timeout=timeout)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_register(data: Path, *, faults: str = "", db: Path | None = None, validate_responses: bool = True,
+                   extra_env: dict[str, str] | None = None) -> Running:
+    env = {**os.environ, "PCR_REGISTER_FAULTS": faults,
+           "PCR_REGISTER_VALIDATE_RESPONSES": "1" if validate_responses else "0", **(extra_env or {})}
+    cmd = [sys.executable, "-m", "pcr_register.cli", "serve", "--data", str(data), "--port", "0"]
+    if db is not None:
+        cmd += ["--db", str(db)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"register did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+    return Running(proc, line.removeprefix("listening on "), data)
+
+
+def wait_batch(client: httpx.Client, owner: dict[str, Any], reference: str, deadline_s: float = 60) -> dict[str, Any]:
+    end = time.monotonic() + deadline_s
+    while True:
+        resp = client.post("/GetBatchStatus", json={"targetEnvironment": "Test", "owner": owner,
+                                                    "batchReference": reference})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        if body["batchStatus"] != "Processing":
+            return body
+        if time.monotonic() > end:
+            raise AssertionError(f"batch {reference} still Processing after {deadline_s}s")
+        time.sleep(0.05)
+
+
+def owner_of(key: str) -> dict[str, Any]:
+    org = ORGS[key]
+    owner = {"idCodeType": org["idCodeType"], "idCode": org["idCode"]}
+    if org["countryCode"]:
+        owner["countryCode"] = org["countryCode"]
+    return owner
+
+
+def lump_sum_loan(number: str, borrower: str, ref: str, **overrides: Any) -> dict[str, Any]:
+    loan = {
+        "reportReference": ref,
+        "loanNumber": {"type": "Other", "number": number},
+        "isPeerToPeerLoanBroker": False,
+        "lenderMarketingName": "Test Loans",
+        "contractDate": "2024-03-01",
+        "currencyCode": "EUR",
+        "oneTimeServiceFees": 0.0,
+        "loanType": "LumpSumLoan",
+        "isTransferredFromAnotherLender": False,
+        "borrowersCount": 1,
+        "borrowers": [{"idCodeType": "PersonalIdentityCode", "idCode": borrower}],
+        "consumerCredit": {"loanConsumerProtectionAct": "ConsumerCredit", "isGoodsOrServicesRelatedCredit": False},
+        "interest": {"totalInterestRatePct": 5.5, "marginPct": 2.0, "interestType": "Euribor",
+                     "interestDeterminationPeriod": 12},
+        "isLoanWithCollateral": False,
+        "lumpSumLoan": {"amountIssued": 10000.0, "amountPaid": 10000.0, "balance": 9000.0,
+                        "amortizationFrequency": 12, "purposeOfUse": "OtherConsumerCredit",
+                        "repaymentMethod": "Annuities"},
+    }
+    loan.update(overrides)
+    return loan
