@@ -55,18 +55,18 @@ class Call:
 
     def render_curl(self, mask: bool = False) -> str:
         """A command that repeats the request with the same certificate (design.md §7)."""
-        parts = ["curl", "-sS", "-i", "-X", self.method, shlex.quote(self.url)]
+        lines = [f"curl -sS -i -X {self.method} {shlex.quote(self.url)}"]
         if self.cacert:
-            parts += ["--cacert", shlex.quote(self.cacert)]
+            lines.append(f"--cacert {shlex.quote(self.cacert)}")
         if self.cert:
-            parts += ["--cert", shlex.quote(self.cert), "--key", shlex.quote(self.key)]
+            lines.append(f"--cert {shlex.quote(self.cert)} --key {shlex.quote(self.key)}")
         for k, v in self.request_headers.items():
             if k.lower() in ("content-length", "host", "accept-encoding", "connection", "user-agent", "accept"):
                 continue
-            parts += ["-H", shlex.quote(f"{k}: {v}")]
+            lines.append(f"-H {shlex.quote(f'{k}: {v}')}")
         if self.request_body:
-            parts += ["--data-binary", shlex.quote(self.request_body)]
-        return _m(" \\\n  ".join(parts), mask)
+            lines.append(f"--data-binary {shlex.quote(self.request_body)}")
+        return _m(" \\\n  ".join(lines), mask)
 
 
 class CallLog:

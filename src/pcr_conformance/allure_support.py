@@ -1,0 +1,169 @@
+"""Allure mapping of design.md §7: labels, attachments, categories and environment.properties.
+
+allure-pytest reads labels from `allure_label` markers when the test ends, so the plugin adds them as
+markers at collection; it writes neither environment.properties nor categories.json, so we do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pcr_conformance.calllog import CallLog
+from pcr_conformance.kits import APIS, Kit, Req
+
+if TYPE_CHECKING:
+    from pcr_conformance.target import Target
+
+SEVERITY = {"must": "critical", "should": "normal", "may": "minor"}
+_LEVEL_RANK = {"must": 0, "should": 1, "may": 2}
+
+# Allure categories: the first match wins, so the specific ones come first. Regexes are written to work
+# both as Java full matches (Allure 2) and JavaScript searches (Allure 3): `[\s\S]*` instead of DOTALL.
+# allure-pytest prefixes the message with the exception type ("AssertionError: RPT-005 ...").
+_ID = r"(?:[A-Za-z_.]+: )?"
+CATEGORIES: list[dict[str, Any]] = [
+    {"name": "Known deviation", "matchedStatuses": ["skipped"],
+     "messageRegex": r"[\s\S]*(?:XFAIL|known deviation)[\s\S]*"},
+    {"name": "Not claimed", "matchedStatuses": ["skipped"], "messageRegex": r"[\s\S]*not claimed[\s\S]*"},
+    {"name": "Harness or infrastructure", "matchedStatuses": ["broken"]},
+    {"name": "Server error", "matchedStatuses": ["failed"],
+     "messageRegex": _ID + r"[A-Z]{3}-\d{3}[\s\S]*(?:HTTP 5\d\d|status 5\d\d)[\s\S]*"},
+    {"name": "Security violation", "matchedStatuses": ["failed"], "messageRegex": _ID + r"SEC-\d{3}[\s\S]*"},
+    {"name": "Contract violation (schema)", "matchedStatuses": ["failed"],
+     "messageRegex": r"(?:" + _ID + r"ENV-014[\s\S]*)|(?:[\s\S]*(?:[Ss]chema|Undocumented|undocumented)[\s\S]*)"},
+    {"name": "Business-rule violation", "matchedStatuses": ["failed"],
+     "messageRegex": _ID + r"[A-Z]{3}-\d{3}[\s\S]*"},
+]
+
+
+def stable_id(nodeid: str) -> str:
+    """A stable Allure id: the first 12 hex characters of sha1(node id)."""
+    return hashlib.sha1(nodeid.encode("utf-8")).hexdigest()[:12]
+
+
+def _existing(item: pytest.Item, label_type: str) -> bool:
+    return any(m.kwargs.get("label_type") == label_type for m in item.iter_markers("allure_label"))
+
+
+def api_of(item: pytest.Item, reqs: Iterable[Req]) -> str:
+    """The epic: the requirement's API, or for cross-API requirements the suite folder naming one."""
+    apis = [r.api for r in reqs if r.api in APIS]
+    if apis:
+        return apis[0]
+    for part in Path(str(item.path)).parts:
+        if part.replace("_", "-") in APIS:
+            return part.replace("_", "-")
+    return "all"
+
+
+def subject_of(item: pytest.Item) -> str:
+    """The feature: the test module's subject (test_add_loans.py -> add loans, test_tls.py -> tls)."""
+    stem = Path(str(item.path)).stem
+    return stem.removeprefix("test_").replace("_", " ") or stem
+
+
+def allure_labels(item: pytest.Item, ids: list[str], reqs: Mapping[str, Req], kit: Kit) -> list[tuple[str, str]]:
+    """(label type, value) pairs for a suite test; labels the test sets itself are kept."""
+    verified = [reqs[i] for i in ids if i in reqs]
+    labels: list[tuple[str, str]] = []
+    if not _existing(item, "parentSuite"):
+        labels.append(("parentSuite", kit.title))
+    if not _existing(item, "epic"):
+        labels.append(("epic", api_of(item, verified)))
+    if not _existing(item, "feature"):
+        labels.append(("feature", subject_of(item)))
+    for r in verified:
+        labels.append(("story", f"{r.id} {r.title}"))
+        labels.append(("requirement", r.id))
+        if r.error_code:
+            labels.append(("tag", r.error_code))
+    if verified and not _existing(item, "severity"):
+        top = min((r.level for r in verified), key=lambda lv: _LEVEL_RANK.get(lv, 9))
+        labels.append(("severity", SEVERITY.get(top, "normal")))
+    if not _existing(item, "as_id"):
+        labels.append(("as_id", stable_id(item.nodeid)))
+    return labels
+
+
+def dynamic_parameters(item: pytest.Item) -> None:
+    """Give a parametrized test its "operation" parameter, so Allure history keeps operations apart."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return
+    params = callspec.params
+    value = params.get("operation") or params.get("operation_id")
+    if value is None:
+        return
+    import allure
+
+    allure.dynamic.parameter("operation", str(getattr(value, "label", value)))
+
+
+def attach_calls(log: CallLog, *, mask: bool) -> None:
+    """request, response and curl of each call; the whole sequence as one text when there are several."""
+    import allure
+
+    for i, call in enumerate(log.calls, 1):
+        prefix = f"{i}. {call.operation} ({call.slot})"
+        allure.attach(call.render_request(mask), name=f"{prefix} request", attachment_type=allure.attachment_type.TEXT)
+        allure.attach(call.render_response(mask), name=f"{prefix} response",
+                      attachment_type=allure.attachment_type.TEXT)
+        allure.attach(call.render_curl(mask), name=f"{prefix} curl", attachment_type=allure.attachment_type.TEXT)
+    if len(log.calls) > 1:
+        allure.attach(log.render_sequence(mask), name="call sequence", attachment_type=allure.attachment_type.TEXT)
+
+
+def suite_version() -> str:
+    try:
+        return importlib.metadata.version("pcr-conformance")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def spec_files() -> dict[str, dict[str, str]]:
+    """{file name: {version, sha256}} of specs/*.yaml (the contract the run was judged against)."""
+    from pcr_conformance.kits import requirements_path
+
+    out: dict[str, dict[str, str]] = {}
+    for p in sorted(requirements_path().glob("*.yaml")):
+        data = p.read_bytes()
+        version = ""
+        try:
+            import yaml
+
+            doc = yaml.safe_load(data)
+            if isinstance(doc, dict):
+                version = str((doc.get("info") or {}).get("version", "") or doc.get("version", "") or "")
+        except Exception:  # noqa: BLE001 - a broken spec must not stop the report; its hash still shows
+            version = "unreadable"
+        out[p.name] = {"version": version, "sha256": hashlib.sha256(data).hexdigest()}
+    return out
+
+
+def environment_properties(values: Mapping[str, str]) -> str:
+    """Java properties text (Allure's environment.properties)."""
+    def esc(s: str) -> str:
+        return s.replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")
+
+    return "".join(f"{esc(k)}={esc(str(v))}\n" for k, v in values.items())
+
+
+def environment_values(*, target: Target | None, target_name: str, kit: str, profile: str, seed: str,
+                       run_id: str, specs: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    values = {"target": target_name, "kit": kit, "profile": profile, "seed": seed, "run_id": run_id,
+              "suite_version": suite_version()}
+    if target is not None:
+        values["target.environment"] = target.environment
+        values["target.embedded"] = str(target.embedded).lower()
+        for fam, url in sorted(target.base_urls.items()):
+            values[f"base_url.{fam}"] = url
+    for name, info in specs.items():
+        values[f"spec.{name}.version"] = info["version"]
+        values[f"spec.{name}.sha256"] = info["sha256"]
+    return values

@@ -1,0 +1,284 @@
+"""The embedded target: our reference register started as a separate process, exactly as a user would.
+
+`pcr-register init` into a temp dir, `export-pool`, `serve --port 0`; the first stdout line names the port.
+The harness never imports pcr_register (design.md §2): they meet only at the command line, files and HTTP.
+The process is stopped at the end of the session, on failure, on Ctrl-C and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+from pcr_conformance.client import ssl_context
+from pcr_conformance.errors import HarnessError, TargetUnreachable
+from pcr_conformance.target import (
+    API_FAMILIES,
+    SLOT_ROLES,
+    CertificatePair,
+    Identity,
+    Target,
+    TlsConfig,
+    replace,
+)
+
+START_DEADLINE_S = 20.0
+STOP_GRACE_S = 5.0
+COMMAND_TIMEOUT_S = 60.0
+
+# interfaces.md §9: identity slot -> organisation key of the register's data dir.
+EMBEDDED_SLOTS: dict[str, str] = {
+    "lender": "lender-a",
+    "lender_extract": "lender-a",
+    "second_lender": "lender-b",
+    "second_lender_extract": "lender-b",
+    "kela": "kela",
+    "noperm_extract": "lender-noperm",
+    "foreign_lender": "lender-foreign",
+    "authority": "authority-full",
+    "consumer_authority": "authority-consumer",
+    "cic": "cic",
+}
+
+_LISTENING = re.compile(r"listening on (https://\S+?):(\d+)")
+
+
+@dataclasses.dataclass
+class EmbeddedRegister:
+    """A running reference register; `target` is the resolved target (URLs, identities, pool, CA)."""
+
+    target: Target
+    process: subprocess.Popen[str]
+    workdir: Path
+    output: list[str]
+    _stopped: bool = False
+
+    def stop(self) -> None:
+        """terminate, then kill after STOP_GRACE_S; remove the temp dir. Safe to call more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        _terminate(self.process)
+        _RUNNING.discard(self.process)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def register_command() -> list[str]:
+    """`pcr-register` beside this interpreter (the venv), else on PATH."""
+    exe = Path(sys.executable).with_name("pcr-register")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("pcr-register")
+    if found:
+        return [found]
+    raise HarnessError("pcr-register is not installed (pip install -e . puts it beside python); "
+                       "the embedded target needs it")
+
+
+def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRegister:
+    """Start the reference register for an embedded target and return it with the resolved target."""
+    cmd = register_command()
+    workdir = Path(tempfile.mkdtemp(prefix="pcr-embedded-"))
+    try:
+        data = workdir / "data"
+        pool_file = workdir / "pool.json"
+        _run([*cmd, "init", str(data)], "pcr-register init")
+        _run([*cmd, "export-pool", "--data", str(data), "--output", str(pool_file)], "pcr-register export-pool")
+        pool = json.loads(pool_file.read_text(encoding="utf-8"))
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    _install_cleanup()
+    # The environment is inherited so PCR_REGISTER_FAULTS (seeded faults, design.md §8) reaches the register.
+    proc = subprocess.Popen(
+        [*cmd, "serve", "--data", str(data), "--port", "0", "--db", str(workdir / "register.sqlite3")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=dict(os.environ),
+        start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves
+    )
+    _RUNNING.add(proc)
+    output: list[str] = []
+    started = time.monotonic()
+    reg = EmbeddedRegister(target=target, process=proc, workdir=workdir, output=output)
+    try:
+        base = _read_base_url(proc, output, deadline_s)
+        resolved = _resolve(target, base, data, pool_file, pool)
+        probe(resolved, deadline_s=max(1.0, deadline_s - (time.monotonic() - started)))
+        reg.target = resolved
+        return reg
+    except BaseException:
+        reg.stop()
+        raise
+
+
+def _run(cmd: list[str], what: str) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        raise HarnessError(f"{what} did not finish within {COMMAND_TIMEOUT_S:g} s") from e
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        raise HarnessError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")
+
+
+def _read_base_url(proc: subprocess.Popen[str], output: list[str], deadline_s: float) -> str:
+    """Read stdout in a thread (a blocking readline must not hang us) until the 'listening on' line."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=_pump, args=(proc.stdout, lines, output), daemon=True).start()
+    deadline = time.monotonic() + deadline_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise HarnessError(f"pcr-register serve printed no 'listening on' line within {deadline_s:g} s; "
+                               f"output: {' | '.join(output[-5:]) or 'none'}")
+        try:
+            line = lines.get(timeout=min(remaining, 0.5))
+        except queue.Empty:
+            if proc.poll() is not None:
+                raise HarnessError(f"pcr-register serve exited with {proc.returncode}: "
+                                   f"{' | '.join(output[-5:]) or 'no output'}") from None
+            continue
+        if line is None:
+            proc.wait(timeout=STOP_GRACE_S)
+            raise HarnessError(f"pcr-register serve exited with {proc.returncode}: "
+                               f"{' | '.join(output[-5:]) or 'no output'}")
+        m = _LISTENING.search(line)
+        if m:
+            return f"{m.group(1)}:{m.group(2)}"
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str | None], output: list[str]) -> None:
+    # Keeps draining after start-up so the register never blocks on a full pipe; the last lines are kept for
+    # error messages.
+    for line in stream:
+        output.append(line.rstrip())
+        del output[:-50]
+        lines.put(line)
+    lines.put(None)
+
+
+def _resolve(target: Target, base: str, data: Path, pool_file: Path, pool: dict) -> Target:
+    orgs = pool.get("organisations", {})
+    identities: dict[str, Identity] = {}
+    for slot, org_key in EMBEDDED_SLOTS.items():
+        org = orgs.get(org_key)
+        role = SLOT_ROLES[slot]
+        pair = (org or {}).get("certificates", {}).get(role)
+        if not org or not pair:
+            continue  # the register does not offer this identity: tests needing it are skipped
+        owner = {"idCodeType": org["idCodeType"], "idCode": org["idCode"]}
+        if org.get("countryCode"):
+            owner["countryCode"] = org["countryCode"]
+        identities[slot] = Identity(slot=slot, cert=pair["cert"], key=pair["key"], owner=owner,
+                                    name=org.get("name", org_key), role=role)
+    extra: dict[str, CertificatePair] = {}
+    negative = pool.get("negative_certificates", {})
+    for kind, key in (("expired", "expired"), ("foreign", "foreign_ca")):
+        pair = negative.get(key)
+        if pair:
+            extra[kind] = CertificatePair(pair["cert"], pair["key"])
+    if "expired" not in extra and (data / "clients" / "expired-lender-reporting.pem").is_file():
+        extra["expired"] = CertificatePair(str(data / "clients" / "expired-lender-reporting.pem"),
+                                           str(data / "clients" / "expired-lender-reporting.key"))
+    ca = pool.get("ca_bundle") or str(data / "ca.pem")
+    return replace(target, base_urls={fam: base for fam in API_FAMILIES}, tls=TlsConfig(ca_bundle=ca),
+                   identities=identities, extra_certificates=extra, pool=str(pool_file), data_dir=str(data),
+                   environment=pool.get("environment", target.environment))
+
+
+def probe(target: Target, *, deadline_s: float = START_DEADLINE_S) -> None:
+    """Wait until every base URL completes a TLS handshake with a client certificate (or the deadline)."""
+    ident = next(iter(target.identities.values()), None)
+    ctx = ssl_context(target.tls.ca_bundle, ident.cert if ident else "", ident.key if ident else "")
+    deadline = time.monotonic() + deadline_s
+    for url in sorted(set(target.base_urls.values())):
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 443
+        last = ""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TargetUnreachable(f"{url}: no TLS handshake within {deadline_s:g} s ({last})",
+                                        kind="tls" if "SSL" in last else "connect")
+            try:
+                with socket.create_connection((host, port), timeout=min(remaining, 5.0)) as sock:
+                    with ctx.wrap_socket(sock, server_hostname=host) as tls:
+                        tls.settimeout(min(remaining, 5.0))
+                        tls.do_handshake()
+                break
+            except ssl.SSLCertVerificationError as e:
+                # Waiting will not fix a certificate the CA bundle does not trust.
+                raise TargetUnreachable(f"{url}: server certificate not trusted by {target.tls.ca_bundle or 'the system store'}: "
+                                        f"{e}", kind="tls") from e
+            except (OSError, ssl.SSLError) as e:
+                last = f"{type(e).__name__}: {e}"
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+# ---- cleanup on exit and signals -------------------------------------------------------------------------
+
+_RUNNING: set[subprocess.Popen[str]] = set()
+_CLEANUP_INSTALLED = False
+
+
+def _terminate(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_GRACE_S)
+
+
+def _stop_all() -> None:
+    for proc in list(_RUNNING):
+        _terminate(proc)
+        _RUNNING.discard(proc)
+
+
+def _install_cleanup() -> None:
+    """atexit for normal exits; SIGTERM/SIGHUP stop the register, then take their previous course.
+    Ctrl-C (SIGINT) raises KeyboardInterrupt, which runs the session's fixture finalizers and atexit."""
+    global _CLEANUP_INSTALLED
+    if _CLEANUP_INSTALLED:
+        return
+    _CLEANUP_INSTALLED = True
+    atexit.register(_stop_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: object, previous: object = previous) -> None:
+            _stop_all()
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                raise SystemExit(128 + signum)
+
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, handler)
