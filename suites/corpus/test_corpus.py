@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import inspect
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from suites import _support
 CORPUS_DIR = Path(__file__).resolve().parent
 
 _ABSENT = object()
-_DATE = re.compile(r"^\$today(?:([+-])(\d+)d)?$")
+_DATE = re.compile(r"^\$(today|utc)(?:([+-])(\d+)d)?$")
 
 
 def _load() -> list[Any]:
@@ -86,9 +87,9 @@ class Filler:
             return _ABSENT
         m = _DATE.match(token)
         if m:
-            sign, days = m.group(1), int(m.group(2) or 0)
-            delta = dt.timedelta(days=days if sign != "-" else -days)
-            return (dt.date.today() + delta).isoformat()
+            kind, sign, days = m.group(1), m.group(2), int(m.group(3) or 0)
+            day = dt.date.today() + dt.timedelta(days=days if sign != "-" else -days)
+            return day.isoformat() if kind == "today" else f"{day.isoformat()}T00:00:00Z"
         if token.startswith("$owner"):
             owner = self.client.owner
             if token == "$owner":
@@ -112,6 +113,8 @@ class Filler:
             v = identifiers.with_wrong_check_character(self.data.person("income"))
         elif name == "malformed_hetu":
             v = self.data.person("income")[:6] + "Q" + self.data.person("income")[7:]
+        elif name == "uuid":
+            v = str(uuid.uuid4())
         elif name == "business_id":
             v = _business_id(self.data)
         elif name == "invalid_business_id":
