@@ -8,13 +8,14 @@ the agreed organisations.json / population.json formats. Only artificial identit
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +287,78 @@ def lump_sum_loan(number: str, borrower: str, ref: str, **overrides: Any) -> dic
     }
     loan.update(overrides)
     return loan
+
+
+# -- a small client of the running register ----------------------------------------------------------
+
+_counter = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{time.time_ns()}-{next(_counter)}"
+
+
+@dataclass
+class Api:
+    """Calls as one organisation; clients per role are cached."""
+
+    reg: Running
+    org: str = "lender-a"
+    _clients: dict[str, httpx.Client] = field(default_factory=dict)
+
+    def client(self, role: str) -> httpx.Client:
+        if role not in self._clients:
+            self._clients[role] = self.reg.client(self.org, role)
+        return self._clients[role]
+
+    @property
+    def owner(self) -> dict[str, Any]:
+        return owner_of(self.org)
+
+    def post(self, operation: str, body: dict[str, Any], role: str = "reporting", **kw: Any) -> httpx.Response:
+        return self.client(role).post(f"/{operation}", json=body, **kw)
+
+    def envelope(self, **members: Any) -> dict[str, Any]:
+        return {"targetEnvironment": "Test", "owner": self.owner, **members}
+
+    def submit(self, operation: str, collection: str, reports: list[dict[str, Any]], reference: str | None = None) -> str:
+        reference = reference or unique("B")
+        resp = self.post(operation, self.envelope(**{collection: reports}), headers={"BatchReference": reference})
+        assert resp.status_code == 202, resp.text
+        return reference
+
+    def run(self, operation: str, collection: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
+        return wait_batch(self.client("reporting"), self.owner, self.submit(operation, collection, reports))
+
+    def add(self, *loans: dict[str, Any]) -> dict[str, Any]:
+        return self.run("AddLoans", "loans", list(loans))
+
+    def get_loan(self, loan_number: dict[str, Any]) -> httpx.Response:
+        return self.post("GetLoan", self.envelope(loanNumber=loan_number))
+
+    def extract(self, id_code: str, purposes: tuple[str, ...] = ("NewConsumerCredit",)) -> httpx.Response:
+        return self.post("GetCreditRegisterExtract", self.envelope(request={
+            "idCodeType": "PersonalIdentityCode", "idCode": id_code,
+            "creditRegisterExtractPurpose": list(purposes)}), role="using-data")
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+
+
+def codes(result_or_response: Any) -> list[str]:
+    """Error codes of an error answer (httpx.Response) or of every report of a batch status."""
+    if isinstance(result_or_response, httpx.Response):
+        return [e["errorCode"] for e in result_or_response.json().get("errorResponses", [])]
+    return [e["errorCode"] for r in result_or_response["reportResults"] for e in r["errorResponses"]]
+
+
+def termination(number: dict[str, Any], ref: str, report_type: str = "NewReport", *, terminated: bool = True,
+                end: str = "2025-06-30", transferred: bool = False) -> dict[str, Any]:
+    return {"reportReference": ref, "reportType": report_type, "loanNumber": number,
+            "termination": {"isTerminated": terminated, "endDate": end, "isTransferredToAnotherLender": transferred}}
+
+
+def no_cert_client(reg: Running) -> httpx.Client:
+    ctx = ssl.create_default_context(cafile=str(reg.data / "ca.pem"))
+    return httpx.Client(base_url=reg.url, verify=ctx, timeout=10)

@@ -99,6 +99,7 @@ def get_batch_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tup
 def loan_view(row: Any, repayments: list[dict[str, Any]]) -> dict[str, Any]:
     """GetLoan's loan: the loan as last reported plus its state (RPT-003)."""
     loan = json.loads(row["data"])
+    loan.pop("reportType", None)  # StoredLoan: the members of LoanReport except reportType
     delays = json.loads(row["delays"]) if row["delays"] else {}
     loan["status"] = row["status"]
     loan["owner"] = json.loads(row["owner_json"])
@@ -287,7 +288,8 @@ def _repayment(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[
     if parts:  # a balance-only report is no payment transaction (RPT-023)
         loan["last_repayment"] = {"paymentDate": date, "amount": round(sum(parts), 2),
                                   "currencyCode": data.get("currencyCode", "EUR")}
-    batch.repayment_ops.append(("insert", key, date, json.dumps(report, ensure_ascii=False)))
+    stored = {"reportReference": report.get("reportReference"), **payment}  # GetLoan's StoredRepayment
+    batch.repayment_ops.append(("insert", key, date, json.dumps(stored, ensure_ascii=False)))
     batch.touch(key)
     return []
 

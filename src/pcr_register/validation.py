@@ -135,6 +135,7 @@ class Specs:
     responses: dict[tuple[str, str], _Schema] = field(default_factory=dict)
     property_names: set[str] = field(default_factory=set)
     families: dict[str, str] = field(default_factory=dict)  # operationId -> spec file stem
+    error_schema: _Schema | None = None  # components.yaml ErrorResponse: 4xx/5xx an operation does not list
 
     @classmethod
     def load(cls, directory: Path) -> Specs:
@@ -149,6 +150,8 @@ class Specs:
                 raise SpecError(f"{path}: {exc}") from exc
             if isinstance(doc, dict):
                 documents[path.name] = doc
+        if "ErrorResponse" in documents.get("components.yaml", {}).get("components", {}).get("schemas", {}):
+            specs.error_schema = _Schema("/components/schemas/ErrorResponse", bundle("components.yaml", documents))
         for name, doc in documents.items():
             _collect_property_names(doc.get("components", {}), specs.property_names)
             _collect_property_names(doc.get("paths", {}), specs.property_names)
@@ -166,15 +169,12 @@ class Specs:
                 if content and "schema" in content:
                     specs.requests[op] = _Schema(f"{base}/requestBody/content/application~1json/schema", bundled)
                 for status, response in (post.get("responses") or {}).items():
-                    response = _resolve_local(response, bundled, name)
-                    rcontent = ((response or {}).get("content") or {}).get("application/json")
-                    if rcontent and "schema" in rcontent:
-                        specs.responses[(op, str(status))] = _Schema(
-                            f"{base}/responses/{_escape(str(status))}/content/application~1json/schema", bundled
-                        ) if "$ref" not in (post["responses"][status] or {}) else _Schema(
-                            _response_pointer(post["responses"][status]["$ref"], name) + "/content/application~1json/schema",
-                            bundled,
-                        )
+                    pointer = f"{base}/responses/{_escape(str(status))}"
+                    if isinstance(response, dict) and "$ref" in response:
+                        pointer = _response_pointer(response["$ref"], name)
+                    resolved = _resolve_local(response, bundled, name)
+                    if ((resolved or {}).get("content") or {}).get("application/json", {}).get("schema"):
+                        specs.responses[(op, str(status))] = _Schema(f"{pointer}/content/application~1json/schema", bundled)
         return specs
 
     # -- requests -------------------------------------------------------------------------------------
@@ -195,8 +195,13 @@ class Specs:
             return [item("D01", _pointer(getattr(e, "instance_path", [])), str(e.message)[:300])
                     for e in list(rs.iter_errors(body))[:MAX_ERRORS]]
         items: list[dict[str, str]] = []
+        seen: set[tuple[str, str, str]] = set()
         for error in errors:
-            items.extend(_items(error, body, ignore_unknown))
+            for one in _items(error, body, ignore_unknown):
+                mark = (one["fieldName"], one["errorCode"], one["errorDescription"])
+                if mark not in seen:
+                    seen.add(mark)
+                    items.append(one)
             if len(items) >= MAX_ERRORS:
                 break
         return items[:MAX_ERRORS]
@@ -207,6 +212,8 @@ class Specs:
         if schema is None:
             generic = f"{str(status)[0]}XX"
             schema = self.responses.get((operation, generic))
+        if schema is None and status >= 400 and self.error_schema is not None:
+            schema = self.error_schema  # H04/H05/H50 are not listed per operation: the shared error object
         if schema is None:
             return [f"no response schema for {operation} {status}"]
         return [f"{_pointer(e.absolute_path)}: {e.message}" for e in schema.py().iter_errors(body)][:MAX_ERRORS]
