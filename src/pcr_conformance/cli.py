@@ -70,7 +70,7 @@ def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
         "-q", "--tb=line", "-rfE", "-p", "no:cacheprovider", "-o", "console_output_style=classic",
     ]
     if config.mask_pii:
-        cmd.append("--pcr-mask-pii")
+        cmd.append("--mask-pii")
     return cmd
 
 

@@ -1,0 +1,126 @@
+"""`pcr-conformance run` and the command line itself: help, target errors, unreachable target, end to end.
+
+The end-to-end test runs one kit against the embedded reference register (slow, but part of the test command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pcr_conformance.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parents[1]
+SUBCOMMANDS = ("run", "validate", "requirements", "report", "selftest")
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+        cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pcr_conformance.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_of_each_subcommand(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: pcr-conformance {command}")
+
+
+def test_top_level_help_names_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(c in out for c in SUBCOMMANDS) and "Exit codes" in out
+
+
+def test_run_defaults() -> None:
+    args = build_parser().parse_args(["run"])
+    assert (args.target, args.kit, args.profile, args.output, args.no_html, args.mask_pii) == \
+        ("reference", [], "certification", "reports", False, False)
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("name = [", "not valid TOML"),
+    ('name = "x"\nembedded = false\npool = "${PCR_TEST_SURELY_UNSET_VAR}"\n', "PCR_TEST_SURELY_UNSET_VAR"),
+    ('name = "x"\nembedded = true\ncolour = "blue"\n', "colour"),
+], ids=["bad-toml", "missing-env", "unknown-field"])
+def test_bad_target_file_exits_2_with_one_line(content: str, needle: str, tmp_path: Path) -> None:
+    target = tmp_path / "bad.toml"
+    target.write_text(content, encoding="utf-8")
+    proc = cli("run", "--target", str(target), "--output", str(tmp_path / "reports"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_unknown_target_name_and_kit_exit_2(tmp_path: Path) -> None:
+    proc = cli("run", "--target", "no-such-target")
+    assert proc.returncode == 2 and "no-such-target" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("run", "--kit", "no-such-kit", "--output", str(tmp_path))
+    assert proc.returncode == 2 and "no-such-kit" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _remote_target(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """targets/example-remote.toml pointed at a closed port of 127.0.0.1, with real certificate files."""
+    import trustme
+
+    ca = trustme.CA()
+    client = ca.issue_cert("lender@example.invalid")
+    files = {"PCR_CA_BUNDLE": "ca.pem", "PCR_LENDER_CERT": "lender.pem", "PCR_LENDER_KEY": "lender.key",
+             "PCR_LENDER_EXTRACT_CERT": "lender.pem", "PCR_LENDER_EXTRACT_KEY": "lender.key",
+             "PCR_POOL_FILE": "pool.json"}
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "lender.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "lender.key"))
+    (tmp_path / "pool.json").write_text(json.dumps(
+        {"version": 1, "environment": "Test", "persons": [], "organisations": {}}), encoding="utf-8")
+    text = (REPO / "targets" / "example-remote.toml").read_text(encoding="utf-8")
+    text = text.replace("https://api-testi.positiivinenluottotietorekisteri.fi", "https://127.0.0.1:9")
+    target = tmp_path / "example-remote.toml"
+    target.write_text(text, encoding="utf-8")
+    return target, {k: str(tmp_path / v) for k, v in files.items()}
+
+
+def test_unreachable_remote_target_exits_2_quickly_with_reason(tmp_path: Path) -> None:
+    target, env = _remote_target(tmp_path)
+    started = time.monotonic()
+    proc = cli("run", "--target", str(target), "--kit", "lender-reporting", "--output", str(tmp_path / "reports"),
+               "--no-html", env=env, timeout=60)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert elapsed < 30, f"took {elapsed:.0f} s"
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("pcr-conformance: lender-reporting: could not run: "), proc.stderr
+    assert "127.0.0.1" in first or "unreachable" in first.lower() or "refused" in first.lower(), first
+    assert "Traceback" not in proc.stderr
+    assert "could not run" in proc.stdout  # the table row
+
+
+@pytest.mark.slow
+def test_run_one_kit_against_the_reference_register(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    for _attempt in range(2):  # the second run replaces the first: results never mix
+        proc = cli("run", "--kit", "lender-extract", "--output", str(reports), timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    folder = reports / "lender-extract" / "reference"
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert summary["verdict"] == "conformant" and summary["counts"]["passed"] > 0
+    assert (folder / "junit.xml").is_file() and any((folder / "allure-results").iterdir())
+    assert (folder / "pytest.log").is_file()
+    assert [p.name for p in (reports / "lender-extract").iterdir()] == ["reference"]  # no temp folder left
+    assert "[lender-extract] " in proc.stdout  # progress lines carry the kit name
+    table = proc.stdout[proc.stdout.index("kit "):]
+    assert "lender-extract" in table and "conformant" in table
+    from pcr_conformance.report import find_allure
+    if find_allure() is not None:
+        assert (folder / "html" / "index.html").is_file()
