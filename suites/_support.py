@@ -214,3 +214,26 @@ def codes_of(result: Mapping[str, Any] | None) -> list[str]:
     if not result:
         return []
     return [str(e.get("errorCode")) for e in result.get("errorResponses") or [] if isinstance(e, dict)]
+
+
+def unique_name(data: Any, label: str) -> str:
+    """A marketing name unique to this run and call: it finds one loan among a person's loans on an extract."""
+    return f"{label} {data.report_reference()[2:]}"
+
+
+def extract_loans_named(extract: Mapping[str, Any], marketing_name: str) -> list[Mapping[str, Any]]:
+    """The loans of an extract (or a distribution person) whose lender marketing name is `marketing_name`."""
+    return [loan for loan in extract.get("loans") or []
+            if isinstance(loan, dict) and (loan.get("lender") or {}).get("marketingName") == marketing_name]
+
+
+def extract_of(client: Any, id_code: str, requirement: str,
+               purposes: Iterable[str] = ("NewConsumerCredit",)) -> dict[str, Any]:
+    """GetCreditRegisterExtract: 200 and the creditRegisterExtract object."""
+    resp = client.extract(id_code, purposes)
+    expect.status(resp, 200, requirement, "GetCreditRegisterExtract")
+    body = json_of(resp, requirement, "GetCreditRegisterExtract")
+    extract = body.get("creditRegisterExtract") if isinstance(body, dict) else None
+    expect.that(isinstance(extract, dict), requirement, "GetCreditRegisterExtract", "a creditRegisterExtract",
+                repr(body)[:300])
+    return extract
