@@ -135,6 +135,13 @@ def load_kit(name_or_path: str | os.PathLike[str]) -> Kit:
 
 
 def requirements_path() -> Path:
+    """The specs folder: pcr_conformance.specs' choice ($PCR_SPECS_DIR or the repository's), else cwd/repo."""
+    try:
+        from pcr_conformance import specs
+
+        return specs.specs_dir()
+    except (ImportError, FileNotFoundError, AttributeError):
+        pass
     for d in (Path.cwd() / "specs", REPO_ROOT / "specs"):
         if (d / "requirements.yaml").is_file() or (d / "requirements.seed.txt").is_file():
             return d

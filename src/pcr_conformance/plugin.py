@@ -349,7 +349,7 @@ def pcr_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         from pcr_conformance import embedded
 
         try:
-            embedded.probe(target)
+            embedded.probe(target, deadline_s=min(target.timeout_s, embedded.START_DEADLINE_S))
         except HarnessError as e:
             _startup_failed(state, f"target {target.name!r} unreachable: {e}")
         state.resolved = target

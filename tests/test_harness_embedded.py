@@ -1,0 +1,60 @@
+"""The embedded target starts the reference register once per session and stops it at the end."""
+
+import json
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SUITE = '''
+import json
+from pathlib import Path
+
+import pytest
+
+from pcr_conformance import expect, messages as m
+
+
+@pytest.mark.verifies("RPT-003")
+def test_add_and_get(pcr_target, pcr_clients, pcr_data):
+    """A loan accepted by AddLoans is returned by GetLoan."""
+    Path("seen.json").write_text(json.dumps({"data_dir": pcr_target.data_dir,
+                                             "url": pcr_target.base_urls["reporting"]}))
+    lender = pcr_clients.get("lender")
+    loan_number = pcr_data.loan_number()
+    status = lender.submit_and_wait("AddLoans", [m.lump_sum_loan(loan_number, pcr_data.person(),
+                                                                 pcr_data.report_reference())])
+    expect.batch_state(status, "FinishedSuccess", "BAT-002")
+    expect.status(lender.get_loan(loan_number), 200, "RPT-003", "GetLoan")
+
+
+@pytest.mark.verifies("RPT-039")
+def test_same_register(pcr_target, pcr_clients, pcr_data):
+    """The second test reaches the same register."""
+    seen = json.loads(Path("seen.json").read_text())
+    assert seen["url"] == pcr_target.base_urls["reporting"]
+    expect.status(pcr_clients.get("lender").get_loan(pcr_data.loan_number()), 404, "RPT-039", "GetLoan")
+'''
+
+
+@pytest.mark.slow
+def test_embedded_register_starts_once_and_stops(pytester):
+    pytester.mkdir("suites")
+    (pytester.path / "suites" / "test_flow.py").write_text(SUITE, encoding="utf-8")
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess("suites", "--pcr-output", "out", "-p", "no:cacheprovider",
+                                           timeout=60)
+    assert time.monotonic() - started < 20
+    result.assert_outcomes(passed=2)
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["verdict"] == "conformant"
+    assert summary["stakeholder"][0]["idCode"]
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert not Path(seen["data_dir"]).exists()  # the temp dir went with the register
+    parts = urlsplit(seen["url"])
+    with pytest.raises(OSError), socket.create_connection((parts.hostname, parts.port), timeout=2):
+        pass

@@ -1,0 +1,130 @@
+"""The pytest plugin, run on small generated suites through pytester (no register needed here)."""
+
+import json
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def _suite(pytester, source, name="test_demo.py"):
+    pytester.mkdir("suites")
+    (pytester.path / "suites" / name).write_text(source, encoding="utf-8")
+
+
+def test_unknown_verifies_id_is_a_collection_error(pytester):
+    _suite(pytester, 'import pytest\n\n@pytest.mark.verifies("RPT-999")\ndef test_x():\n    """x."""\n')
+    result = pytester.runpytest("suites")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*unknown requirement ID(s) RPT-999*"])
+
+
+def test_suite_test_without_verifies_is_a_collection_error(pytester):
+    _suite(pytester, 'def test_x():\n    """x."""\n')
+    result = pytester.runpytest("suites")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*needs @pytest.mark.verifies*"])
+
+
+def test_tests_outside_suites_are_untouched(pytester):
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("--pcr-output", "out", "--kit", "authority")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "out" / "summary.json").exists()
+
+
+OUTCOMES = '''
+import pytest
+from pcr_conformance.errors import TargetUnreachable
+
+
+@pytest.mark.verifies("RPT-005")
+def test_passes():
+    """passes."""
+
+
+@pytest.mark.verifies("RPT-004")
+def test_fails():
+    """fails."""
+    raise AssertionError("RPT-004 AddLoans: expected D02, actual Accepted")
+
+
+@pytest.mark.verifies("RPT-006")
+def test_broken():
+    """could not run."""
+    raise TargetUnreachable("AddLoans: connection refused", kind="connect")
+
+
+@pytest.mark.verifies("RPT-007")
+@pytest.mark.capability("nope")
+def test_unclaimed():
+    """not claimed."""
+
+
+@pytest.mark.verifies("EXT-001")
+def test_other_kit():
+    """deselected by lender-reporting."""
+'''
+
+
+def test_summary_outcomes_and_kit_deselection(pytester):
+    _suite(pytester, OUTCOMES)
+    result = pytester.runpytest("suites", "--kit", "lender-reporting", "--pcr-output", "out", "-rs")
+    result.assert_outcomes(passed=1, failed=2, skipped=1, deselected=1)
+    result.stdout.fnmatch_lines(["*not claimed*capability 'nope'*"])
+    out = pytester.path / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kit"] == "lender-reporting" and summary["target"] == "reference"
+    assert summary["counts"] == {"passed": 1, "failed": 1, "broken": 1, "skipped": 1, "xfailed": 0}
+    reqs = summary["requirements"]
+    assert reqs["RPT-005"] == "passed" and reqs["RPT-004"] == "failed"
+    assert reqs["RPT-006"] == "not-run" and reqs["RPT-007"] == "skipped"
+    assert "EXT-001" not in reqs and reqs["RPT-001"] == "not-run"
+    assert summary["verdict"] == "not-conformant"
+    assert summary["profile"] == "certification" and summary["run_id"] and summary["spec_hashes"]
+    assert "kit=lender-reporting" in (out / "environment.properties").read_text()
+    names = [c["name"] for c in json.loads((out / "categories.json").read_text())]
+    assert "Known deviation" in names and "Harness or infrastructure" in names
+
+
+def test_expectations_are_strict_xfail(pytester):
+    _suite(pytester, OUTCOMES)
+    exp = pytester.path / "exp.toml"
+    exp.write_text('[[deviation]]\ntest = "suites/test_demo.py::test_fails"\nticket = "PCR-1"\nreason = "D02"\n'
+                   '[[deviation]]\ntest = "suites/test_demo.py::test_passes"\nticket = "PCR-2"\nreason = "fixed"\n')
+    result = pytester.runpytest("suites", "--kit", "lender-reporting", "--expectations", str(exp),
+                                "--pcr-output", "out")
+    result.assert_outcomes(failed=2, xfailed=1, skipped=1, deselected=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*PCR-2*"])
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["counts"]["xfailed"] == 1 and summary["requirements"]["RPT-004"] == "failed"
+    assert summary["requirements"]["RPT-005"] == "failed"  # the stale expectation fails the run
+    assert [d["ticket"] for d in summary["known_deviations"]] == ["PCR-1", "PCR-2"]
+
+
+def test_unreachable_target_exits_2_with_error_summary(pytester, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client = ca.issue_cert("lender")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "c.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "c.key"))
+    target = pytester.path / "down.toml"
+    target.write_text(f'''name = "down"
+timeout_s = 1
+capabilities = ["reporting"]
+[base_urls]
+reporting = "https://127.0.0.1:9"
+[tls]
+ca_bundle = "{tmp_path / 'ca.pem'}"
+[identities.lender]
+cert = "{tmp_path / 'c.pem'}"
+key = "{tmp_path / 'c.key'}"
+owner = {{ idCodeType = "BusinessId", idCode = "0112038-9" }}
+''')
+    _suite(pytester, 'import pytest\n\n@pytest.mark.verifies("RPT-003")\ndef test_x(pcr_clients):\n    """x."""\n')
+    result = pytester.runpytest("suites", "--target", str(target), "--pcr-output", "out")
+    assert result.ret == 2
+    result.stdout.fnmatch_lines(["*unreachable*"])
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["verdict"] == "error" and "unreachable" in summary["error"]

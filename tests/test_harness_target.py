@@ -1,0 +1,86 @@
+"""Target files: loading, ${ENV} expansion and validation errors that name the field and the fix."""
+
+import pytest
+
+from pcr_conformance.errors import TargetError
+from pcr_conformance.target import load_target
+
+
+def _write(tmp_path, text, name="t.toml"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def pem_files(tmp_path):
+    for n in ("ca.pem", "lender.pem", "lender.key"):
+        (tmp_path / n).write_text("not read at load time\n")
+    return tmp_path
+
+
+REMOTE = """
+name = "remote"
+embedded = false
+pool = ""
+capabilities = ["reporting"]
+[base_urls]
+reporting = "https://${PCR_HOST}"
+[tls]
+ca_bundle = "ca.pem"
+[identities.lender]
+name = "Example Bank Oyj"
+cert = "${PCR_LENDER_CERT}"
+key = "lender.key"
+owner = { idCodeType = "BusinessId", idCode = "0112038-9" }
+"""
+
+
+def test_reference_target_is_embedded():
+    t = load_target("reference")
+    assert t.embedded and t.name == "reference"
+    assert "reporting" in t.capabilities and t.timeout_s > 0 and t.batch_deadline_s > 0
+
+
+def test_env_expansion_and_relative_paths(pem_files):
+    p = _write(pem_files, REMOTE)
+    t = load_target(p, env={"PCR_HOST": "api-testi.example", "PCR_LENDER_CERT": "lender.pem"})
+    assert t.base_urls == {"reporting": "https://api-testi.example"}
+    ident = t.identity("lender")
+    assert ident is not None and ident.cert == str(pem_files / "lender.pem") and ident.role == "reporting"
+    assert ident.owner == {"idCodeType": "BusinessId", "idCode": "0112038-9"}
+    assert t.tls.ca_bundle == str(pem_files / "ca.pem")
+    assert t.identity("kela") is None
+
+
+def test_missing_env_variable_names_field_and_variable(pem_files):
+    p = _write(pem_files, REMOTE)
+    with pytest.raises(TargetError) as e:
+        load_target(p, env={"PCR_HOST": "x"})
+    assert "identities.lender.cert" in str(e.value) and "PCR_LENDER_CERT" in str(e.value)
+
+
+@pytest.mark.parametrize("change, field", [
+    (('idCode = "0112038-9"', 'idCode = "1234567-8"'), "identities.lender.owner.idCode"),
+    (("[identities.lender]", "[identities.lendr]"), "identities.lendr"),
+    (('ca_bundle = "ca.pem"', 'ca_bundle = "missing.pem"'), "tls.ca_bundle"),
+    (('reporting = "https://${PCR_HOST}"', 'reporting = "http://plain"'), "base_urls.reporting"),
+    (('capabilities = ["reporting"]', 'capabilities = ["reporting", "extract"]'), "base_urls.extract"),
+    (('embedded = false', 'embedded = false\ntimeout_s = 0'), "timeout_s"),
+    (('embedded = false', 'embedded = false\ncolour = "blue"'), "colour"),
+])
+def test_validation_errors_name_the_field(pem_files, change, field):
+    p = _write(pem_files, REMOTE.replace(*change))
+    with pytest.raises(TargetError) as e:
+        load_target(p, env={"PCR_HOST": "h", "PCR_LENDER_CERT": "lender.pem"})
+    assert f"field {field}" in str(e.value)
+
+
+def test_unknown_target_name_says_how_to_fix():
+    with pytest.raises(TargetError, match="example-remote.toml"):
+        load_target("no-such-target")
+
+
+def test_example_remote_documents_its_variables():
+    with pytest.raises(TargetError, match=r"\$\{PCR_"):
+        load_target("example-remote", env={})
