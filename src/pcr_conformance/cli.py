@@ -198,7 +198,7 @@ def _outcome(kit: str, config: RunConfig, code: int | None, output: str, folder:
             reason = failure_reason(output, code)
         return report.KitOutcome(kit, target, EXIT_ERROR, reason=reason)
     verdict_code = {"conformant": EXIT_OK, "not-conformant": EXIT_FAILED}.get(summary.verdict, EXIT_ERROR)
-    reason = "" if verdict_code != EXIT_ERROR else f"verdict {summary.verdict!r} in summary.json"
+    reason = "" if verdict_code != EXIT_ERROR else (summary.error or f"verdict {summary.verdict!r} in summary.json")
     return report.KitOutcome(kit, target, verdict_code, summary=summary, reason=reason)
 
 
@@ -462,6 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:  # `pcr-conformance requirements | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

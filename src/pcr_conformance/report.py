@@ -40,6 +40,7 @@ class Summary:
     counts: Mapping[str, int]
     requirements: Mapping[str, str]  # ID -> passed | failed | skipped | not-run | not-tested
     path: str = ""
+    error: str = ""  # why the verdict is "error", when the plugin says
 
     def requirement_count(self, status: str) -> int:
         return sum(1 for s in self.requirements.values() if s == status)
@@ -90,18 +91,19 @@ def read_summary(path: str | Path) -> Summary:
     counts = {k: int(data["counts"].get(k, 0)) for k in COUNT_KEYS} if isinstance(data["counts"], dict) else {}
     requirements = data["requirements"] if isinstance(data["requirements"], dict) else {}
     return Summary(kit=str(data["kit"]), target=str(data["target"]), verdict=str(data["verdict"]),
-                   counts=counts, requirements={str(k): str(v) for k, v in requirements.items()}, path=str(p))
+                   counts=counts, requirements={str(k): str(v) for k, v in requirements.items()}, path=str(p),
+                   error=str(data.get("error") or ""))
 
 
 # ---- the verdict table --------------------------------------------------------------------------------
 
 
 def requirements_cell(summary: Summary) -> str:
-    """`met of selected`, with the not-tested ones named (they can never be met by a test)."""
-    selected = len(summary.requirements)
-    not_tested = summary.requirement_count("not-tested")
-    cell = f"{summary.met} of {selected}"
-    return f"{cell} ({not_tested} not tested)" if not_tested else cell
+    """`met of selected`, naming those no test could meet in this run (not tested, not run, skipped)."""
+    cell = f"{summary.met} of {len(summary.requirements)}"
+    rest = [f"{n} {status.replace('-', ' ')}" for status in ("not-tested", "not-run", "skipped")
+            if (n := summary.requirement_count(status))]
+    return f"{cell} ({', '.join(rest)})" if rest else cell
 
 
 def render_table(outcomes: Sequence[KitOutcome]) -> str:
