@@ -237,3 +237,60 @@ def extract_of(client: Any, id_code: str, requirement: str,
     expect.that(isinstance(extract, dict), requirement, "GetCreditRegisterExtract", "a creditRegisterExtract",
                 repr(body)[:300])
     return extract
+
+
+# ---- one valid request per operation (security and envelope checks) --------------------------------------
+
+SLOT_FOR_FAMILY = {"reporting": "lender", "extract": "lender_extract", "authorities": "authority",
+                   "voluntary_ban": "cic"}
+
+
+def valid_request(operation: str, client: Any, data: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """A body (with the client's envelope) and headers the operation accepts from its proper identity."""
+    from pcr_conformance import messages as m
+
+    headers: dict[str, str] = {}
+    if operation in SUBMIT_OPERATIONS:
+        headers["BatchReference"] = data.batch_reference(operation)
+    number = data.loan_number()
+    person = data.person("income")
+    ref = data.report_reference()
+    members: dict[str, Any] = {
+        "AddLoans": {"loans": [m.lump_sum_loan(number, person, ref)]},
+        "UpdateLoans": {"loans": [m.lump_sum_loan(number, person, ref)]},
+        "Repayments": {"repayments": [m.repayment(number, ref)]},
+        "DelayedRepayments": {"delayedRepayments": [m.delayed_repayment(number, ref)]},
+        "TerminateLoans": {"loanTerminations": [m.termination(number, ref)]},
+        "GetBatchStatus": {"batchReference": data.batch_reference("status")},
+        "GetLoan": {"loanNumber": number},
+        "GetCreditRegisterExtract": {"request": {"idCodeType": "PersonalIdentityCode", "idCode": person,
+                                                 "creditRegisterExtractPurpose": ["NewConsumerCredit"]}},
+        "GetExtractLog": {},
+        "OrderData": {"order": {"orderType": "PersonLoans", "legalBasis": "Supervision of credit markets",
+                                "subjects": [{"idCodeType": "PersonalIdentityCode", "idCode": person}]}},
+        "GetOrderStatus": {"orderReference": str(uuid.uuid4())},
+        "GetDistribution": {"orderReference": str(uuid.uuid4())},
+        "GetVoluntaryBan": {"request": {"idCodeType": "PersonalIdentityCode", "idCode": person}},
+        "GetVoluntaryBanChanges": {"sinceUtc": "2020-01-01T00:00:00Z"},
+    }[operation]
+    return client.envelope(**members), headers
+
+
+ALL_OPERATIONS = tuple(op for ops in OPERATIONS.values() for op in ops)
+
+
+def extra_client(clients: Any, target: Any, kind: str, owner: Mapping[str, str]) -> Any:
+    """A client with the target's extra certificate `kind` ("expired", "foreign"); for an embedded target
+    without that entry, the register's data dir (interfaces.md §7) is looked up."""
+    if kind in target.extra_certificates:
+        return clients.extra(kind, owner=owner)
+    base = Path(target.data_dir) if getattr(target, "data_dir", "") else None
+    candidates = {"expired": ("clients/expired-lender-reporting.pem", "clients/expired-lender-reporting.key"),
+                  "foreign": ("foreign-ca/lender-a-reporting.pem", "foreign-ca/lender-a-reporting.key")}
+    if base is not None:
+        cert, key = (base / p for p in candidates[kind])
+        if cert.is_file() and key.is_file():
+            return clients.with_certificate(str(cert), str(key), owner=owner, label=kind)
+    import pytest
+
+    pytest.skip(f"not claimed: target {target.name!r} has no {kind} certificate (extra_certificates.{kind})")
