@@ -91,7 +91,7 @@ def _anonymous_caller(reg: Register, family: str) -> Caller | None:
 def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
     faults = reg.faults
     validate_responses = reg.config.validate_responses or os.environ.get("PCR_REGISTER_VALIDATE_RESPONSES") == "1"
-    casing_names = casing.name_map(reg.specs.property_names)
+    normaliser = casing.Normaliser(casing.name_map(reg.specs.property_names))
     cert_cache: dict[bytes, Caller | None] = {}
 
     def error_response(error: ApiError, operation: str | None) -> tuple[int, dict]:
@@ -106,7 +106,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
                 raise RuntimeError("bad json") from exc
             raise fail(400, "H00", "") from None
         try:
-            body = casing.normalise(parsed, casing_names)  # ENV-011, ENV-009
+            body = normaliser(parsed)  # ENV-011, ENV-009
         except casing.TooDeep:
             raise fail(400, "H00", "", "The body is nested deeper than 32 levels.") from None
         if not isinstance(body, dict):

@@ -22,18 +22,35 @@ def name_map(names: set[str]) -> dict[str, str]:
     return {n.lower(): n for n in sorted(names)}
 
 
-def normalise(value: Any, names: dict[str, str], depth: int = 1) -> Any:
-    """Return value with every member name replaced by its canonical spelling."""
-    if depth > MAX_DEPTH:
-        raise TooDeep(f"nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            canonical = names.get(key.lower(), key) if isinstance(key, str) else key
-            out[canonical] = (
-                normalise(item, names, depth + 1) if isinstance(item, dict | list) else item
-            )
-        return out
-    if isinstance(value, list):
-        return [normalise(v, names, depth + 1) if isinstance(v, dict | list) else v for v in value]
-    return value
+class Normaliser:
+    """Maps member names with a cache per distinct key tuple (a batch repeats the same shapes)."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+        self._cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def _keys(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        mapped = self._cache.get(keys)
+        if mapped is None:
+            mapped = tuple(self.names.get(k.lower(), k) if isinstance(k, str) else k for k in keys)
+            if len(self._cache) < 10_000:
+                self._cache[keys] = mapped
+        return mapped
+
+    def __call__(self, value: Any, depth: int = 1) -> Any:
+        """Return value with every member name replaced by its canonical spelling (TooDeep past MAX_DEPTH)."""
+        if depth > MAX_DEPTH:
+            raise TooDeep(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            keys = self._keys(tuple(value))
+            return {
+                k: (self(v, depth + 1) if isinstance(v, dict | list) else v)
+                for k, v in zip(keys, value.values(), strict=True)
+            }
+        if isinstance(value, list):
+            return [self(v, depth + 1) if isinstance(v, dict | list) else v for v in value]
+        return value
+
+
+def normalise(value: Any, names: dict[str, str]) -> Any:
+    return Normaliser(names)(value)

@@ -55,8 +55,8 @@ def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], 
             if row["body_hash"] != digest:  # BAT-009
                 raise fail(409, "D61", "BatchReference")
             if reg.faults.on("batch_reference_not_idempotent"):  # breaks BAT-008: processed once more
-                con.execute("UPDATE batches SET status='Processing', accepted=0, rejected=0, finished_utc=NULL "
-                            "WHERE id=?", (row["id"],))
+                con.execute("UPDATE batches SET status='Processing', accepted=0, rejected=0, finished_utc=NULL, "
+                            "body=? WHERE id=?", (canonical, row["id"]))
                 con.execute("DELETE FROM batch_results WHERE batch_id=?", (row["id"],))
             received = row["received_utc"]
         else:
@@ -148,7 +148,7 @@ class _Batch:
                 "last_repayment": json.loads(row["last_repayment"]) if row["last_repayment"] else None,
                 "created_utc": row["created_utc"], "new": False, "persons": False,
             }
-        self.changed: list[str] = []
+        self.changed: dict[str, None] = {}  # insertion-ordered set
         self.repayment_ops: list[tuple[str, str, str | None, str | None]] = []  # (op, key, date, data)
 
     def touch(self, key: str, persons: bool = False) -> None:
@@ -157,8 +157,7 @@ class _Batch:
         loan["last_updated_utc"] = self.now
         if persons:
             loan["persons"] = True
-        if key not in self.changed:
-            self.changed.append(key)
+        self.changed[key] = None
 
     def own_loan(self, key: str, field: str) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
         """The caller's stored loan, or D11 (RPT-016, SEC-008: another lender's loan looks unknown)."""
@@ -422,7 +421,8 @@ def process_batch(reg: Register, batch_id: int) -> None:
             batch.write(wcon)
         wcon.execute("INSERT OR REPLACE INTO batch_results(batch_id, results) VALUES (?,?)",
                      (batch_id, json.dumps(results, ensure_ascii=False)))
-        wcon.execute("UPDATE batches SET status=?, accepted=?, rejected=?, finished_utc=? WHERE id=?",
+        # The body is kept only until the batch is applied; idempotency (BAT-008/009) needs only its hash.
+        wcon.execute("UPDATE batches SET status=?, accepted=?, rejected=?, finished_utc=?, body='' WHERE id=?",
                      (status, accepted, rejected, now_utc(), batch_id))
 
 

@@ -22,11 +22,15 @@ def _fail_batch(reg: Register, batch_id: int) -> None:
     """A batch whose processing raised: reject it as a whole instead of retrying it forever."""
     with reg.storage.write() as con:
         row = con.execute("SELECT report_count, operation, body FROM batches WHERE id=?", (batch_id,)).fetchone()
-        reports = json.loads(row["body"]).get(reporting.COLLECTION[row["operation"]]) or []
+        try:
+            reports = json.loads(row["body"]).get(reporting.COLLECTION[row["operation"]]) or []
+        except ValueError:
+            reports = [{}] * row["report_count"]
         results = [{"reportReference": r.get("reportReference") if isinstance(r, dict) else None,
                     "status": "Rejected", "errorResponses": [item("H50", "")]} for r in reports]
         con.execute("INSERT OR REPLACE INTO batch_results(batch_id, results) VALUES (?,?)", (batch_id, json.dumps(results)))
-        con.execute("UPDATE batches SET status='FinishedFailed', accepted=0, rejected=?, finished_utc=? WHERE id=?",
+        con.execute("UPDATE batches SET status='FinishedFailed', accepted=0, rejected=?, finished_utc=?, body='' "
+                    "WHERE id=?",
                     (len(results), now_utc(), batch_id))
 
 
