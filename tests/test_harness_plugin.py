@@ -100,6 +100,18 @@ def test_expectations_are_strict_xfail(pytester):
     assert summary["counts"]["xfailed"] == 1 and summary["requirements"]["RPT-004"] == "failed"
     assert summary["requirements"]["RPT-005"] == "failed"  # the stale expectation fails the run
     assert [d["ticket"] for d in summary["known_deviations"]] == ["PCR-1", "PCR-2"]
+    assert summary["verdict"] == "not-conformant"  # because of the stale PCR-2, not the known PCR-1
+
+
+def test_known_deviation_alone_does_not_decide(pytester):
+    _suite(pytester, 'import pytest\n\n@pytest.mark.verifies("RPT-004")\ndef test_fails():\n    """x."""\n'
+                     '    raise AssertionError("RPT-004 AddLoans: expected D02, actual Accepted")\n')
+    exp = pytester.path / "exp.toml"
+    exp.write_text('[[deviation]]\ntest = "suites/test_demo.py::test_fails"\nticket = "PCR-1"\nreason = "D02"\n')
+    result = pytester.runpytest("suites", "--expectations", str(exp), "--pcr-output", "out")
+    result.assert_outcomes(xfailed=1)
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["verdict"] == "conformant" and summary["requirements"]["RPT-004"] == "failed"
 
 
 def test_unreachable_target_exits_2_with_error_summary(pytester, tmp_path):

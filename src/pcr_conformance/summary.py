@@ -2,7 +2,7 @@
 
 Outcomes per test: passed, failed (AssertionError: the implementation broke a requirement), broken (could
 not run), skipped (not claimed / not applicable), xfailed (known deviation). A requirement is failed when
-any of its tests failed or is a known deviation, passed when a test passed and none failed or broke,
+any of its tests failed or is a known deviation (the target does not meet it), passed when a test passed and none failed or broke,
 not-run when its tests broke or none ran, skipped when all were skipped, not-tested when the register
 says the suites cannot check it.
 """
@@ -45,12 +45,16 @@ def requirement_statuses(selected: Mapping[str, Req], verifies: Mapping[str, Ite
     return statuses
 
 
-def verdict(kit: Kit | None, selected: Mapping[str, Req], statuses: Mapping[str, str],
-            counts: Mapping[str, int], startup_error: str) -> str:
-    """not-conformant when a deciding-level requirement failed; error when the run could not judge."""
+def verdict(kit: Kit | None, selected: Mapping[str, Req], verifies: Mapping[str, Iterable[str]],
+            outcomes: Mapping[str, str], counts: Mapping[str, int], startup_error: str) -> str:
+    """not-conformant when a test of a deciding-level requirement failed; error when the run could not judge.
+
+    Known deviations (xfailed) do not decide: they are the target's listed, ticketed bugs, and a stale entry
+    (the bug was fixed) shows up as a failed test (strict XPASS), which does."""
     if startup_error:
         return "error"
-    if kit is not None and any(statuses.get(rid) == "failed" and kit.decides(r) for rid, r in selected.items()):
+    deciding = {rid for rid, r in selected.items() if kit is not None and kit.decides(r)}
+    if any(outcomes.get(nodeid) == "failed" and deciding & set(ids) for nodeid, ids in verifies.items()):
         return "not-conformant"
     if counts.get("broken", 0) or sum(counts.values()) == 0:
         return "error"
@@ -71,7 +75,7 @@ def build(*, kit: Kit | None, kit_name: str, target_name: str, requirements: Map
         "kit": kit_name,
         "kit_title": kit.title if kit else kit_name,
         "target": target_name,
-        "verdict": verdict(kit, selected, statuses, counts, startup_error),
+        "verdict": verdict(kit, selected, verifies, outcomes, counts, startup_error),
         "error": startup_error or None,
         "counts": counts,
         "deciding_levels": list(kit.deciding_levels) if kit else [],
