@@ -8,6 +8,7 @@ failures raise TargetUnreachable, never AssertionError: they are *broken*, not *
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import ssl
 import threading
@@ -47,8 +48,22 @@ _MAX_RECORDED = 64 * 1024
 
 
 def family_of(operation: str) -> str:
-    """The API family of an operation; unknown operations go to the reporting base URL (ENV-016 probes)."""
-    return OPERATION_FAMILIES.get(operation, "reporting")
+    """The API family of an operation: the built-in table of interfaces.md §1, then the specs (a new spec
+    version may add operations without a code change); unknown operations go to the reporting base URL
+    (ENV-016 probes an unknown path)."""
+    if operation in OPERATION_FAMILIES:
+        return OPERATION_FAMILIES[operation]
+    return _spec_families().get(operation, "reporting")
+
+
+@functools.cache
+def _spec_families() -> dict[str, str]:
+    try:
+        from pcr_conformance import specs
+
+        return {op: family.replace("-", "_") for op, (family, _p, _o) in specs.operation_index().items()}
+    except Exception:  # noqa: BLE001 - specs unreadable: the built-in table still routes every known operation
+        return {}
 
 
 @dataclasses.dataclass(frozen=True)

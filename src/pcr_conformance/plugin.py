@@ -43,6 +43,7 @@ PROFILES = ("certification", "regression")
 _STATE = pytest.StashKey["PcrState"]()
 _LOG = pytest.StashKey[CallLog]()
 _OUTCOME_ATTR = "pcr_outcome"
+_VERIFIES_ATTR = "pcr_verifies"
 
 
 @dataclasses.dataclass
@@ -120,6 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id=new_run_id(now), seed=seed, started=time.monotonic(),
         started_utc=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+    config.pluginmanager.register(_Recorder(config.stash[_STATE]), "pcr_conformance_recorder")
 
 
 def _state(config: pytest.Config) -> PcrState:
@@ -286,19 +288,32 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
-    state = _state(item.config)
-    if item.nodeid in state.verifies:
-        _record_outcome(state, report, _classify(report, call))
+    ids = verified_ids(item)
+    if ids:
+        # Carried on the report (not kept here) so an xdist controller sees them too.
+        setattr(report, _OUTCOME_ATTR, _classify(report, call))
+        setattr(report, _VERIFIES_ATTR, ids)
     return report
 
 
-def _record_outcome(state: PcrState, report: pytest.TestReport, outcome: str) -> None:
-    """One outcome per test: setup decides unless the call runs; a teardown error turns a pass broken."""
-    previous = state.outcomes.get(report.nodeid)
-    if report.when in ("setup", "call") or previous is None:
-        state.outcomes[report.nodeid] = outcome
-    elif report.when == "teardown" and outcome == "broken" and previous == "passed":
-        state.outcomes[report.nodeid] = "broken"
+class _Recorder:
+    """Records one outcome per suite test from the reports (setup decides unless the call runs; a teardown
+    error turns a pass broken)."""
+
+    def __init__(self, state: PcrState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcome = getattr(report, _OUTCOME_ATTR, None)
+        if outcome is None:
+            return
+        state = self.state
+        state.verifies.setdefault(report.nodeid, list(getattr(report, _VERIFIES_ATTR, [])))
+        previous = state.outcomes.get(report.nodeid)
+        if report.when in ("setup", "call") or previous is None:
+            state.outcomes[report.nodeid] = outcome
+        elif report.when == "teardown" and outcome == "broken" and previous == "passed":
+            state.outcomes[report.nodeid] = "broken"
 
 
 def _classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
@@ -395,7 +410,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(session.config)
     if state.output is None or session.config.getoption("collectonly"):
         return
-    if not state.suite_items and not state.startup_error:
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller writes the reports from the workers' test reports
+    if not state.verifies and not state.startup_error:
         return  # a unit-test run (no suite tests): nothing to report
     write_reports(state)
 
