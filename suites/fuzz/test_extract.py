@@ -1,0 +1,19 @@
+"""Fuzzing of the extract API: every operation of specs/extract.yaml with schema-generated bodies."""
+
+from __future__ import annotations
+
+import pytest
+
+from suites import _support as s
+from suites.fuzz import _fuzz, checks
+
+FAMILY = "extract"
+
+pytestmark = [pytest.mark.capability("extract"), pytest.mark.verifies(*checks.REQUIREMENTS)]
+
+
+@pytest.mark.parametrize("operation_id", _fuzz.operation_ids(FAMILY))
+def test_fuzz(operation_id, pcr_target, pcr_clients):
+    """Every answer to generated and documented requests is a documented, well-formed, non-5xx answer."""
+    client = pcr_clients.get(s.SLOT_FOR_FAMILY[FAMILY])
+    _fuzz.fuzz_operation(pcr_target, FAMILY, operation_id, client)
