@@ -151,6 +151,14 @@ def test_schema_errors_name_the_member(a: Api) -> None:
     assert (resp.status_code, codes(resp)) == (400, ["D07"])
 
 
+def test_impossible_birth_date_of_a_borrower_is_a_synchronous_d04(a: Api) -> None:
+    impossible = "310298-9" + "99"  # 31 February: the pattern passes, the date does not
+    impossible = impossible[:-1] + "0123456789ABCDEFHJKLMNPRSTUVWXY"[int("310298999") % 31]
+    resp = a.post("AddLoans", a.envelope(loans=[new_loan(borrower=impossible)]), headers={"BatchReference": unique("B")})
+    assert (resp.status_code, resp.json()["errorResponses"][0]["fieldName"], codes(resp)) == (
+        400, "/loans/0/borrowers/0/idCode", ["D04"])
+
+
 def test_pascal_case_members_are_accepted(a: Api) -> None:
     loan = new_loan()
     pascal = {k[0].upper() + k[1:]: v for k, v in loan.items()}

@@ -13,22 +13,27 @@ _BUSINESS_ID = re.compile(r"^(\d{7})-(\d)$")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2)
 
 
+def has_valid_hetu_layout(code: str) -> bool:
+    """Layout, a real birth date and individual number 002-999: everything but the check character."""
+    m = _HETU.match(code)
+    if not m:
+        return False
+    dd, mm, yy, sign, zzz, _q = m.groups()
+    try:
+        dt.date(_CENTURY[sign] + int(yy), int(mm), int(dd))
+    except ValueError:
+        return False
+    return int(zzz) >= 2
+
+
 def is_valid_hetu(code: str) -> bool:
     """Layout DDMMYYCZZZQ, a real birth date, individual number 002-999 and the mod-31 check character.
 
     Every century sign of the 2023 decree is accepted (IDN-002); the sign is kept, never dropped (IDN-007).
     """
-    m = _HETU.match(code)
-    if not m:
+    if not has_valid_hetu_layout(code):
         return False
-    dd, mm, yy, sign, zzz, q = m.groups()
-    try:
-        dt.date(_CENTURY[sign] + int(yy), int(mm), int(dd))
-    except ValueError:
-        return False
-    if int(zzz) < 2:
-        return False
-    return _CHECK[int(dd + mm + yy + zzz) % 31] == q
+    return _CHECK[int(code[:6] + code[7:10]) % 31] == code[10]
 
 
 def is_valid_business_id(code: str) -> bool:

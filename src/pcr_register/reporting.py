@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from pcr_register import rules
+from pcr_register import idcodes, rules
 from pcr_register.context import Register, now_utc, today
 from pcr_register.errors import ApiError, fail, item
 from pcr_register.identity import Caller
@@ -43,6 +43,8 @@ def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], 
     reports = body.get(COLLECTION[operation])
     if not isinstance(reports, list) or not reports:  # RPT-040
         raise fail(400, "D01", f"/{COLLECTION[operation]}", "A batch has at least one report.")
+    if operation in ("AddLoans", "UpdateLoans"):
+        _check_person_layouts(reports)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
     owner = caller.org.key
@@ -67,6 +69,21 @@ def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], 
             )
     reg.wake.set()
     return 202, {"batchReference": reference, "statusMessage": "Accepted", "receivedTimeUtc": received}
+
+
+def _check_person_layouts(loans: list[Any]) -> None:
+    """IDN-001: a malformed code or impossible birth date of a borrower or guarantor is 400 D04 for the whole
+    request; only a wrong check character is a per-report rejection."""
+    errors = []
+    for i, loan in enumerate(loans):
+        if not isinstance(loan, dict):
+            continue
+        for group in ("borrowers", "guarantors"):
+            for j, person in enumerate(loan.get(group) or []):
+                if isinstance(person, dict) and not idcodes.has_valid_hetu_layout(str(person.get("idCode", ""))):
+                    errors.append(item("D04", f"/loans/{i}/{group}/{j}/idCode"))
+    if errors:
+        raise ApiError(400, errors[:50])
 
 
 def get_batch_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
