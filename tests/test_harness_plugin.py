@@ -91,16 +91,18 @@ def test_expectations_are_strict_xfail(pytester):
     _suite(pytester, OUTCOMES)
     exp = pytester.path / "exp.toml"
     exp.write_text('[[deviation]]\ntest = "suites/test_demo.py::test_fails"\nticket = "PCR-1"\nreason = "D02"\n'
-                   '[[deviation]]\ntest = "suites/test_demo.py::test_passes"\nticket = "PCR-2"\nreason = "fixed"\n')
+                   '[[deviation]]\ntest = "suites/test_demo.py::test_passes"\nticket = "PCR-2"\nreason = "fixed"\n'
+                   '[[deviation]]\ntest = "suites/test_demo.py::test_typo"\nticket = "PCR-3"\n')
     result = pytester.runpytest("suites", "--kit", "lender-reporting", "--expectations", str(exp),
                                 "--pcr-output", "out")
     result.assert_outcomes(failed=2, xfailed=1, skipped=1, deselected=1)
-    result.stdout.fnmatch_lines(["*XPASS(strict)*PCR-2*"])
+    result.stdout.fnmatch_lines(["*XPASS(strict)*PCR-2*", "*expectations name tests that were not collected*"])
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
     assert summary["counts"]["xfailed"] == 1 and summary["requirements"]["RPT-004"] == "failed"
     assert summary["requirements"]["RPT-005"] == "failed"  # the stale expectation fails the run
     assert [d["ticket"] for d in summary["known_deviations"]] == ["PCR-1", "PCR-2"]
     assert summary["verdict"] == "not-conformant"  # because of the stale PCR-2, not the known PCR-1
+    assert summary["unmatched_expectations"] == ["suites/test_demo.py::test_typo"]
 
 
 def test_known_deviation_alone_does_not_decide(pytester):

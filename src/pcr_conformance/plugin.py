@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import time
 import tomllib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class PcrState:
     verifies: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # nodeid -> IDs (kit tests)
     outcomes: dict[str, str] = dataclasses.field(default_factory=dict)  # nodeid -> outcome
     deviations: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    unmatched_expectations: list[str] = dataclasses.field(default_factory=list)
     slots_used: set[str] = dataclasses.field(default_factory=set)
     startup_error: str = ""
     suite_items: int = 0
@@ -209,6 +211,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     kit = _ensure_kit(state)
     reqs = _requirements(state)
     selected = kit.selected(reqs)
+    collected = {i.nodeid for i in items}
     keep, drop = [], []
     for item in items:
         ids = verified_ids(item)
@@ -221,6 +224,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:] = keep
     target = _ensure_target(state)
     deviations = _load_expectations(state, target)
+    state.unmatched_expectations = sorted(set(deviations) - collected)
+    if state.unmatched_expectations and not config.getoption("keyword") and not config.getoption("markexpr"):
+        # A misspelt node id would otherwise never apply; said only when no -k/-m narrowed the collection.
+        warnings.warn(pytest.PytestConfigWarning(
+            f"expectations name tests that were not collected: {', '.join(state.unmatched_expectations)}"),
+            stacklevel=1)
     for item in items:
         ids = verified_ids(item)
         if not ids:
@@ -447,6 +456,7 @@ def write_reports(state: PcrState) -> None:
         stakeholder=_stakeholder(state, target), spec_hashes={k: v["sha256"] for k, v in specs.items()},
         suite_version=allure_support.suite_version(), profile=state.profile, seed=state.seed, run_id=state.run_id,
         duration_s=time.monotonic() - state.started, known_deviations=state.deviations)
+    doc["unmatched_expectations"] = state.unmatched_expectations
     assert state.output is not None
     (state.output / "summary.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
 
