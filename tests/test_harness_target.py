@@ -84,3 +84,14 @@ def test_unknown_target_name_says_how_to_fix():
 def test_example_remote_documents_its_variables():
     with pytest.raises(TargetError, match=r"\$\{PCR_"):
         load_target("example-remote", env={})
+
+
+def test_example_remote_loads_with_its_variables_set(tmp_path):
+    env = {}
+    for var in ("PCR_POOL_FILE", "PCR_CA_BUNDLE", "PCR_LENDER_CERT", "PCR_LENDER_KEY", "PCR_LENDER_EXTRACT_CERT",
+                "PCR_LENDER_EXTRACT_KEY"):
+        (tmp_path / var).write_text("x")
+        env[var] = str(tmp_path / var)
+    t = load_target("example-remote", env=env)
+    assert not t.embedded and t.base_urls["reporting"].startswith("https://api-testi.")
+    assert set(t.identities) == {"lender", "lender_extract"} and t.rate_limit_per_s > 0

@@ -72,7 +72,6 @@ class PcrState:
     unmatched_expectations: list[str] = dataclasses.field(default_factory=list)
     slots_used: set[str] = dataclasses.field(default_factory=set)
     startup_error: str = ""
-    suite_items: int = 0
     handle: Any = None  # embedded register process
 
 
@@ -235,7 +234,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if not ids:
             continue
         state.verifies[item.nodeid] = ids
-        state.suite_items += 1
         dev = deviations.get(item.nodeid)
         if dev is not None:
             state.deviations[item.nodeid] = dev
