@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -62,6 +63,17 @@ class _TooLarge(Exception):
     pass
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: not JSON (RFC 8259), answered H00
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 would become inf and could not be answered as JSON
+        raise ValueError("number out of range")
+    return value
+
+
 async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
     """Read the body, stopping as soon as it exceeds the limit (ENV-008, also for chunked bodies)."""
     chunks: list[bytes] = []
@@ -100,7 +112,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
     def process(operation: str, op: Operation, caller: Caller, raw: bytes, headers: dict[str, str]) -> tuple[int, dict]:
         """Everything after the body is read; runs in a worker thread (JSON, validation and SQLite block)."""
         try:
-            parsed = json.loads(raw)
+            parsed = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
         except (ValueError, RecursionError, UnicodeDecodeError) as exc:
             if faults.on("server_error_on_bad_json"):  # breaks ENV-007
                 raise RuntimeError("bad json") from exc

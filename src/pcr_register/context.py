@@ -11,7 +11,7 @@ from typing import Any
 from pcr_register.config import Config
 from pcr_register.identity import Caller, Organisation, load_organisations
 from pcr_register.storage import Storage
-from pcr_register.validation import Specs
+from pcr_register.validation import SpecError, Specs
 
 
 def now_utc() -> str:
@@ -48,6 +48,11 @@ def open_register(config: Config) -> Register:
     storage = Storage(config.db_path)
     storage.load_population(population)
     specs = Specs.load(config.specs_dir)
+    from pcr_register.app import OPERATIONS  # the spec is the contract: every operation must be in it
+
+    missing = sorted(op for op in OPERATIONS if not specs.has_request(op))
+    if missing:
+        raise SpecError(f"{config.specs_dir} has no request schema for {', '.join(missing)}")
     return Register(
         config=config,
         storage=storage,

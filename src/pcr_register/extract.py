@@ -21,6 +21,7 @@ def _lender(reg: Register, row: Any, data: dict[str, Any]) -> dict[str, Any]:
     org = reg.org_for_owner(row["owner"])
     lender = {"idCodeType": owner.get("idCodeType", org.id_code_type if org else "BusinessId"),
               "idCode": owner.get("idCode", org.id_code if org else ""),
+              **({"countryCode": owner["countryCode"]} if owner.get("countryCode") else {}),
               "name": org.name if org else "",
               "marketingName": data.get("lenderMarketingName", "")}
     return lender
