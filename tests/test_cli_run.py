@@ -99,28 +99,75 @@ def test_unreachable_remote_target_exits_2_quickly_with_reason(tmp_path: Path) -
     elapsed = time.monotonic() - started
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert elapsed < 30, f"took {elapsed:.0f} s"
-    first = proc.stderr.strip().splitlines()[0]
-    assert first.startswith("pcr-conformance: lender-reporting: could not run: "), proc.stderr
-    assert "127.0.0.1" in first or "unreachable" in first.lower() or "refused" in first.lower(), first
-    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    line = proc.stderr.strip()
+    assert "unreachable" in line and "https://127.0.0.1:9" in line, line
+    assert not (tmp_path / "reports").exists()
+
+
+def test_plugin_startup_error_is_passed_through(tmp_path: Path) -> None:
+    """pytest.exit(returncode=2) from the plugin (here: the embedded register refuses to start) -> exit 2."""
+    proc = cli("run", "--kit", "authority", "--output", str(tmp_path / "reports"),
+               env={"PCR_REGISTER_FAULTS": "no_such_fault_switch"}, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("pcr-conformance: authority: could not run: "), proc.stderr
+    assert "no_such_fault_switch" in lines[0]
     assert "could not run" in proc.stdout  # the table row
+    folder = tmp_path / "reports" / "authority" / "reference"
+    assert (folder / "pytest.log").is_file() and not (folder / "html").exists()
 
 
 @pytest.mark.slow
 def test_run_one_kit_against_the_reference_register(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
-    for _attempt in range(2):  # the second run replaces the first: results never mix
-        proc = cli("run", "--kit", "lender-extract", "--output", str(reports), timeout=1800)
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
-    folder = reports / "lender-extract" / "reference"
+    folder = reports / "authority" / "reference"
+    folder.mkdir(parents=True)
+    (folder / "stale-from-an-earlier-run.json").write_text("{}", encoding="utf-8")
+    proc = cli("run", "--kit", "authority", "--output", str(reports), timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["verdict"] == "conformant" and summary["counts"]["passed"] > 0
     assert (folder / "junit.xml").is_file() and any((folder / "allure-results").iterdir())
     assert (folder / "pytest.log").is_file()
-    assert [p.name for p in (reports / "lender-extract").iterdir()] == ["reference"]  # no temp folder left
-    assert "[lender-extract] " in proc.stdout  # progress lines carry the kit name
+    assert not (folder / "stale-from-an-earlier-run.json").exists()  # results never mix
+    assert [p.name for p in (reports / "authority").iterdir()] == ["reference"]  # no temp folder left
+    assert "[authority] " in proc.stdout  # progress lines carry the kit name
     table = proc.stdout[proc.stdout.index("kit "):]
-    assert "lender-extract" in table and "conformant" in table
+    row = next(line for line in table.splitlines() if line.startswith("authority "))
+    assert row.split()[:4] == ["authority", "reference", "conformant", str(summary["counts"]["passed"])]
     from pcr_conformance.report import find_allure
     if find_allure() is not None:
         assert (folder / "html" / "index.html").is_file()
+
+
+def test_console_shows_progress_and_summary_but_not_tracebacks() -> None:
+    from pcr_conformance.cli import ConsoleFilter
+
+    console = ConsoleFilter("[kit] ")
+    shown = console.feed("..")  # progress appears before its line is complete
+    shown += console.feed(".F\n")
+    shown += console.feed("=================== FAILURES ===================\n___ test_x ___\nE   AssertionError\n")
+    shown += console.feed("====== short test summary info ======\nFAILED suites/a.py::test_x - RPT-004 ...\n")
+    shown += console.feed("1 failed, 3 passed in 0.1s")
+    shown += console.flush()
+    assert shown.splitlines() == [
+        "[kit] ...F",
+        "[kit] (failures: details in pytest.log, junit.xml and the report)",
+        "[kit] ====== short test summary info ======",
+        "[kit] FAILED suites/a.py::test_x - RPT-004 ...",
+        "[kit] 1 failed, 3 passed in 0.1s",
+    ]
+
+
+def test_pytest_command_passes_every_option(tmp_path: Path) -> None:
+    from pcr_conformance.cli import RunConfig, pytest_command
+
+    config = RunConfig(target_path=tmp_path / "t.toml", target_name="t", kits=("k",), profile="regression",
+                       output=tmp_path, html=False, mask_pii=True, timeout_s=5, suites=tmp_path / "suites")
+    cmd = pytest_command(config, "k", tmp_path / "k" / "t")
+    joined = " ".join(cmd)
+    for part in (f"--target {tmp_path / 't.toml'}", "--kit k", "--profile regression", "--mask-pii",
+                 f"--alluredir {tmp_path / 'k' / 't' / 'allure-results'}", f"--junitxml {tmp_path / 'k' / 't' / 'junit.xml'}",
+                 f"--pcr-output {tmp_path / 'k' / 't'}"):
+        assert part in joined

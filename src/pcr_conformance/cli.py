@@ -8,6 +8,7 @@ error, missing summary.json, timeout) or a file could not be validated.
 from __future__ import annotations
 
 import argparse
+import codecs
 import dataclasses
 import datetime as dt
 import json
@@ -67,7 +68,7 @@ def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
         "--target", str(config.target_path), "--kit", kit, "--profile", config.profile,
         "--alluredir", str(folder / "allure-results"), "--junitxml", str(folder / "junit.xml"),
         "--pcr-output", str(folder),
-        "-q", "--tb=line", "-rfE", "-p", "no:cacheprovider", "-o", "console_output_style=classic",
+        "-q", "--tb=short", "-rfE", "-p", "no:cacheprovider", "-o", "console_output_style=classic",
     ]
     if config.mask_pii:
         cmd.append("--mask-pii")
@@ -101,9 +102,64 @@ def failure_reason(output: str, returncode: int) -> str:
     return f"pytest exited {returncode}: {tail}"
 
 
+_SECTION_RE = re.compile(r"^=+ (.+?) =+$")
+_PROGRESS_CHARS = set(".sFExX ")
+
+
+class ConsoleFilter:
+    """Pytest's output for the console: progress and the short summary, not the tracebacks.
+
+    The whole output goes to pytest.log; on the console the FAILURES / ERRORS sections (tracebacks) are
+    replaced by one hint line, because each failure is listed again in the short test summary. Progress dots
+    are shown as they come, before their line is complete.
+    """
+
+    def __init__(self, prefix: str, log_name: str = "pytest.log") -> None:
+        self.prefix = prefix
+        self.log_name = log_name
+        self.pending = ""  # the incomplete last line
+        self.shown = 0  # how much of `pending` is already on the console
+        self.hidden = False
+
+    def feed(self, text: str) -> str:
+        out: list[str] = []
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            shown, self.shown = self.shown, 0
+            if shown:  # the line's start is already on the console: finish it
+                out.append(line[shown:] + "\n")
+                continue
+            out.append(self._line(line))
+        if self.pending and not self.hidden and set(self.pending) <= _PROGRESS_CHARS:
+            if not self.shown:
+                out.append(self.prefix)
+            out.append(self.pending[self.shown:])
+            self.shown = len(self.pending)
+        return "".join(out)
+
+    def _line(self, line: str) -> str:
+        m = _SECTION_RE.match(line.strip())
+        if m:
+            title = m.group(1)
+            if title in ("FAILURES", "ERRORS") or title.startswith("warnings summary"):
+                if not self.hidden:
+                    self.hidden = True
+                    return f"{self.prefix}({title.lower()}: details in {self.log_name}, junit.xml and the report)\n"
+                return ""
+            self.hidden = False
+        if self.hidden:
+            return ""
+        return f"{self.prefix}{line}\n"
+
+    def flush(self) -> str:
+        rest = self.feed("\n") if self.pending else ""
+        return rest
+
+
 def stream_process(cmd: Sequence[str], *, cwd: Path, prefix: str, timeout_s: float,
                    out: IO[str] | None = None, env: dict[str, str] | None = None) -> tuple[int | None, str]:
-    """Run cmd, copying its output to `out` with `prefix` at each line start; kill it after timeout_s.
+    """Run cmd, showing its output through ConsoleFilter on `out`; kill its process group after timeout_s.
 
     Returns (exit code or None on timeout, the whole output).
     """
@@ -112,23 +168,18 @@ def stream_process(cmd: Sequence[str], *, cwd: Path, prefix: str, timeout_s: flo
                             env=env, start_new_session=True)
     assert proc.stdout is not None
     chunks: list[str] = []
+    console = ConsoleFilter(prefix)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def copy() -> None:
-        at_line_start = True
         fd = proc.stdout.fileno()  # type: ignore[union-attr]
         while True:
             data = os.read(fd, 4096)
             if not data:
                 break
-            text = data.decode("utf-8", errors="replace")
+            text = decoder.decode(data)
             chunks.append(text)
-            pieces = []
-            for part in text.splitlines(keepends=True):
-                if at_line_start:
-                    pieces.append(prefix)
-                pieces.append(part)
-                at_line_start = part.endswith("\n")
-            out.write("".join(pieces))
+            out.write(console.feed(text))
             out.flush()
 
     reader = threading.Thread(target=copy, daemon=True)
@@ -138,12 +189,12 @@ def stream_process(cmd: Sequence[str], *, cwd: Path, prefix: str, timeout_s: flo
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         code = None
-    except BaseException:  # Ctrl-C: never leave the register or pytest behind
+    except BaseException:  # Ctrl-C or SIGTERM: never leave pytest or the register behind
         _kill_group(proc)
         raise
     reader.join(timeout=10)
-    if chunks and not chunks[-1].endswith("\n"):
-        out.write("\n")
+    out.write(console.flush())
+    out.flush()
     return code, "".join(chunks)
 
 
@@ -159,6 +210,7 @@ def run_kit(config: RunConfig, kit: str, *, html_notice: Callable[[str], None]) 
     """Run one kit into output/<kit>/<target>/, replacing that folder only when the run is over."""
     final = config.output / kit / config.target_name
     tmp = final.with_name(f".{config.target_name}.tmp-{os.getpid()}")
+    _remove_stale_temp_folders(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     started = time.monotonic()
@@ -173,7 +225,7 @@ def run_kit(config: RunConfig, kit: str, *, html_notice: Callable[[str], None]) 
     (tmp / "pytest.log").write_text(output, encoding="utf-8")
     duration = time.monotonic() - started
     outcome = _outcome(kit, config, code, output, tmp)
-    if config.html and (tmp / "allure-results").is_dir():
+    if config.html and not outcome.fatal and (tmp / "allure-results").is_dir():
         html = report.generate_html(tmp, report_name=f"PCR conformance: {kit} on {config.target_name}")
         if html.ok:
             html = dataclasses.replace(html, message=f"HTML report: {final / 'html' / 'index.html'}")
@@ -183,23 +235,85 @@ def run_kit(config: RunConfig, kit: str, *, html_notice: Callable[[str], None]) 
     return dataclasses.replace(outcome, folder=str(final), duration_s=duration)
 
 
+def _remove_stale_temp_folders(final: Path) -> None:
+    """Temp folders of earlier runs of this kit and target that were killed (their process is gone)."""
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _outcome(kit: str, config: RunConfig, code: int | None, output: str, folder: Path) -> report.KitOutcome:
     target = config.target_name
     if code is None:
-        return report.KitOutcome(kit, target, EXIT_ERROR,
+        return report.KitOutcome(kit, target, EXIT_ERROR, fatal=True,
                                  reason=f"pytest did not finish within {config.timeout_s:.0f} s and was stopped")
     if code in (2, 3, 4) or code < 0:
-        return report.KitOutcome(kit, target, EXIT_ERROR, reason=failure_reason(output, code))
+        return report.KitOutcome(kit, target, EXIT_ERROR, reason=failure_reason(output, code), fatal=True)
     try:
         summary = report.read_summary(folder / "summary.json")
     except report.ReportError:
         reason = "pytest wrote no summary.json (is the pcr_conformance plugin installed? pip install -e .)"
         if code not in (0, 1, 5):
             reason = failure_reason(output, code)
-        return report.KitOutcome(kit, target, EXIT_ERROR, reason=reason)
+        return report.KitOutcome(kit, target, EXIT_ERROR, reason=reason, fatal=True)
     verdict_code = {"conformant": EXIT_OK, "not-conformant": EXIT_FAILED}.get(summary.verdict, EXIT_ERROR)
-    reason = "" if verdict_code != EXIT_ERROR else (summary.error or f"verdict {summary.verdict!r} in summary.json")
-    return report.KitOutcome(kit, target, verdict_code, summary=summary, reason=reason)
+    reason = ""
+    if verdict_code == EXIT_ERROR:
+        if summary.error:
+            reason = summary.error
+        elif summary.broken_tests:
+            n = len(summary.broken_tests)
+            more = f" and {n - 1} more" if n > 1 else ""
+            reason = (f"{n} broken test(s) could not run (harness, network or TLS; not a conformance failure): "
+                      f"{summary.broken_tests[0]}{more}")
+        else:
+            reason = f"verdict {summary.verdict!r} in summary.json (no test ran?)"
+    return report.KitOutcome(kit, target, verdict_code, summary=summary, reason=reason,
+                             fatal=bool(summary.error))
+
+
+PREFLIGHT_TIMEOUT_S = 10.0
+
+
+def preflight(base_urls: dict[str, str], timeout_s: float) -> None:
+    """Fail fast when a remote target's host does not accept TCP connections (CliError names the URL).
+
+    The plugin checks the TLS handshake at session start (with retries, for a register still starting);
+    this check only spares a pytest start per kit when the address is plainly wrong or down.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    for url in sorted(set(base_urls.values())):
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 443
+        last: OSError | None = None
+        for attempt in range(2):
+            try:
+                with socket.create_connection((host, port), timeout=timeout_s):
+                    last = None
+                    break
+            except OSError as e:
+                last = e
+                if attempt == 0:
+                    time.sleep(1.0)
+        if last is not None:
+            reason = last.strerror or type(last).__name__
+            if isinstance(last, TimeoutError | socket.timeout):
+                reason = f"no answer within {timeout_s:g} s"
+            raise CliError(f"target unreachable: {url}: {reason}; check base_urls in the target file, "
+                           f"the network and any proxy")
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -211,7 +325,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     try:
         target = load_target(args.target)
         target_path = resolve_target_path(args.target)
-    except HarnessError as e:
+    except (HarnessError, OSError) as e:
         raise CliError(str(e)) from None
     names = list(dict.fromkeys(args.kit)) if args.kit else kits_mod.available_kits()
     if not names:
@@ -224,13 +338,20 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     suites = _repo_dir("suites")
     if not suites.is_dir():
         raise CliError(f"no suites/ folder in {Path.cwd()} or {report.REPO_ROOT}; run from the repository")
+    if not target.embedded:
+        preflight(dict(target.base_urls), min(target.timeout_s, PREFLIGHT_TIMEOUT_S))
     return RunConfig(target_path=target_path, target_name=target.name, kits=tuple(names), profile=args.profile,
                      output=Path(args.output).resolve(), html=not args.no_html, mask_pii=args.mask_pii,
                      timeout_s=args.timeout, suites=suites.resolve())
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through stream_process, which stops pytest and the register
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = run_config(args)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     notices: list[str] = []
 
     def notice(message: str) -> None:
@@ -243,11 +364,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcome = run_kit(config, kit, html_notice=notice)
         outcomes.append(outcome)
         if outcome.exit_code == EXIT_ERROR:
-            _err(f"{kit}: could not run: {outcome.reason}")
+            _err(f"{kit}: {'could not run' if outcome.fatal else 'error'}: {outcome.reason}")
             rest = config.kits[index + 1:]
-            if rest:
+            if outcome.fatal and rest:
                 _err(f"not run: {', '.join(rest)} (fix the problem above first)")
-            break
+                break
     print()
     print(report.render_table(outcomes))
     print(f"reports: {config.output}")

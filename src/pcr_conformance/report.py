@@ -41,6 +41,7 @@ class Summary:
     requirements: Mapping[str, str]  # ID -> passed | failed | skipped | not-run | not-tested
     path: str = ""
     error: str = ""  # why the verdict is "error", when the plugin says
+    broken_tests: tuple[str, ...] = ()  # node ids of tests that could not run (harness, network, TLS)
 
     def requirement_count(self, status: str) -> int:
         return sum(1 for s in self.requirements.values() if s == status)
@@ -64,6 +65,7 @@ class KitOutcome:
     summary: Summary | None = None
     reason: str = ""
     folder: str = ""
+    fatal: bool = False  # nothing was judged (target, pool, pytest itself): the next kits would fail alike
     duration_s: float = 0.0
 
 
@@ -90,9 +92,11 @@ def read_summary(path: str | Path) -> Summary:
         raise ReportError(f"{p}: summary lacks {', '.join(missing)}")
     counts = {k: int(data["counts"].get(k, 0)) for k in COUNT_KEYS} if isinstance(data["counts"], dict) else {}
     requirements = data["requirements"] if isinstance(data["requirements"], dict) else {}
+    tests = data.get("tests") if isinstance(data.get("tests"), dict) else {}
+    broken = tuple(sorted(n for n, t in tests.items() if isinstance(t, dict) and t.get("outcome") == "broken"))
     return Summary(kit=str(data["kit"]), target=str(data["target"]), verdict=str(data["verdict"]),
                    counts=counts, requirements={str(k): str(v) for k, v in requirements.items()}, path=str(p),
-                   error=str(data.get("error") or ""))
+                   error=str(data.get("error") or ""), broken_tests=broken)
 
 
 # ---- the verdict table --------------------------------------------------------------------------------
@@ -122,6 +126,8 @@ def render_table(outcomes: Sequence[KitOutcome]) -> str:
                      requirements_cell(s)))
         if s.failed_requirements:
             notes.append(f"{o.kit}: failed requirements {', '.join(s.failed_requirements)}")
+        if o.reason:
+            notes.append(f"{o.kit}: {o.reason}")
     numeric = {3, 4, 5, 6}
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
 
