@@ -19,8 +19,8 @@ REPRESENTATIVES = [("AddLoans", "lender"), ("GetLoan", "lender"), ("GetCreditReg
                    ("OrderData", "authority"), ("GetVoluntaryBan", "cic")]
 
 
-def _params(pairs, *reqs: str):
-    return [pytest.param(op, slot, id=op, marks=[pytest.mark.verifies(*reqs),
+def _params(pairs, verifies: pytest.MarkDecorator):
+    return [pytest.param(op, slot, id=op, marks=[verifies,
                                                  pytest.mark.capability(s.CAPABILITY_OF[s.FAMILY_OF[op]])])
             for op, slot in pairs]
 
@@ -35,7 +35,7 @@ def _error(resp, status: int, code: str, requirement: str, operation: str) -> No
 
 @pytest.mark.parametrize(("operation", "slot"),
                          _params([(op, s.SLOT_FOR_FAMILY[s.FAMILY_OF[op]]) for op in s.ALL_OPERATIONS],
-                                 "ENV-001", "ENV-005", "SEC-011"))
+                                 pytest.mark.verifies("ENV-001", "ENV-005", "SEC-011")))
 def test_methods_other_than_post(operation, slot, pcr_clients, pcr_data):
     """GET, PUT, PATCH and DELETE on an operation are answered 405 H05 with the error object."""
     client = pcr_clients.get(slot)
@@ -46,7 +46,7 @@ def test_methods_other_than_post(operation, slot, pcr_clients, pcr_data):
         _error(resp, 405, "H05", "ENV-001", f"{method} {operation}")
 
 
-@pytest.mark.parametrize(("operation", "slot"), _params(REPRESENTATIVES, "ENV-006", "ENV-005", "SEC-011"))
+@pytest.mark.parametrize(("operation", "slot"), _params(REPRESENTATIVES, pytest.mark.verifies("ENV-006", "ENV-005", "SEC-011")))
 def test_content_types_other_than_json(operation, slot, pcr_clients, pcr_data):
     """A JSON body declared as another content type is answered 415 H15; application/json with a charset passes."""
     client = pcr_clients.get(slot)
@@ -65,7 +65,7 @@ def test_content_types_other_than_json(operation, slot, pcr_clients, pcr_data):
 NOT_JSON = ["{not json", '{"targetEnvironment": "Test",', "", "\u00ff\u00fe garbage", "[1, 2,]", "{'single': 'quotes'}"]
 
 
-@pytest.mark.parametrize(("operation", "slot"), _params(REPRESENTATIVES, "ENV-007", "ENV-005", "SEC-011"))
+@pytest.mark.parametrize(("operation", "slot"), _params(REPRESENTATIVES, pytest.mark.verifies("ENV-007", "ENV-005", "SEC-011")))
 def test_bodies_that_are_not_json(operation, slot, pcr_clients, pcr_data):
     """A body that is not JSON is answered 400 H00 with the error object, never 5xx."""
     client = pcr_clients.get(slot)
@@ -79,7 +79,7 @@ def test_bodies_that_are_not_json(operation, slot, pcr_clients, pcr_data):
 
 
 @pytest.mark.parametrize(("operation", "slot"), _params(REPRESENTATIVES[:1] + REPRESENTATIVES[2:],
-                                                        "ENV-008", "ENV-005", "SEC-011"))
+                                                        pytest.mark.verifies("ENV-008", "ENV-005", "SEC-011")))
 def test_body_larger_than_the_limit(operation, slot, pcr_clients, pcr_data):
     """A body larger than 5 MiB is answered 413 H13 with the error object."""
     client = pcr_clients.get(slot)
@@ -89,7 +89,7 @@ def test_body_larger_than_the_limit(operation, slot, pcr_clients, pcr_data):
     _error(resp, 413, "H13", "ENV-008", f"{operation} with a {len(body['padding']) // 1024} KiB body")
 
 
-@pytest.mark.parametrize(("operation", "slot"), _params(REPRESENTATIVES, "ENV-009", "ENV-005", "SEC-011"))
+@pytest.mark.parametrize(("operation", "slot"), _params(REPRESENTATIVES, pytest.mark.verifies("ENV-009", "ENV-005", "SEC-011")))
 def test_deeply_nested_json(operation, slot, pcr_clients, pcr_data):
     """JSON nested deeper than the limit is answered 400, never 5xx, however deep it goes."""
     client = pcr_clients.get(slot)

@@ -14,9 +14,9 @@ from pcr_conformance import messages as m
 from suites import _support as s
 
 
-def _operation_params(*reqs: str) -> list[Any]:
+def _operation_params(verifies: pytest.MarkDecorator) -> list[Any]:
     return [pytest.param(op, s.SLOT_FOR_FAMILY[s.FAMILY_OF[op]], id=op,
-                         marks=[pytest.mark.verifies(*reqs),
+                         marks=[verifies,
                                 pytest.mark.capability(s.CAPABILITY_OF[s.FAMILY_OF[op]]),
                                 pytest.mark.read_only_safe])
             for op in s.ALL_OPERATIONS]
@@ -30,7 +30,7 @@ def _rejected(resp, status: int, code: str, requirement: str, operation: str, fi
     s.no_internals(resp, operation)
 
 
-@pytest.mark.parametrize(("operation", "slot"), _operation_params("ENV-002", "ENV-003", "ENV-004", "ENV-005"))
+@pytest.mark.parametrize(("operation", "slot"), _operation_params(pytest.mark.verifies("ENV-002", "ENV-003", "ENV-004", "ENV-005")))
 def test_envelope_on_every_operation(operation, slot, pcr_clients, pcr_data):
     """Missing or unknown targetEnvironment (D01), the wrong environment (D07) and a missing owner (D01) are 400."""
     client = pcr_clients.get(slot)
@@ -48,7 +48,7 @@ def test_envelope_on_every_operation(operation, slot, pcr_clients, pcr_data):
         _rejected(resp, status, code, requirement, f"{operation} ({requirement})", field)
 
 
-@pytest.mark.parametrize(("operation", "slot"), _operation_params("ENV-010", "ENV-005"))
+@pytest.mark.parametrize(("operation", "slot"), _operation_params(pytest.mark.verifies("ENV-010", "ENV-005")))
 def test_unknown_member_on_every_operation(operation, slot, pcr_clients, pcr_data):
     """An unknown member beside the envelope is rejected with 400 D01 naming the member."""
     client = pcr_clients.get(slot)
