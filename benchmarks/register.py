@@ -350,6 +350,8 @@ def run(settings: Settings, workdir: Path) -> dict[str, Any]:
 
                 extract = measure_extracts(register, query, settings.loans_per_query_person, settings)
                 result["levels"].append({
+                    # The machine may be shared: the 1-minute load average says how noisy the figures are.
+                    "load_avg_1m": round(os.getloadavg()[0], 2),
                     "loans_in_db": reporter.loans_stored,
                     "db_bytes": sum(p.stat().st_size for p in register.db_path.parent.glob(
                         register.db_path.name + "*")),
@@ -361,18 +363,18 @@ def run(settings: Settings, workdir: Path) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     s = result["settings"]
     header = (f"{'loans in DB':>12} | {'ingest reports/s':>16} | {'extract p50 ms':>14} | {'p95 ms':>8} | "
-              f"{'p99 ms':>8} | {'prefill reports/s':>17} | {'DB MiB':>7}")
+              f"{'p99 ms':>8} | {'prefill reports/s':>17} | {'DB MiB':>7} | {'load':>5}")
     rows = [header, "-" * len(header)]
     for lv in result["levels"]:
         e, i, p = lv["extract"], lv["ingest"], lv["prefill"]
         rows.append(f"{lv['loans_in_db']:>12,} | {i['reports_per_s_median']:>16,} | {e['p50_ms']:>14.2f} | "
                     f"{e['p95_ms']:>8.2f} | {e['p99_ms']:>8.2f} | {p['reports_per_s'] or '-':>17} | "
-                    f"{lv['db_bytes'] / 2**20:>7.0f}")
+                    f"{lv['db_bytes'] / 2**20:>7.0f} | {lv['load_avg_1m']:>5.1f}")
     rows.append(f"ingest: median of {s['batches']} AddLoans batches of {s['batch_size']} reports, POST to "
                 f"FinishedSuccess, one at a time; extract: {s['requests']} sequential requests "
                 f"({s['warmup']} warm-up) for {s['query_persons']} persons with {s['loans_per_query_person']} "
                 f"loans each; prefill through the API, {s['in_flight']} batches of {s['prefill_batch_size']} "
-                "in flight")
+                "in flight; DB MiB includes the WAL; load = 1-minute load average after the level")
     return "\n".join(rows)
 
 
