@@ -330,6 +330,8 @@ def test_ambiguous_loans_ask_for_operation(tmp_path: Path, capsys: pytest.Captur
     assert "--operation" in err and len(err.strip().splitlines()) == 1
     code, out, err = run(capsys, path, "--operation", "AddLoans")
     assert code == 0, out + err
+    code, out, err = run(capsys, path, "--operation", "addloans")  # letter case aside
+    assert code == 0 and "valid AddLoans message" in out, out + err
 
 
 # ---- files that cannot be validated: exit 2 -----------------------------------------------------------------

@@ -50,7 +50,7 @@ def _err(message: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    target_path: Path
+    target_path: Path  # a target name, or the absolute path of a target file
     target_name: str
     kits: tuple[str, ...]
     profile: str
@@ -324,7 +324,10 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
     try:
         target = load_target(args.target)
-        target_path = resolve_target_path(args.target)
+        # A name stays a name (the summary and environment.properties show it); a path becomes absolute
+        # because pytest runs in the repository folder.
+        is_name = not (args.target.endswith(".toml") or "/" in args.target or os.sep in args.target)
+        target_path = Path(args.target) if is_name else resolve_target_path(args.target)
     except (HarnessError, OSError) as e:
         raise CliError(str(e)) from None
     names = list(dict.fromkeys(args.kit)) if args.kit else kits_mod.available_kits()
@@ -477,7 +480,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for folder in folders:
         try:
             s = report.read_summary(folder / "summary.json")
-            summaries.append(report.KitOutcome(s.kit, s.target, 0, summary=s))
+            summaries.append(report.KitOutcome(folder.parent.name, folder.name, 0, summary=s))
         except report.ReportError:
             continue
     if summaries:

@@ -626,11 +626,13 @@ def known_operations() -> list[str]:
     return sorted(_specs().operation_index())
 
 
-def require_operation(operation: str) -> None:
-    """ValidationInputError unless the specs define the operation."""
+def require_operation(operation: str) -> str:
+    """The specs' spelling of an operation name (letter case aside); ValidationInputError when unknown."""
     known = known_operations()
-    if operation not in known:
+    by_lower = {op.lower(): op for op in known}
+    if operation.lower() not in by_lower:
         raise ValidationInputError(f"unknown operation {operation!r}; the specs define {', '.join(known)}")
+    return by_lower[operation.lower()]
 
 
 def member_names() -> dict[str, str]:
@@ -774,7 +776,7 @@ def validate_files(
     `member_names` and `schema_problems`). Raises ValidationInputError for a file that cannot be validated.
     """
     if operation is not None:
-        require_operation(operation)
+        operation = require_operation(operation)
     names = member_names() if names is None else names
     schema_check = schema_problems if schema_check is None else schema_check
     today = today or dt.date.today()
