@@ -280,6 +280,18 @@ def valid_request(operation: str, client: Any, data: Any) -> tuple[dict[str, Any
 ALL_OPERATIONS = tuple(op for ops in OPERATIONS.values() for op in ops)
 
 
+def writes(operation: str) -> bool:
+    """Operations that store something when accepted: never run against a read-only target."""
+    return operation in SUBMIT_OPERATIONS or operation == "OrderData"
+
+
+def read_only_marks(operation: str) -> list[Any]:
+    """[read_only_safe] for an operation that only reads, [] otherwise (for pytest.param marks)."""
+    import pytest
+
+    return [] if writes(operation) else [pytest.mark.read_only_safe]
+
+
 def extra_client(clients: Any, target: Any, kind: str, owner: Mapping[str, str]) -> Any:
     """A client with the target's extra certificate `kind` ("expired", "foreign"); for an embedded target
     without that entry, the register's data dir (interfaces.md §7) is looked up."""

@@ -38,6 +38,8 @@ def _load() -> list[Any]:
             marks = [pytest.mark.verifies(*case["verifies"]), pytest.mark.capability(_support.CAPABILITY_OF[api])]
             if case.get("capability"):
                 marks.append(pytest.mark.capability(case["capability"]))
+            if not case.get("setup"):
+                marks.extend(_support.read_only_marks(operation))
             params.append(pytest.param(operation, api, case, id=f"{operation}::{case['id']}", marks=marks))
     return params
 

@@ -12,16 +12,14 @@ import pytest
 from pcr_conformance import expect
 from suites import _support as s
 
-pytestmark = pytest.mark.read_only_safe
-
 # One operation per API family, with the slot allowed to call it.
 REPRESENTATIVES = [("AddLoans", "lender"), ("GetLoan", "lender"), ("GetCreditRegisterExtract", "lender_extract"),
                    ("OrderData", "authority"), ("GetVoluntaryBan", "cic")]
 
 
 def _params(pairs, verifies: pytest.MarkDecorator):
-    return [pytest.param(op, slot, id=op, marks=[verifies,
-                                                 pytest.mark.capability(s.CAPABILITY_OF[s.FAMILY_OF[op]])])
+    return [pytest.param(op, slot, id=op, marks=[verifies, pytest.mark.capability(s.CAPABILITY_OF[s.FAMILY_OF[op]]),
+                                                 *s.read_only_marks(op)])
             for op, slot in pairs]
 
 
@@ -110,6 +108,7 @@ def test_deeply_nested_json(operation, slot, pcr_clients, pcr_data):
 
 @pytest.mark.verifies("ENV-016", "ENV-005", "SEC-011")
 @pytest.mark.capability("reporting")
+@pytest.mark.read_only_safe
 def test_unknown_operation_path(pcr_clients, pcr_data):
     """An unknown operation path is answered 404 H04 with the error object."""
     client = pcr_clients.get("lender")

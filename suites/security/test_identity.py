@@ -32,11 +32,11 @@ def _capability(operation: str) -> str:
     return s.CAPABILITY_OF[s.FAMILY_OF[operation]]
 
 
-@pytest.mark.read_only_safe
 @pytest.mark.parametrize(
     ("operation", "slot"),
     [pytest.param(op, slot, id=f"{op}-as-{slot}",
-                  marks=[pytest.mark.verifies(*reqs), pytest.mark.capability(_capability(op))])
+                  marks=[pytest.mark.verifies(*reqs), pytest.mark.capability(_capability(op)),
+                         *s.read_only_marks(op)])
      for op, slot, reqs in WRONG_ROLES],
 )
 def test_certificate_role_not_allowed(operation, slot, pcr_clients, pcr_data):
@@ -54,10 +54,10 @@ OWNER_CHECKS = [("AddLoans", "lender"), ("GetLoan", "lender"), ("GetCreditRegist
                 ("OrderData", "authority"), ("GetVoluntaryBan", "cic")]
 
 
-@pytest.mark.read_only_safe
 @pytest.mark.parametrize(
     ("operation", "slot"),
-    [pytest.param(op, slot, id=op, marks=[pytest.mark.verifies("SEC-005"), pytest.mark.capability(_capability(op))])
+    [pytest.param(op, slot, id=op, marks=[pytest.mark.verifies("SEC-005"), pytest.mark.capability(_capability(op)),
+                                          *s.read_only_marks(op)])
      for op, slot in OWNER_CHECKS],
 )
 def test_owner_type_contradicting_certificate(operation, slot, pcr_clients, pcr_data):
@@ -84,10 +84,10 @@ OTHER_OWNER = {"lender": "second_lender", "lender_extract": "second_lender_extra
                "authority": "consumer_authority", "cic": "lender"}
 
 
-@pytest.mark.read_only_safe
 @pytest.mark.parametrize(
     ("operation", "slot"),
-    [pytest.param(op, slot, id=op, marks=[pytest.mark.verifies("SEC-006"), pytest.mark.capability(_capability(op))])
+    [pytest.param(op, slot, id=op, marks=[pytest.mark.verifies("SEC-006"), pytest.mark.capability(_capability(op)),
+                                          *s.read_only_marks(op)])
      for op, slot in OWNER_CHECKS],
 )
 def test_owner_of_another_organisation(operation, slot, pcr_clients, pcr_data):

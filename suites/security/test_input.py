@@ -18,7 +18,7 @@ def _operation_params(verifies: pytest.MarkDecorator) -> list[Any]:
     return [pytest.param(op, s.SLOT_FOR_FAMILY[s.FAMILY_OF[op]], id=op,
                          marks=[verifies,
                                 pytest.mark.capability(s.CAPABILITY_OF[s.FAMILY_OF[op]]),
-                                pytest.mark.read_only_safe])
+                                *s.read_only_marks(op)])
             for op in s.ALL_OPERATIONS]
 
 
@@ -156,7 +156,6 @@ def test_hostile_strings_in_loan_text_members(pcr_clients, pcr_data):
 @pytest.mark.capability("extract")
 @pytest.mark.capability("authorities")
 @pytest.mark.capability("voluntary-ban")
-@pytest.mark.read_only_safe
 def test_hostile_strings_in_queries(pcr_clients, pcr_data):
     """Hostile strings in identity codes and legal bases of the query APIs get a clean 4xx or 2xx, never 5xx."""
     reader, authority, cic = (pcr_clients.get(x) for x in ("lender_extract", "authority", "cic"))
