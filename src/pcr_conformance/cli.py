@@ -214,7 +214,9 @@ def run_kit(config: RunConfig, kit: str, *, html_notice: Callable[[str], None]) 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     started = time.monotonic()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Wide enough for "FAILED <test id> - <requirement ID> <message>" (pytest cuts the line at COLUMNS).
+    columns = max(shutil.get_terminal_size((240, 24)).columns, 240)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": str(columns)}
     print(f"== {kit} against {config.target_name} ({config.profile})", flush=True)
     try:
         code, output = stream_process(pytest_command(config, kit, tmp), cwd=config.suites.parent,
