@@ -42,6 +42,16 @@ def test_top_level_help_names_exit_codes(capsys: pytest.CaptureFixture[str]) -> 
     assert all(c in out for c in SUBCOMMANDS) and "Exit codes" in out
 
 
+def test_names_stay_names_and_other_files_become_absolute_paths(tmp_path: Path) -> None:
+    from pcr_conformance.cli import _as_argument
+
+    assert _as_argument("reference", REPO / "targets" / "reference.toml", REPO / "targets") == "reference"
+    elsewhere = tmp_path / "targets" / "myorg.toml"  # found in the user's folder, not by pytest in the repo
+    assert _as_argument("myorg", elsewhere, REPO / "targets") == str(elsewhere.resolve())
+    assert _as_argument("targets/reference.toml", REPO / "targets" / "reference.toml", REPO / "targets") == \
+        str((REPO / "targets" / "reference.toml").resolve())
+
+
 def test_run_defaults() -> None:
     args = build_parser().parse_args(["run"])
     assert (args.target, args.kit, args.profile, args.output, args.no_html, args.mask_pii) == \
@@ -163,8 +173,9 @@ def test_console_shows_progress_and_summary_but_not_tracebacks() -> None:
 def test_pytest_command_passes_every_option(tmp_path: Path) -> None:
     from pcr_conformance.cli import RunConfig, pytest_command
 
-    config = RunConfig(target_path=tmp_path / "t.toml", target_name="t", kits=("k",), profile="regression",
-                       output=tmp_path, html=False, mask_pii=True, timeout_s=5, suites=tmp_path / "suites")
+    config = RunConfig(target=str(tmp_path / "t.toml"), target_name="t", kits=("k",), kit_args=("k",),
+                       profile="regression", output=tmp_path, html=False, mask_pii=True, timeout_s=5,
+                       suites=tmp_path / "suites")
     cmd = pytest_command(config, "k", tmp_path / "k" / "t")
     joined = " ".join(cmd)
     for part in (f"--target {tmp_path / 't.toml'}", "--kit k", "--profile regression", "--mask-pii",

@@ -50,9 +50,10 @@ def _err(message: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    target_path: Path  # a target name, or the absolute path of a target file
+    target: str  # as pytest gets it: a target name, or the absolute path of a target file
     target_name: str
-    kits: tuple[str, ...]
+    kits: tuple[str, ...]  # kit names: report folders OUTPUT/<kit>/<target>
+    kit_args: tuple[str, ...]  # as pytest gets them: kit names, or absolute paths of kit files
     profile: str
     output: Path
     html: bool
@@ -62,10 +63,10 @@ class RunConfig:
 
 
 def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
-    """The pytest invocation of one kit; results go to `folder` (docs/interfaces.md, ARCHITECTURE.md)."""
+    """The pytest invocation of one kit (name or file, as in config.kit_args); results go to `folder`."""
     cmd = [
         sys.executable, "-m", "pytest", str(config.suites),
-        "--target", str(config.target_path), "--kit", kit, "--profile", config.profile,
+        "--target", config.target, "--kit", kit, "--profile", config.profile,
         "--alluredir", str(folder / "allure-results"), "--junitxml", str(folder / "junit.xml"),
         "--pcr-output", str(folder),
         "-q", "--tb=short", "-rfE", "-p", "no:cacheprovider", "-o", "console_output_style=classic",
@@ -206,7 +207,8 @@ def _kill_group(proc: subprocess.Popen[Any]) -> None:
     proc.wait()
 
 
-def run_kit(config: RunConfig, kit: str, *, html_notice: Callable[[str], None]) -> report.KitOutcome:
+def run_kit(config: RunConfig, kit: str, kit_arg: str, *,
+            html_notice: Callable[[str], None]) -> report.KitOutcome:
     """Run one kit into output/<kit>/<target>/, replacing that folder only when the run is over."""
     final = config.output / kit / config.target_name
     tmp = final.with_name(f".{config.target_name}.tmp-{os.getpid()}")
@@ -219,7 +221,7 @@ def run_kit(config: RunConfig, kit: str, *, html_notice: Callable[[str], None]) 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": str(columns)}
     print(f"== {kit} against {config.target_name} ({config.profile})", flush=True)
     try:
-        code, output = stream_process(pytest_command(config, kit, tmp), cwd=config.suites.parent,
+        code, output = stream_process(pytest_command(config, kit_arg, tmp), cwd=config.suites.parent,
                                       prefix=f"[{kit}] ", timeout_s=config.timeout_s, env=env)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -324,30 +326,42 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     from pcr_conformance.errors import HarnessError
     from pcr_conformance.target import load_target, resolve_target_path
 
+    suites = _repo_dir("suites").resolve()
+    if not suites.is_dir():
+        raise CliError(f"no suites/ folder in {Path.cwd()} or {report.REPO_ROOT}; run from the repository")
     try:
         target = load_target(args.target)
-        # A name stays a name (the summary and environment.properties show it); a path becomes absolute
-        # because pytest runs in the repository folder.
-        is_name = not (args.target.endswith(".toml") or "/" in args.target or os.sep in args.target)
-        target_path = Path(args.target) if is_name else resolve_target_path(args.target)
+        target_file = resolve_target_path(args.target)
     except (HarnessError, OSError) as e:
         raise CliError(str(e)) from None
     names = list(dict.fromkeys(args.kit)) if args.kit else kits_mod.available_kits()
     if not names:
         raise CliError(f"no kits found in {kits_mod.kits_dir()}; add kits/<kit>.toml or pass --kit")
+    kit_names: list[str] = []
+    kit_args: list[str] = []
     for name in names:
         try:
-            kits_mod.load_kit(name)
-        except HarnessError as e:
+            kit = kits_mod.load_kit(name)
+        except (HarnessError, OSError) as e:
             raise CliError(str(e)) from None
-    suites = _repo_dir("suites")
-    if not suites.is_dir():
-        raise CliError(f"no suites/ folder in {Path.cwd()} or {report.REPO_ROOT}; run from the repository")
+        kit_names.append(kit.name)
+        kit_args.append(_as_argument(name, Path(kit.source), suites.parent / "kits"))
     if not target.embedded:
         preflight(dict(target.base_urls), min(target.timeout_s, PREFLIGHT_TIMEOUT_S))
-    return RunConfig(target_path=target_path, target_name=target.name, kits=tuple(names), profile=args.profile,
+    return RunConfig(target=_as_argument(args.target, target_file, suites.parent / "targets"),
+                     target_name=target.name, kits=tuple(kit_names), kit_args=tuple(kit_args),
+                     profile=args.profile,
                      output=Path(args.output).resolve(), html=not args.no_html, mask_pii=args.mask_pii,
-                     timeout_s=args.timeout, suites=suites.resolve())
+                     timeout_s=args.timeout, suites=suites)
+
+
+def _as_argument(given: str, file: Path, pytest_folder: Path) -> str:
+    """A name stays a name when pytest (run in the repository) finds the same file by it, so the summary
+    and environment.properties show the name; otherwise the file's absolute path."""
+    if Path(given).name == given and not given.endswith(".toml"):
+        if (pytest_folder / f"{given}.toml").resolve() == file.resolve():
+            return given
+    return str(file.resolve())
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -365,8 +379,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(message, flush=True)
 
     outcomes: list[report.KitOutcome] = []
-    for index, kit in enumerate(config.kits):
-        outcome = run_kit(config, kit, html_notice=notice)
+    for index, (kit, kit_arg) in enumerate(zip(config.kits, config.kit_args, strict=True)):
+        outcome = run_kit(config, kit, kit_arg, html_notice=notice)
         outcomes.append(outcome)
         if outcome.exit_code == EXIT_ERROR:
             _err(f"{kit}: {'could not run' if outcome.fatal else 'error'}: {outcome.reason}")
