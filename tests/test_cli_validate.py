@@ -365,3 +365,14 @@ def test_rules_are_plain_functions_citing_their_requirement() -> None:
     ctx = validate.Context(operation="AddLoans", today=validate.dt.date(2026, 11, 21))
     [problem] = validate.check_amount_paid(body, ctx)
     assert (problem.requirement, problem.code) == ("RPT-004", "D02")
+
+
+def test_flat_extract_request_gets_a_pointed_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Java client's flat form (domain.md §11): every stray member named, and how to nest them."""
+    body = {"targetEnvironment": "Test", "owner": OWNER, "idCodeType": "PersonalIdentityCode",
+            "idCode": "010594Y9032", "creditRegisterExtractPurpose": ["NewLoan"]}
+    code, out, _ = run(capsys, write(tmp_path, "flat.json", body))
+    assert code == 1
+    for member in ("idCodeType", "idCode", "creditRegisterExtractPurpose"):
+        assert f"/{member}  ENV-010 D01" in out
+    assert 'inside "request"' in out

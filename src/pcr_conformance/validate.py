@@ -661,10 +661,17 @@ _KEYWORD_REQUIREMENTS = {
 _DATE_MEMBERS = ("Date", "date")
 
 
-def schema_problem(error: Any) -> Problem:
-    """A Problem from a jsonschema ValidationError: pointer, requirement, D01, the schema's words, a fix."""
+_FLAT_EXTRACT_MEMBERS = {"idCodeType", "idCode", "creditRegisterExtractPurpose"}
+
+
+def schema_problem(error: Any) -> list[Problem]:
+    """Problems from a jsonschema ValidationError: pointer, requirement, D01, the schema's words, a fix."""
     path = list(error.absolute_path)
     keyword = error.validator
+    if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, Mapping):
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        if extra:
+            return [_unknown_member(path, name, error.instance) for name in extra]
     where = pointer(*path)
     last = str(path[-1]) if path else ""
     requirement = _KEYWORD_REQUIREMENTS.get(keyword, "")
@@ -677,18 +684,12 @@ def schema_problem(error: Any) -> Problem:
         message = f"required member {missing or error.message} is missing"
         fix = f"Add {missing}; the operation requires it."
         last = missing
-    elif keyword in ("additionalProperties", "unevaluatedProperties"):
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {}))) if isinstance(
-            error.instance, Mapping) else []
-        if extra:
-            where, last = pointer(*path, extra[0]), extra[0]
-            message = f"unknown member {extra[0]}"
-            fix = (f"Remove {extra[0]} or correct its spelling; the register rejects unknown members "
-                   f"(member names may differ only in letter case).")
     elif keyword in ("enum", "const"):
         allowed = error.validator_value if keyword == "enum" else [error.validator_value]
         fix = f"Use one of {', '.join(map(str, allowed))} (enum values are case-sensitive)."
-    elif keyword in ("minItems",) and path and path[-1] in COLLECTIONS.values():
+    elif keyword in ("minimum", "exclusiveMinimum"):
+        fix = f"Amounts and counts are never negative: use a number of at least {error.validator_value}."
+    elif keyword == "minItems" and path and path[-1] in COLLECTIONS.values():
         requirement, fix = "RPT-040", "Send at least one report in the batch."
     if keyword in ("format", "pattern") and last.endswith(_DATE_MEMBERS):
         requirement, fix = "ENV-013", "Write dates as yyyy-MM-dd, e.g. 2026-03-31."
@@ -700,10 +701,19 @@ def schema_problem(error: Any) -> Problem:
     if path[:1] == ["targetEnvironment"] or last == "targetEnvironment":
         requirement, fix = "ENV-002", 'Set "targetEnvironment" to "Test" or "Production".'
     elif path[:1] == ["owner"] or last == "owner":
-        requirement = requirement if keyword in ("additionalProperties",) else "ENV-004"
-        if keyword != "additionalProperties":
-            fix = 'Send "owner": {"idCodeType": "BusinessId", "idCode": "NNNNNNN-C"} (the certificate\'s organisation).'
-    return Problem(where, requirement or "schema", "D01", f"schema: {message}", fix)
+        requirement = "ENV-004"
+        fix = 'Send "owner": {"idCodeType": "BusinessId", "idCode": "NNNNNNN-C"} (the certificate\'s organisation).'
+    return [Problem(where, requirement or "schema", "D01", f"schema: {message}", fix)]
+
+
+def _unknown_member(path: list[Any], name: str, instance: Mapping[str, Any]) -> Problem:
+    """ENV-010: an unknown member, with a pointed fix for the flat extract form some clients send."""
+    fix = (f"Remove {name} or correct its spelling; the register rejects unknown members "
+           f"(member names may differ in letter case only).")
+    if not path and name in _FLAT_EXTRACT_MEMBERS and "request" not in instance:
+        fix = ("Put idCodeType, idCode and creditRegisterExtractPurpose inside \"request\": {...} "
+               "(the documented extract request nests them).")
+    return Problem(pointer(*path, name), "ENV-010", "D01", f"schema: unknown member {name}", fix)
 
 
 def request_validator(operation: str) -> Any:
@@ -724,7 +734,8 @@ def schema_problems(body: Any, operation: str) -> list[Problem]:
     for error in errors:
         # oneOf/anyOf/if-then failures: report their most specific cause instead of the umbrella message.
         leaves = _leaf_errors(error)
-        out.extend(schema_problem(leaf) for leaf in leaves)
+        for leaf in leaves:
+            out.extend(schema_problem(leaf))
     unique: dict[tuple[str, str], Problem] = {}  # one problem per member and requirement is enough
     for p in out:
         unique.setdefault((p.pointer, p.requirement), p)
@@ -797,8 +808,8 @@ def validate_files(
     for path, body, pointers, op in loaded:
         ctx = Context(operation=op, today=today, owner_is_kela=owner_is_kela, contract_dates=dates)
         problems = check_rules(body, ctx) if isinstance(body, Mapping) else []
-        ruled = {p.pointer for p in problems}
-        # A rule's problem is more specific than the schema's pattern error at the same place.
+        ruled = {p.pointer for p in problems if p.severity == ERROR}
+        # A rule's error is more specific than the schema's pattern error at the same place.
         problems += [p for p in schema_check(body, op) if p.pointer not in ruled]
         problems = [dataclasses.replace(p, pointer=original_pointer(p.pointer, pointers)) for p in problems]
         problems.sort(key=lambda p: (p.severity != ERROR, _pointer_sort_key(p.pointer), p.requirement))
