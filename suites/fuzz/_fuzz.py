@@ -63,7 +63,7 @@ def _own_envelope(case: Any, client: Any) -> None:
         case.body["owner"] = client.owner
 
 
-def fuzz_operation(target: Any, family: str, operation_id: str, client: Any) -> None:
+def fuzz_operation(target: Any, family: str, operation_id: str, client: Any, data: Any) -> None:
     """Send the spec's request examples and then generated cases; every answer must pass every check."""
     from schemathesis import GenerationMode
 
@@ -79,12 +79,10 @@ def fuzz_operation(target: Any, family: str, operation_id: str, client: Any) -> 
 
     # 1. The documented examples, as the caller (deterministic: the same bodies on every run).
     for _name, body in sorted(specs.request_examples(operation_id).items()):
-        case = operation.Case(body=copy.deepcopy(body),
-                              headers={"BatchReference": f"Fuzz_{operation_id}_example"}
-                              if operation_id in s.SUBMIT_OPERATIONS else None)
+        headers = ({"BatchReference": data.batch_reference(f"fuzz_{operation_id}")}
+                   if operation_id in s.SUBMIT_OPERATIONS else None)
+        case = operation.Case(body=copy.deepcopy(body), headers=headers)
         _own_envelope(case, client)
-        if operation_id in s.SUBMIT_OPERATIONS:
-            case.headers = {"BatchReference": client._new_batch_reference(f"fuzzex_{operation_id}")}
         checks.run_all(_call(case, timeout), case)
 
     # 2. Generated cases: schema-valid ones sent as the caller, schema-invalid ones as generated.

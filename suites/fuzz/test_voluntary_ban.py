@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.capability("voluntary-ban"), pytest.mark.verifies(*che
 
 
 @pytest.mark.parametrize("operation_id", _fuzz.operation_ids(FAMILY))
-def test_fuzz(operation_id, pcr_target, pcr_clients):
+def test_fuzz(operation_id, pcr_target, pcr_clients, pcr_data):
     """Every answer to generated and documented requests is a documented, well-formed, non-5xx answer."""
     client = pcr_clients.get(s.SLOT_FOR_FAMILY[FAMILY])
-    _fuzz.fuzz_operation(pcr_target, FAMILY, operation_id, client)
+    _fuzz.fuzz_operation(pcr_target, FAMILY, operation_id, client, pcr_data)
