@@ -376,3 +376,12 @@ def test_flat_extract_request_gets_a_pointed_fix(tmp_path: Path, capsys: pytest.
     for member in ("idCodeType", "idCode", "creditRegisterExtractPurpose"):
         assert f"/{member}  ENV-010 D01" in out
     assert 'inside "request"' in out
+
+
+def test_validate_body_for_reuse() -> None:
+    body = pascal(add_loans())
+    assert validate.validate_body(body, "AddLoans", today=validate.dt.date(2026, 11, 21)) == []
+    body["Loans"][0]["BorrowersCount"] = 0
+    body["Loans"][0]["Borrowers"].append({"IdCodeType": "PersonalIdentityCode", "IdCode": "020594X903P"})
+    problems = validate.validate_body(body, "AddLoans", today=validate.dt.date(2026, 11, 21), with_schema=False)
+    assert [(p.pointer, p.requirement, p.code) for p in problems] == [("/loans/0/borrowersCount", "RPT-012", "D23")]

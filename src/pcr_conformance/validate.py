@@ -6,7 +6,7 @@ processing rule that needs no register: identity-code and Business ID check char
 order, the Kela-only loan type, the delayed-amount rules and duplicate report references.
 
 Each rule is a plain function `(body, ctx) -> list[Problem]` citing its requirement ID, so the fuzz checks
-and the corpus can reuse them. `body` is the request body with member names already mapped to the spec's
+and the corpus can reuse them (or call `validate_body(body, operation)` for all of them at once). `body` is the request body with member names already mapped to the spec's
 camelCase names (ENV-011: the register matches member names case-insensitively); `canonicalize` does that.
 Rules never raise on malformed input: whatever the schema already reports (wrong types, bad dates) they skip.
 """
@@ -807,14 +807,32 @@ def validate_files(
     results = []
     for path, body, pointers, op in loaded:
         ctx = Context(operation=op, today=today, owner_is_kela=owner_is_kela, contract_dates=dates)
-        problems = check_rules(body, ctx) if isinstance(body, Mapping) else []
-        ruled = {p.pointer for p in problems if p.severity == ERROR}
-        # A rule's error is more specific than the schema's pattern error at the same place.
-        problems += [p for p in schema_check(body, op) if p.pointer not in ruled]
+        problems = _problems(body, ctx, schema_check)
         problems = [dataclasses.replace(p, pointer=original_pointer(p.pointer, pointers)) for p in problems]
-        problems.sort(key=lambda p: (p.severity != ERROR, _pointer_sort_key(p.pointer), p.requirement))
         results.append(FileResult(path, op, tuple(problems)))
     return results
+
+
+def validate_body(body: Any, operation: str, *, today: dt.date | None = None, owner_is_kela: bool = False,
+                  with_schema: bool = True) -> list[Problem]:
+    """Every problem of one request body (any member-name casing), for reuse by fuzz checks and the corpus.
+
+    Pointers use the canonical camelCase names. Contract dates come from the body itself only.
+    """
+    canonical, _ = canonicalize(body, member_names())
+    ctx = Context(operation=operation, today=today or dt.date.today(), owner_is_kela=owner_is_kela,
+                  contract_dates=contract_dates(canonical, operation) if isinstance(canonical, Mapping) else {})
+    return _problems(canonical, ctx, schema_problems if with_schema else None)
+
+
+def _problems(body: Any, ctx: Context, schema_check: SchemaCheck | None) -> list[Problem]:
+    problems = check_rules(body, ctx) if isinstance(body, Mapping) else []
+    if schema_check is not None:
+        ruled = {p.pointer for p in problems if p.severity == ERROR}
+        # A rule's error is more specific than the schema's pattern error at the same place.
+        problems += [p for p in schema_check(body, ctx.operation) if p.pointer not in ruled]
+    problems.sort(key=lambda p: (p.severity != ERROR, _pointer_sort_key(p.pointer), p.requirement))
+    return problems
 
 
 def _pointer_sort_key(ptr: str) -> tuple[tuple[int, int | str], ...]:
