@@ -16,7 +16,7 @@ from pcr_conformance.cli import failure_reason, main
 
 SUMMARY = {
     "kit": "lender-reporting", "target": "reference", "verdict": "not-conformant",
-    "counts": {"passed": 40, "failed": 2, "broken": 0, "skipped": 3},
+    "counts": {"passed": 40, "failed": 2, "broken": 0, "skipped": 3, "xfailed": 1},
     "requirements": {"RPT-004": "failed", "RPT-005": "passed", "RPT-006": "passed", "BAT-011": "not-tested"},
 }
 
@@ -60,6 +60,7 @@ def test_read_summary_and_table(tmp_path: Path) -> None:
     assert "could not run" in lines[3]
     assert "lender-reporting: failed requirements RPT-004" in table
     assert "authority: target unreachable" in table
+    assert "lender-reporting: 1 known deviation(s)" in table
 
 
 @pytest.mark.parametrize("content", ["", "[]", json.dumps({"kit": "k"})])

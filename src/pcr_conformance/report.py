@@ -93,7 +93,8 @@ def read_summary(path: str | Path) -> Summary:
     missing = [k for k in ("kit", "target", "verdict", "counts", "requirements") if k not in data]
     if missing:
         raise ReportError(f"{p}: summary lacks {', '.join(missing)}")
-    counts = {k: int(data["counts"].get(k, 0)) for k in COUNT_KEYS} if isinstance(data["counts"], dict) else {}
+    counts = {k: int(data["counts"].get(k, 0)) for k in (*COUNT_KEYS, "xfailed")} \
+        if isinstance(data["counts"], dict) else {}
     requirements = data["requirements"] if isinstance(data["requirements"], dict) else {}
     tests = data.get("tests") if isinstance(data.get("tests"), dict) else {}
     broken = tuple(sorted(n for n, t in tests.items() if isinstance(t, dict) and t.get("outcome") == "broken"))
@@ -129,6 +130,8 @@ def render_table(outcomes: Sequence[KitOutcome]) -> str:
                      requirements_cell(s)))
         if s.failed_requirements:
             notes.append(f"{o.kit}: failed requirements {', '.join(s.failed_requirements)}")
+        if s.counts.get("xfailed"):
+            notes.append(f"{o.kit}: {s.counts['xfailed']} known deviation(s) ran as expected failures (xfail)")
         if o.reason:
             notes.append(f"{o.kit}: {o.reason}")
     numeric = {3, 4, 5, 6}
