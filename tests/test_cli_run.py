@@ -182,3 +182,14 @@ def test_pytest_command_passes_every_option(tmp_path: Path) -> None:
                  f"--alluredir {tmp_path / 'k' / 't' / 'allure-results'}", f"--junitxml {tmp_path / 'k' / 't' / 'junit.xml'}",
                  f"--pcr-output {tmp_path / 'k' / 't'}"):
         assert part in joined
+
+
+def test_a_kit_over_its_timeout_is_stopped_and_exits_2(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = cli("run", "--kit", "authority", "--timeout", "3", "--output", str(tmp_path / "reports"), timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "did not finish within 3 s" in proc.stderr
+    assert time.monotonic() - started < 60
+    folder = tmp_path / "reports" / "authority" / "reference"
+    assert (folder / "pytest.log").is_file()
+    assert [p.name for p in (tmp_path / "reports" / "authority").iterdir()] == ["reference"]

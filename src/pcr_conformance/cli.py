@@ -199,12 +199,23 @@ def stream_process(cmd: Sequence[str], *, cwd: Path, prefix: str, timeout_s: flo
     return code, "".join(chunks)
 
 
+STOP_GRACE_S = 10.0
+
+
 def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
+    """Stop pytest's process group: SIGINT first (pytest ends the session as on Ctrl-C, so the plugin stops the
+    embedded register, which runs in its own session), then SIGKILL whatever is left after STOP_GRACE_S."""
+    for sig, wait_s in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            if sig == signal.SIGKILL:
+                proc.kill()
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def run_kit(config: RunConfig, kit: str, kit_arg: str, *,
