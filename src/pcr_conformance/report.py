@@ -173,8 +173,8 @@ def write_allurerc(folder: Path, report_name: str) -> Path:
 def find_allure() -> list[str] | None:
     """The command that runs Allure 3, or None when Node or the npm package is missing.
 
-    `PCR_ALLURE` may name the executable; otherwise node_modules/.bin/allure of the current folder, its
-    parents, or the pcr-conformance repository (where `npm ci` installs the pinned version).
+    `PCR_ALLURE` may name the executable; otherwise node_modules/.bin/allure of the pcr-conformance
+    repository (where `npm ci` installs the pinned version), then of the current folder and its parents.
     """
     if not shutil.which("node"):
         return None
@@ -182,7 +182,7 @@ def find_allure() -> list[str] | None:
     if explicit:
         return [explicit] if Path(explicit).is_file() or shutil.which(explicit) else None
     here = Path.cwd().resolve()
-    for folder in (here, *here.parents, REPO_ROOT):
+    for folder in (REPO_ROOT, here, *here.parents):
         exe = folder / "node_modules" / ".bin" / "allure"
         if exe.is_file():
             return [str(exe)]

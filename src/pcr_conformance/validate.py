@@ -150,8 +150,6 @@ def loan_key(loan_number: Any) -> tuple[str, str] | None:
 def contract_dates(body: Mapping[str, Any], operation: str) -> dict[tuple[str, str], dt.date]:
     """Contract dates of the loans an AddLoans/UpdateLoans body reports, by loan number."""
     out: dict[tuple[str, str], dt.date] = {}
-    if COLLECTIONS.get(operation) != "loans":
-        return out
     for _, loan in loans(body, operation):
         key, date = loan_key(loan.get("loanNumber")), _date(loan.get("contractDate"))
         if key and date:
