@@ -299,11 +299,25 @@ def chunks(reports: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[s
         yield batch
 
 
+def source_version() -> str:
+    """git commit of the register under test (with "+dirty" for uncommitted changes), or "unknown"."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src/pcr_register"],
+                               check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def run(settings: Settings, workdir: Path) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     result: dict[str, Any] = {
         "benchmark": "pcr-register end to end (mutual TLS, one process, SQLite)",
         "started_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "register_source": source_version(),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "cpus": os.cpu_count()},
         "settings": asdict(settings),
@@ -364,7 +378,8 @@ def table(result: dict[str, Any]) -> str:
     s = result["settings"]
     header = (f"{'loans in DB':>12} | {'ingest reports/s':>16} | {'extract p50 ms':>14} | {'p95 ms':>8} | "
               f"{'p99 ms':>8} | {'prefill reports/s':>17} | {'DB MiB':>7} | {'load':>5}")
-    rows = [header, "-" * len(header)]
+    rows = [f"pcr-register at {result['register_source']}, started {result['started_utc']}, "
+            f"{result['machine']['cpus']} CPUs", header, "-" * len(header)]
     for lv in result["levels"]:
         e, i, p = lv["extract"], lv["ingest"], lv["prefill"]
         rows.append(f"{lv['loans_in_db']:>12,} | {i['reports_per_s_median']:>16,} | {e['p50_ms']:>14.2f} | "
