@@ -67,12 +67,6 @@ def fuzz_operation(target: Any, family: str, operation_id: str, client: Any, dat
     """Send the spec's request examples and then generated cases; every answer must pass every check."""
     from schemathesis import GenerationMode
 
-    try:
-        import allure
-
-        allure.dynamic.parameter("operation", operation_id)
-    except ImportError:  # pragma: no cover
-        pass
     schema = schema_for(target, family, client)
     operation = schema.find_operation_by_id(operation_id)
     timeout = target.timeout_s
