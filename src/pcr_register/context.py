@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pcr_register.config import Config
+from pcr_register.faults import Faults
 from pcr_register.identity import Caller, Organisation, load_organisations
 from pcr_register.storage import Storage
 from pcr_register.validation import SpecError, Specs
@@ -34,7 +35,7 @@ class Register:
     wake: threading.Event = field(default_factory=threading.Event)
 
     @property
-    def faults(self):  # noqa: ANN201 - Faults
+    def faults(self) -> Faults:
         return self.config.faults
 
     def org_for_owner(self, owner_key: str) -> Organisation | None:

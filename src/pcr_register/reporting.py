@@ -205,7 +205,13 @@ class _Batch:
                     person_rows.append((str(b.get("idCode")), "B", key, b.get("businessId")))
                 for g in data.get("guarantors") or []:
                     person_rows.append((str(g.get("idCode")), "G", key, None))
-        con.executemany("INSERT OR REPLACE INTO loans VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        con.executemany(
+            "INSERT INTO loans(loan_key, owner, owner_json, status, loan_type, consumer_act, data, delays, termination,"
+            " last_repayment, created_utc, last_updated_utc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(loan_key) DO UPDATE SET owner=excluded.owner, owner_json=excluded.owner_json,"
+            " status=excluded.status, loan_type=excluded.loan_type, consumer_act=excluded.consumer_act,"
+            " data=excluded.data, delays=excluded.delays, termination=excluded.termination,"
+            " last_repayment=excluded.last_repayment, last_updated_utc=excluded.last_updated_utc", rows)
         if cleared:
             con.executemany("DELETE FROM loan_persons WHERE loan_key=?", cleared)
         con.executemany("INSERT INTO loan_persons(id_code, role, loan_key, business_id) VALUES (?,?,?,?)", person_rows)

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS batch_results(
   results TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS loans(
-  loan_key TEXT PRIMARY KEY,
+  id INTEGER PRIMARY KEY,
+  loan_key TEXT NOT NULL UNIQUE,
   owner TEXT NOT NULL,
   owner_json TEXT NOT NULL,
   status TEXT NOT NULL,
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS loans(
   last_repayment TEXT,
   created_utc TEXT NOT NULL,
   last_updated_utc TEXT NOT NULL
-) WITHOUT ROWID;
+);  -- a rowid table: rows of ~1 KB would overflow a WITHOUT ROWID b-tree (4x the disk)
 CREATE TABLE IF NOT EXISTS loan_persons(
   id_code TEXT NOT NULL,
   role TEXT NOT NULL,

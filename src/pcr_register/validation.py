@@ -9,7 +9,6 @@ case fast; the error items always come from jsonschema. No hand-copied model of 
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,7 +235,7 @@ def _resolve_local(node: Any, bundled: dict[str, Any], this_file: str) -> Any:
         for token in pointer.strip("/").split("/"):
             node = node[token.replace("~1", "/").replace("~0", "~")]
         seen += 1
-    return copy.deepcopy(node)
+    return node
 
 
 # -- error items ---------------------------------------------------------------------------------------
