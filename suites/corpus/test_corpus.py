@@ -174,7 +174,7 @@ def _field_named(items: list[Any], field: str) -> bool:
     for item in items:
         name = str(item.get("fieldName", "")).lower() if isinstance(item, dict) else ""
         parts = [p for p in re.split(r"[/.\[\]]", name) if p]
-        if name.strip("/") == want or want in parts or name.endswith("/" + want) or want in name:
+        if name.strip("/") == want or want in parts:
             return True
     return False
 

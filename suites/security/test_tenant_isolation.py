@@ -63,14 +63,14 @@ def test_other_lender_cannot_read_or_change_a_loan(pcr_clients, pcr_data):
                 "GetBatchStatus", "nothing of the batch in the answer", resp.text[:300])
 
 
-@pytest.mark.verifies("SEC-009", "BAT-008")
+@pytest.mark.verifies("SEC-009")
 def test_same_batch_reference_for_two_lenders(pcr_clients, pcr_data):
     """Batch references are per owner: another lender using the same reference neither sees nor clashes with it."""
     owner, other = pcr_clients.get("lender"), pcr_clients.get("second_lender")
     reference = pcr_data.batch_reference("shared")
     mine = m.lump_sum_loan(pcr_data.loan_number(), pcr_data.person("income"), pcr_data.report_reference())
     theirs = m.lump_sum_loan(pcr_data.loan_number(), pcr_data.person("income"), pcr_data.report_reference())
-    s.report_all_accepted(owner, "AddLoans", [mine], "BAT-008", batch_reference=reference)
+    s.report_all_accepted(owner, "AddLoans", [mine], "SEC-009", batch_reference=reference)
     status = other.submit_and_wait("AddLoans", [theirs], batch_reference=reference)
     expect.batch_state(status, "FinishedSuccess", "SEC-009")
     refs = [r.get("reportReference") for r in status.get("reportResults") or []]
