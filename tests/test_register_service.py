@@ -134,6 +134,8 @@ def test_http_level_errors_use_the_error_object(a: Api) -> None:
          400, "H00"),
         (client.post("/GetLoan", content=b" " * (5 * 1024 * 1024 + 1), headers={"Content-Type": "application/json"}),
          413, "H13"),
+        (client.post("/GetLoan", content=iter([b" " * (1024 * 1024)] * 6),  # chunked: no Content-Length
+                     headers={"Content-Type": "application/json"}), 413, "H13"),
     ]
     for resp, status, code in cases:
         body = resp.json()
