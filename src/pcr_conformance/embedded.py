@@ -278,7 +278,9 @@ def _install_cleanup() -> None:
             if callable(previous):
                 previous(signum, frame)
             else:
-                raise SystemExit(128 + signum)
+                # KeyboardInterrupt, not SystemExit: pytest treats it as an interrupted session (finalizers run,
+                # no test is reported failed), where a SystemExit inside a test would count as a failure.
+                raise KeyboardInterrupt
 
         with contextlib.suppress(ValueError, OSError):
             signal.signal(sig, handler)

@@ -426,9 +426,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def write_reports(state: PcrState) -> None:
     target = state.resolved or state.target
+    # The target's own name, not the path it was given by (a target file outside targets/ is named by path).
+    target_name = target.name if target is not None else state.target_name
+    kit_name = state.kit.name if state.kit is not None else state.kit_name
     specs = allure_support.spec_files()
     env = allure_support.environment_properties(allure_support.environment_values(
-        target=target, target_name=state.target_name, kit=state.kit_name, profile=state.profile, seed=state.seed,
+        target=target, target_name=target_name, kit=kit_name, profile=state.profile, seed=state.seed,
         run_id=state.run_id, specs=specs))
     dirs = {state.output}
     if state.alluredir:
@@ -449,7 +452,7 @@ def write_reports(state: PcrState) -> None:
     except HarnessError:
         reqs = {}
     doc = summary.build(
-        kit=kit, kit_name=state.kit_name, target_name=state.target_name, requirements=reqs,
+        kit=kit, kit_name=kit_name, target_name=target_name, requirements=reqs,
         verifies=state.verifies, outcomes=state.outcomes, startup_error=state.startup_error,
         stakeholder=_stakeholder(state, target), spec_hashes={k: v["sha256"] for k, v in specs.items()},
         suite_version=allure_support.suite_version(), profile=state.profile, seed=state.seed, run_id=state.run_id,
