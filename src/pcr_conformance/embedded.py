@@ -111,6 +111,7 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
         [*cmd, "serve", "--data", str(data), "--port", "0", "--db", str(workdir / "register.sqlite3")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=dict(os.environ),
         start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves
+        preexec_fn=_die_with_parent,
     )
     _RUNNING.add(proc)
     output: list[str] = []
@@ -125,6 +126,18 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
     except BaseException:
         reg.stop()
         raise
+
+
+def _die_with_parent() -> None:
+    """In the register's process before exec: on Linux, ask the kernel to send it SIGTERM when the harness dies,
+    so a SIGKILLed pytest never leaves a register behind (atexit and signal handlers cannot run then)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _run(cmd: list[str], what: str) -> None:
