@@ -290,20 +290,3 @@ def read_only_marks(operation: str) -> list[Any]:
     import pytest
 
     return [] if writes(operation) else [pytest.mark.read_only_safe]
-
-
-def extra_client(clients: Any, target: Any, kind: str, owner: Mapping[str, str]) -> Any:
-    """A client with the target's extra certificate `kind` ("expired", "foreign"); for an embedded target
-    without that entry, the register's data dir (interfaces.md §7) is looked up."""
-    if kind in target.extra_certificates:
-        return clients.extra(kind, owner=owner)
-    base = Path(target.data_dir) if getattr(target, "data_dir", "") else None
-    candidates = {"expired": ("clients/expired-lender-reporting.pem", "clients/expired-lender-reporting.key"),
-                  "foreign": ("foreign-ca/lender-a-reporting.pem", "foreign-ca/lender-a-reporting.key")}
-    if base is not None:
-        cert, key = (base / p for p in candidates[kind])
-        if cert.is_file() and key.is_file():
-            return clients.with_certificate(str(cert), str(key), owner=owner, label=kind)
-    import pytest
-
-    pytest.skip(f"not claimed: target {target.name!r} has no {kind} certificate (extra_certificates.{kind})")

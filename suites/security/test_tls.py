@@ -57,18 +57,18 @@ def test_no_client_certificate(pcr_clients, known_loan):
 
 
 @pytest.mark.verifies("SEC-002")
-def test_certificate_of_another_ca(pcr_clients, pcr_target, known_loan):
+def test_certificate_of_another_ca(pcr_clients, known_loan):
     """A client certificate not issued by the register's CA is refused."""
     lender = pcr_clients.get("lender")
-    client = s.extra_client(pcr_clients, pcr_target, "foreign", lender.owner)
+    client = pcr_clients.extra("foreign", owner=lender.owner)
     _refused(client, known_loan, "SEC-002", "with a certificate of another CA")
 
 
 @pytest.mark.verifies("SEC-003")
-def test_expired_certificate(pcr_clients, pcr_target, known_loan):
+def test_expired_certificate(pcr_clients, known_loan):
     """An expired client certificate is refused."""
     lender = pcr_clients.get("lender")
-    client = s.extra_client(pcr_clients, pcr_target, "expired", lender.owner)
+    client = pcr_clients.extra("expired", owner=lender.owner)
     _refused(client, known_loan, "SEC-003", "with an expired certificate")
 
 
