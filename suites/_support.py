@@ -201,6 +201,7 @@ def loan_of(client: Any, loan_number: Mapping[str, str], requirement: str) -> di
     """GetLoan of one of the client's loans: 200 and the `loan` object."""
     resp = client.get_loan(loan_number)
     expect.status(resp, 200, requirement, "GetLoan")
+    conforms(resp, "GetLoan")
     body = json_of(resp, requirement, "GetLoan")
     loan = body.get("loan") if isinstance(body, dict) else None
     expect.that(isinstance(loan, dict), requirement, "GetLoan", "a loan object", repr(body)[:300])
@@ -233,6 +234,7 @@ def extract_of(client: Any, id_code: str, requirement: str,
     """GetCreditRegisterExtract: 200 and the creditRegisterExtract object."""
     resp = client.extract(id_code, purposes)
     expect.status(resp, 200, requirement, "GetCreditRegisterExtract")
+    conforms(resp, "GetCreditRegisterExtract")
     body = json_of(resp, requirement, "GetCreditRegisterExtract")
     extract = body.get("creditRegisterExtract") if isinstance(body, dict) else None
     expect.that(isinstance(extract, dict), requirement, "GetCreditRegisterExtract", "a creditRegisterExtract",
