@@ -8,7 +8,7 @@ import os
 import uuid
 from typing import Any
 
-from pcr_register import idcodes
+from pcr_register import identifiers
 from pcr_register.context import Register, now_utc
 from pcr_register.errors import fail
 from pcr_register.identity import Caller
@@ -22,7 +22,7 @@ def order_data(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int
         raise fail(400, "D70", "/order/legalBasis")
     subjects = order.get("subjects") or []
     for i, subject in enumerate(subjects):  # AUT-009
-        if subject.get("idCodeType", "PersonalIdentityCode") == "PersonalIdentityCode" and not idcodes.is_valid_hetu(
+        if subject.get("idCodeType", "PersonalIdentityCode") == "PersonalIdentityCode" and not identifiers.is_valid_hetu(
             str(subject.get("idCode", ""))
         ):
             raise fail(400, "D04", f"/order/subjects/{i}/idCode")

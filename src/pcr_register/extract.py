@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Any
 
-from pcr_register import idcodes
+from pcr_register import identifiers
 from pcr_register.context import Register, now_utc, today
 from pcr_register.errors import fail, item
 from pcr_register.identity import Caller, check_extract_permission
@@ -216,7 +216,7 @@ def get_extract(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[in
     check_extract_permission(caller, reg.faults)  # EXT-004
     request = body.get("request") or {}
     id_code = str(request.get("idCode", ""))
-    if not idcodes.is_valid_hetu(id_code) and not reg.faults.on("accept_invalid_hetu"):
+    if not identifiers.is_valid_hetu(id_code) and not reg.faults.on("accept_invalid_hetu"):
         raise fail(400, "D04", "/request/idCode")  # IDN-001
     extract = build_extract(reg, id_code)
     if not reg.faults.on("no_extract_log"):  # EXT-015

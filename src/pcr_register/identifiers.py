@@ -59,15 +59,24 @@ def hetu_birth_date(code: str) -> date | None:
         return None
 
 
-def is_valid_hetu(code: str) -> bool:
-    """True for a well-formed code: real date, known century sign, individual number 002-999, right check
-    character (the register answers D04 otherwise)."""
+def has_valid_hetu_layout(code: str) -> bool:
+    """Everything but the check character: layout, known century sign, a real birth date and individual
+    number 002-999. A code failing this is a synchronous 400 D04; a wrong check character alone is rejected
+    per report (IDN-001)."""
     m = _HETU_RE.match(code)
     if not m or hetu_birth_date(code) is None:
         return False
-    if int(m[5]) < 2:  # 000 and 001 are never issued
+    return int(m[5]) >= 2  # 000 and 001 are never issued
+
+
+def is_valid_hetu(code: str) -> bool:
+    """True for a well-formed code with the right check character (the register answers D04 otherwise).
+
+    Every century sign of the 2023 decree is accepted (IDN-002); the sign is kept, never dropped (IDN-007).
+    """
+    if not has_valid_hetu_layout(code):
         return False
-    return hetu_check_character(m[1] + m[2] + m[3] + m[5]) == m[6]
+    return hetu_check_character(code[:6] + code[7:10]) == code[10]
 
 
 def is_artificial_hetu(code: str) -> bool:

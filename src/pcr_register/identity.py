@@ -15,7 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from pcr_register import idcodes
+from pcr_register import identifiers
 from pcr_register.errors import ApiError, fail
 from pcr_register.faults import Faults
 
@@ -126,10 +126,10 @@ def check_owner(owner: dict[str, Any], caller: Caller, faults: Faults) -> None:
     country = owner.get("countryCode")
     if id_type == "ForeignBusinessId" and not country and not faults.on("skip_d40"):
         raise fail(400, "D40", "/owner/countryCode")
-    if id_type == "BusinessId" and not idcodes.is_valid_business_id(id_code):
+    if id_type == "BusinessId" and not identifiers.is_valid_business_id(id_code):
         if not faults.on("accept_invalid_business_id"):
             raise fail(400, "D05", "/owner/idCode")
-    if id_type == "PersonalIdentityCode" and not idcodes.is_valid_hetu(id_code):
+    if id_type == "PersonalIdentityCode" and not identifiers.is_valid_hetu(id_code):
         raise fail(400, "D04", "/owner/idCode")
     if id_type != caller.org.id_code_type and not faults.on("skip_owner_type_check"):
         raise fail(403, "D41", "/owner/idCodeType")

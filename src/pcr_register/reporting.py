@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from pcr_register import idcodes, rules
+from pcr_register import identifiers, rules
 from pcr_register.context import Register, now_utc, today
 from pcr_register.errors import ApiError, fail, item
 from pcr_register.identity import Caller
@@ -80,7 +80,7 @@ def _check_person_layouts(loans: list[Any]) -> None:
             continue
         for group in ("borrowers", "guarantors"):
             for j, person in enumerate(loan.get(group) or []):
-                if isinstance(person, dict) and not idcodes.has_valid_hetu_layout(str(person.get("idCode", ""))):
+                if isinstance(person, dict) and not identifiers.has_valid_hetu_layout(str(person.get("idCode", ""))):
                     errors.append(item("D04", f"/loans/{i}/{group}/{j}/idCode"))
     if errors:
         raise ApiError(400, errors[:50])

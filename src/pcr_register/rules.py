@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pcr_register import idcodes
+from pcr_register import identifiers
 from pcr_register.errors import item
 from pcr_register.faults import Faults
 
@@ -36,7 +36,7 @@ def person_errors(
     id_code: str, field: str, persons: dict[str, str], faults: Faults, *, check_population: bool = True
 ) -> list[dict[str, str]]:
     """A borrower's or guarantor's personal identity code: D04 (IDN-001), E20 (IDN-005), E21 (IDN-006)."""
-    if not idcodes.is_valid_hetu(id_code) and not faults.on("accept_invalid_hetu"):
+    if not identifiers.is_valid_hetu(id_code) and not faults.on("accept_invalid_hetu"):
         return [item("D04", field)]
     if not check_population:
         return []
@@ -104,7 +104,7 @@ def loan_errors(
         if borrower.get("idCodeType", "PersonalIdentityCode") == "PersonalIdentityCode":
             errors.extend(person_errors(str(borrower.get("idCode", "")), field, persons, faults))
         business_id = borrower.get("businessId")
-        if business_id is not None and not idcodes.is_valid_business_id(str(business_id)):
+        if business_id is not None and not identifiers.is_valid_business_id(str(business_id)):
             if not faults.on("accept_invalid_business_id"):
                 errors.append(item("D05", f"{prefix}/borrowers/{i}/businessId"))
     for i, guarantor in enumerate(loan.get("guarantors") or []):
@@ -112,7 +112,7 @@ def loan_errors(
         id_type = guarantor.get("idCodeType", "PersonalIdentityCode")
         if id_type == "PersonalIdentityCode":
             errors.extend(person_errors(str(guarantor.get("idCode", "")), field, persons, faults))
-        elif id_type == "BusinessId" and not idcodes.is_valid_business_id(str(guarantor.get("idCode", ""))):
+        elif id_type == "BusinessId" and not identifiers.is_valid_business_id(str(guarantor.get("idCode", ""))):
             if not faults.on("accept_invalid_business_id"):
                 errors.append(item("D05", field))
     return errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pcr_register import idcodes
+from pcr_register import identifiers
 from pcr_register.context import Register
 from pcr_register.errors import fail
 from pcr_register.extract import _normalise_ts, ban_object
@@ -15,7 +15,7 @@ from pcr_register.identity import Caller
 def get_voluntary_ban(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
     request = body.get("request") or {}
     id_code = str(request.get("idCode", ""))
-    if not idcodes.is_valid_hetu(id_code):  # BAN-006
+    if not identifiers.is_valid_hetu(id_code):  # BAN-006
         raise fail(400, "D04", "/request/idCode")
     person = reg.storage.person(id_code)
     consent = bool(person is not None and person["ban_consent"])
