@@ -262,6 +262,10 @@ PROBES: dict[str, Probe] = {
     "server_error_on_bad_json": _bad_json,
     "accept_unknown_members": lambda r: _with(r, "lender-a", lambda a: _answer(a.post("GetLoan", a.envelope(
         loanNumber={"type": "Other", "number": unique("x")}, extraMember=True)))),
+    "accept_missing_members": lambda r: _with(r, "lender-a", lambda a: _answer(a.post(
+        "GetCreditRegisterExtract", a.envelope(request={"idCodeType": "PersonalIdentityCode",
+                                                         "creditRegisterExtractPurpose": ["NewConsumerCredit"]}),
+        role="using-data"))),
     "schema_drift_extract": lambda r: sorted(_extract(r, WHO.active[3])),
     "ignore_client_cert": _no_cert_get_loan,
     "skip_role_check": lambda r: _get_loan_as(r, "lender-a", "using-data", owner_of("lender-a")),

@@ -649,6 +649,8 @@ def member_names() -> dict[str, str]:
 
 # Schema keyword -> the requirement it stands for, when nothing more specific applies.
 _KEYWORD_REQUIREMENTS = {
+    "required": "ENV-017",
+    "type": "ENV-017",
     "additionalProperties": "ENV-010",
     "unevaluatedProperties": "ENV-010",
     "enum": "ENV-012",

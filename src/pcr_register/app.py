@@ -126,7 +126,8 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
         collection = reporting.COLLECTION.get(operation)
         if collection and isinstance(body.get(collection), list) and len(body[collection]) > MAX_REPORTS:
             raise fail(413, "D62", f"/{collection}")  # BAT-012
-        errors = reg.specs.request_errors(operation, body, ignore_unknown=faults.on("accept_unknown_members"))
+        errors = reg.specs.request_errors(operation, body, ignore_unknown=faults.on("accept_unknown_members"),
+                                           ignore_missing=faults.on("accept_missing_members"))
         if errors:  # ENV-002, ENV-004, ENV-010, ENV-012, ENV-013, ...
             raise ApiError(400, errors)
         owner = body.get("owner")

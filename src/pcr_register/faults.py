@@ -47,6 +47,7 @@ FAULTS: dict[str, tuple[str, str]] = {
     "missing_correlation_id": ("ENV-005", "error answers carry no correlationId"),
     "server_error_on_bad_json": ("ENV-007", "a body that is not JSON is answered 500"),
     "accept_unknown_members": ("ENV-010", "unknown members are ignored instead of rejected"),
+    "accept_missing_members": ("ENV-017", "a missing required member below the envelope is not reported"),
     "schema_drift_extract": ("ENV-014", "the extract response renames creditInformationSummary to creditSummary"),
     # security
     "ignore_client_cert": ("SEC-001", "connections without a client certificate are accepted as lender-a"),

@@ -181,7 +181,8 @@ class Specs:
     def has_request(self, operation: str) -> bool:
         return operation in self.requests
 
-    def request_errors(self, operation: str, body: Any, *, ignore_unknown: bool = False) -> list[dict[str, str]]:
+    def request_errors(self, operation: str, body: Any, *, ignore_unknown: bool = False,
+                       ignore_missing: bool = False) -> list[dict[str, str]]:
         """Error items (D01 and the field-specific codes) for a request body; [] when valid."""
         schema = self.requests.get(operation)
         if schema is None:
@@ -197,7 +198,7 @@ class Specs:
         items: list[dict[str, str]] = []
         seen: set[tuple[str, str, str]] = set()
         for error in errors:
-            for one in _items(error, body, ignore_unknown):
+            for one in _items(error, body, ignore_unknown, ignore_missing):
                 mark = (one["fieldName"], one["errorCode"], one["errorDescription"])
                 if mark not in seen:
                     seen.add(mark)
@@ -272,12 +273,14 @@ def _code_for(path: list[Any], keyword: str, body: Any) -> str:
     return "D01"
 
 
-def _items(error: ValidationError, body: Any, ignore_unknown: bool) -> list[dict[str, str]]:
+def _items(error: ValidationError, body: Any, ignore_unknown: bool, ignore_missing: bool = False) -> list[dict[str, str]]:
     error = _leaf(error)
     path = list(error.absolute_path)
     keyword = str(error.validator)
     instance = error.instance
     if keyword == "required" and isinstance(instance, dict):
+        if ignore_missing and path:  # fault accept_missing_members (ENV-017): below the envelope only
+            return []
         missing = [n for n in error.validator_value if n not in instance]
         out = []
         for name in missing:
