@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from pcr_conformance.calllog import Call, CallLog, headers_dict
+from pcr_conformance.cleanup import LoanLedger
 from pcr_conformance.errors import HarnessError, TargetUnreachable
 from pcr_conformance.target import Target
 
@@ -144,8 +145,10 @@ class ApiClient:
     """Calls the register as one identity. Create through Clients.get(slot)."""
 
     def __init__(self, *, slot: str, owner: Mapping[str, str], cert: str, key: str, target: Target,
-                 pool: HttpPool, log: CallLog, new_batch_reference: Callable[[str], str]) -> None:
+                 pool: HttpPool, log: CallLog, new_batch_reference: Callable[[str], str],
+                 ledger: LoanLedger | None = None) -> None:
         self.slot = slot
+        self._ledger = ledger  # loans this run reported, cancelled at session end (cleanup.py)
         self._owner = dict(owner)
         self.cert = cert
         self.key = key
@@ -208,6 +211,8 @@ class ApiClient:
         body = self.envelope(**{COLLECTIONS[operation]: [dict(r) for r in reports]})
         body = _merge(body, body_overrides or {})
         resp = self.call(operation, body, headers={"BatchReference": ref})
+        if self._ledger is not None and operation == "AddLoans" and resp.status_code == 202:
+            self._ledger.record(self.slot, body.get(COLLECTIONS[operation]) or [])
         return Submission(batch_reference=ref, response=resp)
 
     def batch_status(self, batch_reference: str) -> httpx.Response:
@@ -259,9 +264,10 @@ class Clients:
     """The pcr_clients fixture: ApiClients by identity slot, all recording into one test's CallLog."""
 
     def __init__(self, target: Target, pool: HttpPool, log: CallLog,
-                 new_batch_reference: Callable[[str], str]) -> None:
+                 new_batch_reference: Callable[[str], str], ledger: LoanLedger | None = None) -> None:
         self.target = target
         self.log = log
+        self._ledger = ledger
         self._pool = pool
         self._new_batch_reference = new_batch_reference
         self._cache: dict[str, ApiClient] = {}
@@ -277,7 +283,7 @@ class Clients:
                 import pytest
 
                 pytest.skip(f"not claimed: identity slot {slot!r} is not configured in target {self.target.name!r}")
-            self._cache[slot] = self._client(slot, identity.owner, identity.cert, identity.key)
+            self._cache[slot] = self._client(slot, identity.owner, identity.cert, identity.key, ledger=self._ledger)
         return self._cache[slot]
 
     def with_certificate(self, cert: str, key: str, *, owner: Mapping[str, str], label: str) -> ApiClient:
@@ -300,9 +306,11 @@ class Clients:
             owner = self.get("lender").owner
         return self._client(kind, owner, pair.cert, pair.key)
 
-    def _client(self, slot: str, owner: Mapping[str, str], cert: str, key: str) -> ApiClient:
+    def _client(self, slot: str, owner: Mapping[str, str], cert: str, key: str,
+                ledger: LoanLedger | None = None) -> ApiClient:
+        # Only configured identity slots record into the ledger: cleanup can call again as them.
         return ApiClient(slot=slot, owner=owner, cert=cert, key=key, target=self.target, pool=self._pool,
-                         log=self.log, new_batch_reference=self._new_batch_reference)
+                         log=self.log, new_batch_reference=self._new_batch_reference, ledger=ledger)
 
 
 def _kind(e: httpx.TransportError) -> str:

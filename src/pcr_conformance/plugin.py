@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, settings
 
 from pcr_conformance import allure_support, summary
 from pcr_conformance.calllog import CallLog
+from pcr_conformance.cleanup import CLEANUP_MODES, LoanLedger, cancel_all, should_clean
 from pcr_conformance.client import Clients, HttpPool
 from pcr_conformance.errors import HarnessError
 from pcr_conformance.kits import Kit, Req, load_kit, load_requirements
@@ -73,6 +74,8 @@ class PcrState:
     slots_used: set[str] = dataclasses.field(default_factory=set)
     startup_error: str = ""
     handle: Any = None  # embedded register process
+    ledger: LoanLedger = dataclasses.field(default_factory=LoanLedger)  # loans to cancel at the end
+    cleanup_line: str = ""
 
 
 # ---- options and configuration ----------------------------------------------------------------------
@@ -90,6 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="directory for summary.json, environment.properties, categories.json [the --alluredir]")
     g.addoption("--mask-pii", action="store_true", default=False,
                 help="mask personal identity codes in attachments")
+    g.addoption("--cleanup", default="auto", choices=CLEANUP_MODES,
+                help="cancel the loans this run reported, at session end: auto (remote writable targets), "
+                     "always, never [auto]")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -400,14 +406,34 @@ def pcr_http(pcr_target: Target) -> Iterator[HttpPool]:
         pool.close()
 
 
+@pytest.fixture(scope="session")
+def pcr_cleanup(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool,
+                request: pytest.FixtureRequest) -> Iterator[LoanLedger]:
+    """The run's loan ledger; at session end its loans are cancelled (design.md §6) when --cleanup says so."""
+    state = _state(request.config)
+    yield state.ledger
+    mode = request.config.getoption("cleanup")
+    if not len(state.ledger) or not should_clean(mode, embedded=pcr_target.embedded, read_only=pcr_target.read_only):
+        return
+    clients = Clients(pcr_target, pcr_http, CallLog(), pcr_data.batch_reference)
+    state.cleanup_line = cancel_all(state.ledger, clients.get, pcr_data.report_reference).line()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The cleanup outcome, after the tests (output written during fixture teardown would be captured)."""
+    state = terminalreporter.config.stash.get(_STATE, None)
+    if state is not None and state.cleanup_line:
+        terminalreporter.write_line(state.cleanup_line)
+
+
 @pytest.fixture
-def pcr_clients(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool,
+def pcr_clients(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool, pcr_cleanup: LoanLedger,
                 request: pytest.FixtureRequest) -> Clients:
     """ApiClients by identity slot; their calls become this test's attachments."""
     log = request.node.stash.get(_LOG, None)
     if log is None:
         log = request.node.stash[_LOG] = CallLog()
-    return Clients(pcr_target, pcr_http, log, pcr_data.batch_reference)
+    return Clients(pcr_target, pcr_http, log, pcr_data.batch_reference, ledger=pcr_cleanup)
 
 
 # ---- session end: environment.properties, categories.json, summary.json -------------------------------
