@@ -115,7 +115,10 @@ def _init_module():  # noqa: ANN202 - the module of the other part
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "faults":
-        print(json.dumps(faults_mod.as_list(), indent=2))
+        try:
+            print(json.dumps(faults_mod.as_list(), indent=2), flush=True)
+        except BrokenPipeError:  # `pcr-register faults | head`: the reader left; that is not an error
+            sys.stdout = None  # type: ignore[assignment]  # no second flush at interpreter exit
         return 0
     if args.command == "serve":
         return _serve(args)
