@@ -21,6 +21,7 @@ import httpx
 from pcr_conformance.calllog import Call, CallLog, headers_dict
 from pcr_conformance.cleanup import LoanLedger
 from pcr_conformance.errors import HarnessError, TargetUnreachable
+from pcr_conformance.messages import COLLECTIONS, apply_overrides
 from pcr_conformance.target import Target
 
 # interfaces.md §1: operation -> API family (the key of [base_urls]).
@@ -31,15 +32,6 @@ OPERATION_FAMILIES: dict[str, str] = {
     "GetExtractLog": "extract",
     **{op: "authorities" for op in ("OrderData", "GetOrderStatus", "GetDistribution")},
     **{op: "voluntary_ban" for op in ("GetVoluntaryBan", "GetVoluntaryBanChanges")},
-}
-
-# interfaces.md §2: the collection member of each submitting operation.
-COLLECTIONS: dict[str, str] = {
-    "AddLoans": "loans",
-    "UpdateLoans": "loans",
-    "Repayments": "repayments",
-    "DelayedRepayments": "delayedRepayments",
-    "TerminateLoans": "loanTerminations",
 }
 
 FINAL_BATCH_STATES = ("FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed")
@@ -209,7 +201,7 @@ class ApiClient:
             raise HarnessError(f"submit: {operation} is not a submitting operation; use one of {list(COLLECTIONS)}")
         ref = batch_reference or self._new_batch_reference(operation)
         body = self.envelope(**{COLLECTIONS[operation]: [dict(r) for r in reports]})
-        body = _merge(body, body_overrides or {})
+        body = apply_overrides(body, body_overrides or {})
         resp = self.call(operation, body, headers={"BatchReference": ref})
         if self._ledger is not None and operation == "AddLoans" and resp.status_code == 202:
             self._ledger.record(self.slot, body.get(COLLECTIONS[operation]) or [])
@@ -340,15 +332,3 @@ def _json(resp: httpx.Response, requirement: str, operation: str) -> dict[str, A
     if not isinstance(data, dict):
         raise AssertionError(f"{requirement} {operation}: expected a JSON object, actual {data!r:.300}")
     return data
-
-
-def _merge(body: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    from pcr_conformance.messages import OMIT
-
-    out = dict(body)
-    for k, v in overrides.items():
-        if v is OMIT:
-            out.pop(k, None)
-        else:
-            out[k] = v
-    return out

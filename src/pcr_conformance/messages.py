@@ -39,7 +39,18 @@ def money(x: float) -> float:
     return round(float(x), 2)
 
 
-def _apply(report: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+# interfaces.md §2: the collection member of each submitting operation.
+COLLECTIONS: dict[str, str] = {
+    "AddLoans": "loans",
+    "UpdateLoans": "loans",
+    "Repayments": "repayments",
+    "DelayedRepayments": "delayedRepayments",
+    "TerminateLoans": "loanTerminations",
+}
+
+
+def apply_overrides(report: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set each override at top level in place; OMIT removes the member. Returns the report."""
     for k, v in overrides.items():
         if v is OMIT:
             report.pop(k, None)
@@ -94,7 +105,7 @@ def lump_sum_loan(loan_number: Mapping[str, str], borrower: str, report_referenc
         "repaymentMethod": "Annuities",
         "plannedFinalDueDate": days_ahead(5 * 365),
     }}
-    return _apply(_loan(loan_number, borrower, report_reference, "LumpSumLoan", specific,
+    return apply_overrides(_loan(loan_number, borrower, report_reference, "LumpSumLoan", specific,
                         report_type=report_type), overrides)
 
 
@@ -107,7 +118,7 @@ def running_account_loan(loan_number: Mapping[str, str], borrower: str, report_r
     loan = _loan(loan_number, borrower, report_reference, "RunningAccountLoan", specific, report_type=report_type)
     loan["interest"] = {"totalInterestRatePct": 9.9, "marginPct": 9.9, "interestType": "FixedInterest",
                         "interestDeterminationPeriod": 0}
-    return _apply(loan, overrides)
+    return apply_overrides(loan, overrides)
 
 
 def leasing_loan(loan_number: Mapping[str, str], borrower: str, report_reference: str, *,
@@ -121,7 +132,7 @@ def leasing_loan(loan_number: Mapping[str, str], borrower: str, report_reference
     loan = _loan(loan_number, borrower, report_reference, "Leasing", specific, report_type=report_type)
     loan["interest"] = {"totalInterestRatePct": 5.5, "marginPct": 5.5, "interestType": "FixedInterest",
                         "interestDeterminationPeriod": 0}
-    return _apply(loan, overrides)
+    return apply_overrides(loan, overrides)
 
 
 def guarantee_receivable_loan(loan_number: Mapping[str, str], borrower: str, report_reference: str, *,
@@ -134,7 +145,7 @@ def guarantee_receivable_loan(loan_number: Mapping[str, str], borrower: str, rep
     loan["lenderMarketingName"] = "Student loan guarantee"
     loan["interest"] = {"totalInterestRatePct": 0.0, "marginPct": 0.0, "interestType": "InterestFree",
                         "interestDeterminationPeriod": 0}
-    return _apply(loan, overrides)
+    return apply_overrides(loan, overrides)
 
 
 def repayment(loan_number: Mapping[str, str], report_reference: str, *, amortization: float = 150,
@@ -142,7 +153,7 @@ def repayment(loan_number: Mapping[str, str], report_reference: str, *, amortiza
               payment_date: str | None = None, loan_type: str = "LumpSumLoan", report_type: str = "NewReport",
               **overrides: Any) -> dict[str, Any]:
     """A lump-sum repayment (amortisation, interest, expenses and the new balance)."""
-    return _apply({
+    return apply_overrides({
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
@@ -162,7 +173,7 @@ def balance_only_repayment(loan_number: Mapping[str, str], report_reference: str
                            payment_date: str | None = None, report_type: str = "NewReport",
                            **overrides: Any) -> dict[str, Any]:
     """A repayment with only the balance (RPT-023)."""
-    return _apply({
+    return apply_overrides({
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
@@ -176,7 +187,7 @@ def running_account_repayment(loan_number: Mapping[str, str], report_reference: 
                               interest: float = 12, other_expenses: float = 3, balance_date: str | None = None,
                               report_type: str = "NewReport", **overrides: Any) -> dict[str, Any]:
     """A running-account balance report through Repayments (RPT-024)."""
-    return _apply({
+    return apply_overrides({
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
@@ -203,13 +214,13 @@ def delayed_repayment(loan_number: Mapping[str, str], report_reference: str, *, 
     }
     if is_foreclosed:
         report["foreclosureDate"] = foreclosure_date or days_ago(5)
-    return _apply(report, overrides)
+    return apply_overrides(report, overrides)
 
 
 def clear_delay(loan_number: Mapping[str, str], report_reference: str, *, report_type: str = "NewReport",
                 **overrides: Any) -> dict[str, Any]:
     """Clears the loan's delay state: isDelay false, no amounts (RPT-030)."""
-    return _apply({
+    return apply_overrides({
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
@@ -222,7 +233,7 @@ def termination(loan_number: Mapping[str, str], report_reference: str, *, end_da
                 is_terminated: bool = True, transferred: bool = False, report_type: str = "NewReport",
                 **overrides: Any) -> dict[str, Any]:
     """A TerminateLoans report (NewReport ends, Cancellation cancels, ErrorCorrection restores/corrects)."""
-    return _apply({
+    return apply_overrides({
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),

@@ -26,18 +26,10 @@ from pcr_conformance.identifiers import (
     hetu_birth_date,
     hetu_check_character,
 )
+from pcr_conformance.messages import COLLECTIONS
 
 ERROR = "error"
 WARNING = "warning"
-
-# The collection member of each reporting operation (docs/interfaces.md §2).
-COLLECTIONS: dict[str, str] = {
-    "AddLoans": "loans",
-    "UpdateLoans": "loans",
-    "Repayments": "repayments",
-    "DelayedRepayments": "delayedRepayments",
-    "TerminateLoans": "loanTerminations",
-}
 
 # loanType -> the type-specific object it must carry (RPT-011).
 TYPE_OBJECTS: dict[str, str] = {
