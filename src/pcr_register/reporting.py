@@ -183,6 +183,14 @@ class _Batch:
             return None, [item("D11", field)]
         return loan, []
 
+    def changeable_loan(self, key: str, field: str) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+        """own_loan, and D13 for a cancelled loan: only a TerminateLoans error correction may restore it
+        (RPT-019, RPT-021)."""
+        loan, errors = self.own_loan(key, field)
+        if loan is not None and loan["status"] == "Cancelled":
+            return None, [item("D13", field)]
+        return loan, errors
+
     def write(self, con: Any) -> None:
         rows, person_rows, cleared = [], [], []
         for key in self.changed:
@@ -263,11 +271,9 @@ def _add_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[s
 
 def _update_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
     key = loan_key(report.get("loanNumber"))
-    loan, errors = batch.own_loan(key, f"{prefix}/loanNumber")
+    loan, errors = batch.changeable_loan(key, f"{prefix}/loanNumber")
     if loan is None:
         return errors
-    if loan["status"] == "Cancelled":  # RPT-021
-        return [item("D13", f"{prefix}/loanNumber")]
     if report.get("reportType") == "Cancellation":  # RPT-018
         loan["status"] = "Cancelled"
         batch.touch(key)
@@ -282,11 +288,9 @@ def _update_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dic
 
 def _repayment(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
     key = loan_key(report.get("loanNumber"))
-    loan, errors = batch.own_loan(key, f"{prefix}/loanNumber")
+    loan, errors = batch.changeable_loan(key, f"{prefix}/loanNumber")
     if loan is None:
         return errors
-    if loan["status"] == "Cancelled":
-        return [item("D13", f"{prefix}/loanNumber")]
     data = loan["data"]
     errors = rules.repayment_errors(report, prefix, data.get("contractDate"), str(data.get("loanType")))
     if errors:
@@ -318,11 +322,9 @@ def _repayment(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[
 
 def _delay(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
     key = loan_key(report.get("loanNumber"))
-    loan, errors = batch.own_loan(key, f"{prefix}/loanNumber")
+    loan, errors = batch.changeable_loan(key, f"{prefix}/loanNumber")
     if loan is None:
         return errors
-    if loan["status"] == "Cancelled":
-        return [item("D13", f"{prefix}/loanNumber")]
     if report.get("reportType") == "Cancellation":
         loan["delays"] = None
         batch.touch(key)
