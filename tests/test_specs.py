@@ -20,8 +20,8 @@ from referencing.exceptions import PointerToNowhere
 from pcr_conformance import specs
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILIES = list(specs.SPEC_FILES)
-ALL_FILES = [specs.COMPONENTS_FILE, *specs.SPEC_FILES.values()]
+FAMILIES = list(specs.family_files())
+ALL_FILES = [specs.COMPONENTS_FILE, *specs.family_files().values()]
 PUBLIC_OPERATIONS = ["AddLoans", "UpdateLoans", "Repayments", "DelayedRepayments", "TerminateLoans",
                      "GetBatchStatus", "GetLoan", "GetCreditRegisterExtract"]
 SUBMIT_OPERATIONS = PUBLIC_OPERATIONS[:5]

@@ -27,15 +27,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
-#: API family -> spec file name (docs/interfaces.md §1).
-SPEC_FILES: dict[str, str] = {
-    "reporting": "reporting.yaml",
-    "extract": "extract.yaml",
-    "authorities": "authorities.yaml",
-    "voluntary-ban": "voluntary-ban.yaml",
-}
 COMPONENTS_FILE = "components.yaml"
 REQUIREMENTS_FILE = "requirements.yaml"
+ERRORS_FILE = "errors.yaml"
 _EXTERNAL_PREFIX = COMPONENTS_FILE + "#"
 _COMPONENT_KINDS = ("schemas", "responses", "parameters", "examples", "requestBodies", "headers",
                     "securitySchemes", "links")
@@ -68,8 +62,9 @@ def load_raw(file_name: str) -> dict[str, Any]:
 
 
 def _file_name(name: str) -> str:
-    if name in SPEC_FILES:
-        return SPEC_FILES[name]
+    files = _family_files(str(specs_dir()))
+    if name in files:
+        return files[name]
     return name if name.endswith(".yaml") else name + ".yaml"
 
 
@@ -119,17 +114,35 @@ def load_spec(name: str) -> dict[str, Any]:
     return copy.deepcopy(_bundled(_file_name(name), str(specs_dir())))
 
 
+@functools.lru_cache(maxsize=8)
+def _family_files(folder: str) -> dict[str, str]:
+    """``{family: file name}``: every OpenAPI document of the folder (a YAML file with ``openapi`` and
+    ``paths``), the family being the file's stem. Reporting first, then by name (a stable order for ids)."""
+    found = {}
+    for path in sorted(Path(folder).glob("*.yaml"), key=lambda p: (p.stem != "reporting", p.stem)):
+        if path.name == COMPONENTS_FILE:
+            continue
+        doc = _read_yaml(str(path))
+        if isinstance(doc, dict) and "openapi" in doc and "paths" in doc:
+            found[path.stem] = path.name
+    return found
+
+
+def family_files() -> dict[str, str]:
+    """``{API family: spec file name}`` of the spec folder, derived from the files present."""
+    return dict(_family_files(str(specs_dir())))
+
+
 def available_families() -> list[str]:
     """The API families whose spec file exists in :func:`specs_dir`."""
-    folder = specs_dir()
-    return [family for family, file_name in SPEC_FILES.items() if (folder / file_name).is_file()]
+    return list(_family_files(str(specs_dir())))
 
 
 def operation_index() -> dict[str, Operation]:
     """``{operationId: (api_family, path, operation)}`` over every spec file present (bundled operations)."""
     index: dict[str, Operation] = {}
     for family in available_families():
-        doc = _bundled(SPEC_FILES[family], str(specs_dir()))
+        doc = _bundled(_file_name(family), str(specs_dir()))
         for path, item in doc.get("paths", {}).items():
             for method, operation in item.items():
                 if method != "post" or not isinstance(operation, dict):
@@ -144,7 +157,7 @@ def operation_index() -> dict[str, Operation]:
 def _family_doc(op: str | dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     op_id = op if isinstance(op, str) else op["operationId"]
     family, _path, operation = operation_index()[op_id]
-    return _bundled(SPEC_FILES[family], str(specs_dir())), operation
+    return _bundled(_file_name(family), str(specs_dir())), operation
 
 
 def resolve(doc: dict[str, Any], node: Any) -> Any:
