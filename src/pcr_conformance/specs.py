@@ -117,9 +117,9 @@ def load_spec(name: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=8)
 def _family_files(folder: str) -> dict[str, str]:
     """``{family: file name}``: every OpenAPI document of the folder (a YAML file with ``openapi`` and
-    ``paths``), the family being the file's stem. Reporting first, then by name (a stable order for ids)."""
+    ``paths``), the family being the file's stem; in file-name order."""
     found = {}
-    for path in sorted(Path(folder).glob("*.yaml"), key=lambda p: (p.stem != "reporting", p.stem)):
+    for path in sorted(Path(folder).glob("*.yaml"), key=lambda p: p.stem):
         if path.name == COMPONENTS_FILE:
             continue
         doc = _read_yaml(str(path))
