@@ -33,6 +33,10 @@ def lint_corpus_file(path: Path, known_ids: set[str], operations: dict) -> list[
     if data["operation"] != path.stem:
         problems.append(f"{path.name}: operation {data['operation']} differs from the file name")
     family = operations.get(data["operation"], (None,))[0]
+    if family is None:
+        problems.append(f"{path.name}: operation {data['operation']} is not defined in specs/")
+    elif data["api"] != family:
+        problems.append(f"{path.name}: api {data['api']} is not the operation's family {family}")
     if family is not None and path.parent.name != family:
         problems.append(f"{path.name}: belongs under suites/corpus/{family}/, not {path.parent.name}/")
     seen: set[str] = set()

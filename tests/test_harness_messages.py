@@ -4,10 +4,10 @@ with the requirement ID; test data is run-unique; the call log masks identity co
 import httpx
 import pytest
 
-from pcr_conformance import expect, specs
+from pcr_conformance import catalogue, expect, specs
 from pcr_conformance import messages as m
 from pcr_conformance.calllog import Call, CallLog, mask_pii
-from pcr_conformance.client import COLLECTIONS, OPERATION_FAMILIES
+from pcr_conformance.client import family_of
 from pcr_conformance.testdata import TestData, new_run_id, parse_pool
 
 LN = {"type": "Other", "number": "PCR-20261121120000-abcd-1"}
@@ -28,7 +28,7 @@ BUILT = {
 
 @pytest.mark.parametrize("operation", sorted(BUILT))
 def test_builders_are_valid_against_the_request_schema(operation):
-    body = {**ENVELOPE, COLLECTIONS[operation]: BUILT[operation]}
+    body = {**ENVELOPE, catalogue.collection_of(operation): BUILT[operation]}
     assert specs.validate(specs.schema_for_request(operation), body) == []
 
 
@@ -41,7 +41,17 @@ def test_overrides_and_omit():
 def test_operation_families_match_the_specs():
     index = specs.operation_index()
     for op, (family, _path, _operation) in index.items():
-        assert OPERATION_FAMILIES[op] == family.replace("-", "_"), op
+        assert family_of(op) == family, op
+    assert family_of("NoSuchOperation") == "reporting"  # ENV-016 probes an unknown path on the reporting host
+
+
+def test_catalogue_derives_collections_and_batches_from_the_specs():
+    """The five submitting operations take a BatchReference and have one collection member each."""
+    assert catalogue.collections() == {"AddLoans": "loans", "UpdateLoans": "loans", "Repayments": "repayments",
+                                       "DelayedRepayments": "delayedRepayments",
+                                       "TerminateLoans": "loanTerminations"}
+    assert {op for op, o in catalogue.operations().items() if o.writes} == {*catalogue.collections(), "OrderData"}
+    assert catalogue.families() == ("authorities", "extract", "reporting", "voluntary-ban")
 
 
 def _resp(status, body):

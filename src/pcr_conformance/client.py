@@ -8,7 +8,6 @@ failures raise TargetUnreachable, never AssertionError: they are *broken*, not *
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import ssl
 import threading
@@ -18,21 +17,12 @@ from typing import Any
 
 import httpx
 
+from pcr_conformance import catalogue
 from pcr_conformance.calllog import Call, CallLog, headers_dict
 from pcr_conformance.cleanup import LoanLedger
 from pcr_conformance.errors import HarnessError, TargetUnreachable
-from pcr_conformance.messages import COLLECTIONS, apply_overrides
+from pcr_conformance.messages import apply_overrides
 from pcr_conformance.target import Target
-
-# interfaces.md §1: operation -> API family (the key of [base_urls]).
-OPERATION_FAMILIES: dict[str, str] = {
-    **{op: "reporting" for op in ("AddLoans", "UpdateLoans", "Repayments", "DelayedRepayments",
-                                  "TerminateLoans", "GetBatchStatus", "GetLoan")},
-    "GetCreditRegisterExtract": "extract",
-    "GetExtractLog": "extract",
-    **{op: "authorities" for op in ("OrderData", "GetOrderStatus", "GetDistribution")},
-    **{op: "voluntary_ban" for op in ("GetVoluntaryBan", "GetVoluntaryBanChanges")},
-}
 
 FINAL_BATCH_STATES = ("FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed")
 
@@ -41,22 +31,9 @@ _MAX_RECORDED = 64 * 1024
 
 
 def family_of(operation: str) -> str:
-    """The API family of an operation: the built-in table of interfaces.md §1, then the specs (a new spec
-    version may add operations without a code change); unknown operations go to the reporting base URL
-    (ENV-016 probes an unknown path)."""
-    if operation in OPERATION_FAMILIES:
-        return OPERATION_FAMILIES[operation]
-    return _spec_families().get(operation, "reporting")
-
-
-@functools.cache
-def _spec_families() -> dict[str, str]:
-    try:
-        from pcr_conformance import specs
-
-        return {op: family.replace("-", "_") for op, (family, _p, _o) in specs.operation_index().items()}
-    except Exception:  # noqa: BLE001 - specs unreadable: the built-in table still routes every known operation
-        return {}
+    """The API family of an operation (the key of the target's [base_urls]); an operation the specs do not
+    define goes to the reporting base URL (ENV-016 probes an unknown path)."""
+    return catalogue.family_of(operation) or "reporting"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,14 +174,16 @@ class ApiClient:
     def submit(self, operation: str, reports: Iterable[Mapping[str, Any]], *, batch_reference: str | None = None,
                body_overrides: Mapping[str, Any] | None = None) -> Submission:
         """Envelope + the operation's collection + the BatchReference header (interfaces.md §2)."""
-        if operation not in COLLECTIONS:
-            raise HarnessError(f"submit: {operation} is not a submitting operation; use one of {list(COLLECTIONS)}")
+        collection = catalogue.collection_of(operation)
+        if collection is None:
+            raise HarnessError(f"submit: {operation} is not a submitting operation; "
+                               f"use one of {list(catalogue.submit_operations())}")
         ref = batch_reference or self._new_batch_reference(operation)
-        body = self.envelope(**{COLLECTIONS[operation]: [dict(r) for r in reports]})
+        body = self.envelope(**{collection: [dict(r) for r in reports]})
         body = apply_overrides(body, body_overrides or {})
-        resp = self.call(operation, body, headers={"BatchReference": ref})
+        resp = self.call(operation, body, headers={catalogue.BATCH_REFERENCE_HEADER: ref})
         if self._ledger is not None and operation == "AddLoans" and resp.status_code == 202:
-            self._ledger.record(self.slot, body.get(COLLECTIONS[operation]) or [])
+            self._ledger.record(self.slot, body.get(collection) or [])
         return Submission(batch_reference=ref, response=resp)
 
     def batch_status(self, batch_reference: str) -> httpx.Response:

@@ -20,7 +20,7 @@ from pcr_conformance.identifiers import is_valid_business_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-API_FAMILIES = ("reporting", "extract", "authorities", "voluntary_ban")
+API_FAMILIES = ("reporting", "extract", "authorities", "voluntary-ban")
 KNOWN_CAPABILITIES = ("reporting", "extract", "authorities", "voluntary-ban", "transfer", "restart")
 ENVIRONMENTS = ("Test", "Production")
 OWNER_ID_TYPES = ("BusinessId", "ForeignBusinessId", "PersonalIdentityCode")
@@ -203,6 +203,8 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
     base_urls = data.get("base_urls", {})
     if not isinstance(base_urls, dict):
         raise err("base_urls", "must be a table [base_urls] with one URL per API family")
+    if "voluntary_ban" in base_urls and "voluntary-ban" not in base_urls:  # the key's spelling before 0.2
+        base_urls = {("voluntary-ban" if k == "voluntary_ban" else k): v for k, v in base_urls.items()}
     for fam, url in base_urls.items():
         if fam not in API_FAMILIES:
             raise err(f"base_urls.{fam}", f"unknown API family; use one of {API_FAMILIES}")
@@ -261,7 +263,7 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
             raise err("base_urls", "a non-embedded target needs at least one base URL, "
                                    "e.g. reporting = \"https://api-testi.positiivinenluottotietorekisteri.fi\"")
         for cap, fam in (("reporting", "reporting"), ("extract", "extract"),
-                         ("authorities", "authorities"), ("voluntary-ban", "voluntary_ban")):
+                         ("authorities", "authorities"), ("voluntary-ban", "voluntary-ban")):
             if cap in capabilities and fam not in base_urls:
                 raise err(f"base_urls.{fam}", f"capability {cap!r} is claimed but has no base URL; "
                                              f"add it or remove the capability")

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pcr_conformance import expect, identifiers, messages
-from suites import _support
+from pcr_conformance import catalogue, contract, expect, identifiers, messages
+from pcr_conformance import suite as s
 
 CORPUS_DIR = Path(__file__).resolve().parent
 
@@ -35,11 +35,11 @@ def _load() -> list[Any]:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         operation, api = doc["operation"], doc["api"]
         for case in doc["cases"]:
-            marks = [pytest.mark.verifies(*case["verifies"]), pytest.mark.capability(_support.CAPABILITY_OF[api])]
+            marks = [pytest.mark.verifies(*case["verifies"]), pytest.mark.capability(api)]
             if case.get("capability"):
                 marks.append(pytest.mark.capability(case["capability"]))
             if not case.get("setup"):
-                marks.extend(_support.read_only_marks(operation))
+                marks.extend(s.read_only_marks(operation))
             params.append(pytest.param(operation, api, case, id=f"{operation}::{case['id']}", marks=marks))
     return params
 
@@ -200,7 +200,7 @@ def test_corpus(operation: str, api: str, case: dict[str, Any], pcr_clients: Any
 
     body = _deep_merge(client.envelope(), case["request"], filler)
     headers: dict[str, str] = {}
-    if operation in _support.SUBMIT_OPERATIONS:
+    if operation in catalogue.submit_operations():
         headers["BatchReference"] = filler.placeholder("$batch_reference")
     for k, v in (case.get("headers") or {}).items():
         filled = filler.fill(v)
@@ -213,17 +213,17 @@ def test_corpus(operation: str, api: str, case: dict[str, Any], pcr_clients: Any
     exp = case["expect"]
     expect.status(resp, exp["status"], requirement, where)
     if resp.status_code >= 400:
-        _support.error_shape(resp, where)
-        _support.no_internals(resp, where)
+        contract.error_shape(resp, where)
+        contract.no_internals(resp, where)
     if "error_code" in exp:
         expect.error_code(resp, exp["error_code"], requirement, where)
     if "field" in exp:
         items = (expect.body_of(resp) or {}).get("errorResponses") or []
         expect.that(_field_named(items, exp["field"]), requirement, where,
                     f"an error naming {exp['field']!r}", [i.get("fieldName") for i in items if isinstance(i, dict)])
-    _support.conforms(resp, operation)
+    contract.conforms(resp, operation)
     if "body" in exp:
-        mismatch = _support.subset_mismatch(expect.body_of(resp), filler.fill(exp["body"]))
+        mismatch = s.subset_mismatch(expect.body_of(resp), filler.fill(exp["body"]))
         expect.that(mismatch is None, requirement, where, f"a body containing {exp['body']}", mismatch)
 
     if "batch_state" in exp or "report_errors" in exp:
@@ -232,8 +232,8 @@ def test_corpus(operation: str, api: str, case: dict[str, Any], pcr_clients: Any
             expect.batch_state(status, exp["batch_state"], requirement)
         wanted = exp.get("report_errors") or []
         rejected = [r for r in status.get("reportResults") or [] if r.get("status") == "Rejected"]
-        found = {c for r in rejected for c in _support.codes_of(r)}
+        found = {c for r in rejected for c in s.codes_of(r)}
         missing = [c for c in wanted if c not in found]
         expect.that(not missing, requirement, f"GetBatchStatus of {where}",
                     f"rejected reports carrying {wanted}",
-                    f"codes {sorted(found) or 'none'} in {[(r.get('reportReference'), _support.codes_of(r)) for r in rejected]}")
+                    f"codes {sorted(found) or 'none'} in {[(r.get('reportReference'), s.codes_of(r)) for r in rejected]}")

@@ -20,9 +20,9 @@ from typing import Any
 import hypothesis
 from hypothesis import strategies as st
 
-from pcr_conformance import specs
-from suites import _support as s
-from suites.fuzz import checks
+from pcr_conformance import catalogue, specs
+
+from . import checks
 
 # Upper bound of generated cases per operation in a derandomized (certification) run: keeps the fuzz kit short.
 CERTIFICATION_MAX_EXAMPLES = 20
@@ -30,12 +30,12 @@ CERTIFICATION_SEED = 20261121
 
 
 def operation_ids(family: str) -> list[str]:
-    return list(s.OPERATIONS[family])
+    return list(catalogue.operation_ids(family))
 
 
 @functools.lru_cache(maxsize=8)
 def _bundled(family: str) -> dict[str, Any]:
-    return specs.load_spec(family.replace("_", "-"))
+    return specs.load_spec(family)
 
 
 def schema_for(target: Any, family: str, client: Any) -> Any:
@@ -74,7 +74,7 @@ def fuzz_operation(target: Any, family: str, operation_id: str, client: Any, dat
     # 1. The documented examples, as the caller (deterministic: the same bodies on every run).
     for _name, body in sorted(specs.request_examples(operation_id).items()):
         headers = ({"BatchReference": data.batch_reference(f"fuzz_{operation_id}")}
-                   if operation_id in s.SUBMIT_OPERATIONS else None)
+                   if operation_id in catalogue.submit_operations() else None)
         case = operation.Case(body=copy.deepcopy(body), headers=headers)
         _own_envelope(case, client)
         checks.run_all(_call(case, timeout), case)

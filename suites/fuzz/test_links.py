@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import expect, specs
-from suites import _support as s
+from pcr_conformance import catalogue, contract, expect, specs
+from pcr_conformance import suite as s
 
 _UNRESOLVED = object()
 
 
 def _links() -> list[Any]:
     params = []
-    for family in ("reporting", "extract", "authorities", "voluntary-ban"):
+    for family in catalogue.families():
         try:
             doc = specs.load_spec(family)
         except (OSError, KeyError):
@@ -32,7 +32,7 @@ def _links() -> list[Any]:
                     link = specs.resolve(doc, link) if "$ref" in link else link
                     source, target = op["operationId"], link.get("operationId")
                     marks = [pytest.mark.verifies("ENV-014"),
-                             pytest.mark.capability(s.CAPABILITY_OF[s.FAMILY_OF[source]])]
+                             pytest.mark.capability(catalogue.get(source).capability)]
                     params.append(pytest.param(source, int(code), target, link.get("requestBody") or {},
                                                id=f"{source}-{code}-{name}", marks=marks))
     return params
@@ -76,7 +76,7 @@ def _unresolved(value: Any) -> list[str]:
 @pytest.mark.parametrize(("source", "code", "target", "template"), _links())
 def test_link(source, code, target, template, pcr_clients, pcr_data):
     """Following a documented link from a successful answer gives a documented, conforming answer."""
-    client = pcr_clients.get(s.SLOT_FOR_FAMILY[s.FAMILY_OF[source]])
+    client = pcr_clients.get(s.slot_for(catalogue.get(source).family))
     body, headers = s.valid_request(source, client, pcr_data)
     if source == "GetBatchStatus":  # start from a batch that exists
         added, add_headers = s.valid_request("AddLoans", client, pcr_data)
@@ -85,7 +85,7 @@ def test_link(source, code, target, template, pcr_clients, pcr_data):
         body["batchReference"] = add_headers["BatchReference"]
     first = client.call(source, body, headers=headers)
     expect.status(first, code, "ENV-014", f"{source} (start of the link to {target})")
-    if source in s.SUBMIT_OPERATIONS:
+    if source in catalogue.submit_operations():
         client.wait_batch(headers["BatchReference"])
     link_body = _evaluate(template, body, headers, expect.body_of(first))
     missing = _unresolved(link_body)
@@ -94,7 +94,7 @@ def test_link(source, code, target, template, pcr_clients, pcr_data):
                     f"{source} request: {', '.join(missing)} ({template})")
     # A link targets an operation of the same API family, called with the same identity.
     second = client.call(target, link_body)
-    s.conforms(second, target)
+    contract.conforms(second, target)
     flows = {("AddLoans", "GetBatchStatus"): 200, ("AddLoans", "GetLoan"): 200, ("OrderData", "GetOrderStatus"): 200,
              ("GetCreditRegisterExtract", "GetExtractLog"): 200}
     if (source, target) in flows:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from suites import _support as s
-from suites.fuzz import _fuzz, checks
+from pcr_conformance import suite as s
+
+from . import _fuzz, checks
 
 FAMILY = "reporting"
 
@@ -15,5 +16,5 @@ pytestmark = [pytest.mark.capability("reporting"), pytest.mark.verifies(*checks.
 @pytest.mark.parametrize("operation_id", _fuzz.operation_ids(FAMILY))
 def test_fuzz(operation_id, pcr_target, pcr_clients, pcr_data):
     """Every answer to generated and documented requests is a documented, well-formed, non-5xx answer."""
-    client = pcr_clients.get(s.SLOT_FOR_FAMILY[FAMILY])
+    client = pcr_clients.get(s.slot_for(FAMILY))
     _fuzz.fuzz_operation(pcr_target, FAMILY, operation_id, client, pcr_data)

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from pcr_conformance import expect
-from suites import _support as s
+from pcr_conformance import catalogue, contract, expect
+from pcr_conformance import suite as s
 
 # One operation per API family, with the slot allowed to call it.
 REPRESENTATIVES = [("AddLoans", "lender"), ("GetLoan", "lender"), ("GetCreditRegisterExtract", "lender_extract"),
@@ -18,21 +18,21 @@ REPRESENTATIVES = [("AddLoans", "lender"), ("GetLoan", "lender"), ("GetCreditReg
 
 
 def _params(pairs, verifies: pytest.MarkDecorator):
-    return [pytest.param(op, slot, id=op, marks=[verifies, pytest.mark.capability(s.CAPABILITY_OF[s.FAMILY_OF[op]]),
+    return [pytest.param(op, slot, id=op, marks=[verifies, pytest.mark.capability(catalogue.get(op).capability),
                                                  *s.read_only_marks(op)])
             for op, slot in pairs]
 
 
 def _error(resp, status: int, code: str, requirement: str, operation: str) -> None:
-    s.not_server_error(resp, requirement, operation)
+    contract.not_server_error(resp, requirement, operation)
     expect.status(resp, status, requirement, operation)
     expect.error_code(resp, code, requirement, operation)
-    s.error_shape(resp, operation)
-    s.no_internals(resp, operation)
+    contract.error_shape(resp, operation)
+    contract.no_internals(resp, operation)
 
 
 @pytest.mark.parametrize(("operation", "slot"),
-                         _params([(op, s.SLOT_FOR_FAMILY[s.FAMILY_OF[op]]) for op in s.ALL_OPERATIONS],
+                         _params([(op, s.slot_for(catalogue.get(op).family)) for op in catalogue.operation_ids()],
                                  pytest.mark.verifies("ENV-001", "ENV-005", "SEC-011")))
 def test_methods_other_than_post(operation, slot, pcr_clients, pcr_data):
     """GET, PUT, PATCH and DELETE on an operation are answered 405 H05 with the error object."""
@@ -96,13 +96,13 @@ def test_deeply_nested_json(operation, slot, pcr_clients, pcr_data):
         nested = "[" * depth + "]" * depth
         content = json.dumps(body)[:-1] + f', "deep": {nested}}}'
         resp = client.call(operation, content=content, headers=headers)
-        s.not_server_error(resp, "ENV-009", f"{operation} nested {depth} deep")
+        contract.not_server_error(resp, "ENV-009", f"{operation} nested {depth} deep")
         expect.status(resp, 400, "ENV-009", f"{operation} nested {depth} deep")
-        s.error_shape(resp, operation)
-        s.no_internals(resp, operation)
+        contract.error_shape(resp, operation)
+        contract.no_internals(resp, operation)
     objects = '{"a": ' * 5000 + "1" + "}" * 5000
     resp = client.call(operation, content=objects, headers=headers)
-    s.not_server_error(resp, "ENV-009", f"{operation} with objects nested 5000 deep")
+    contract.not_server_error(resp, "ENV-009", f"{operation} with objects nested 5000 deep")
     expect.status(resp, 400, "ENV-009", f"{operation} with objects nested 5000 deep")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pcr_conformance import expect, identifiers
-from suites import _support as s
+from pcr_conformance import catalogue, contract, expect, identifiers
+from pcr_conformance import suite as s
 
 # (operation, slot of a certificate whose role is not allowed on the operation's API, requirement IDs)
 WRONG_ROLES = [
@@ -29,7 +29,7 @@ WRONG_ROLES = [
 
 
 def _capability(operation: str) -> str:
-    return s.CAPABILITY_OF[s.FAMILY_OF[operation]]
+    return catalogue.get(operation).capability
 
 
 @pytest.mark.parametrize(
@@ -42,12 +42,12 @@ def _capability(operation: str) -> str:
 def test_certificate_role_not_allowed(operation, slot, pcr_clients, pcr_data):
     """A certificate whose role is not allowed for the API is refused with 403 D43, even for a valid request."""
     client = pcr_clients.get(slot)
-    requirement = {"authorities": "AUT-001", "voluntary_ban": "BAN-001"}.get(s.FAMILY_OF[operation], "SEC-004")
+    requirement = {"authorities": "AUT-001", "voluntary-ban": "BAN-001"}.get(catalogue.family_of(operation), "SEC-004")
     body, headers = s.valid_request(operation, client, pcr_data)
     resp = client.call(operation, body, headers=headers)
     expect.status(resp, 403, requirement, f"{operation} as {slot}")
     expect.error_code(resp, "D43", requirement, f"{operation} as {slot}")
-    s.error_shape(resp, operation)
+    contract.error_shape(resp, operation)
 
 
 OWNER_CHECKS = [("AddLoans", "lender"), ("GetLoan", "lender"), ("GetCreditRegisterExtract", "lender_extract"),
@@ -99,7 +99,7 @@ def test_owner_of_another_organisation(operation, slot, pcr_clients, pcr_data):
     resp = client.call(operation, body, headers=headers)
     expect.status(resp, 403, "SEC-006", f"{operation} with owner {other['idCode']}")
     expect.error_code(resp, "D42", "SEC-006", f"{operation} with owner {other['idCode']}")
-    s.no_internals(resp, operation)
+    contract.no_internals(resp, operation)
 
 
 @pytest.mark.verifies("IDN-004")

@@ -9,25 +9,25 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import expect
+from pcr_conformance import catalogue, contract, expect
 from pcr_conformance import messages as m
-from suites import _support as s
+from pcr_conformance import suite as s
 
 
 def _operation_params(verifies: pytest.MarkDecorator) -> list[Any]:
-    return [pytest.param(op, s.SLOT_FOR_FAMILY[s.FAMILY_OF[op]], id=op,
+    return [pytest.param(op, s.slot_for(catalogue.get(op).family), id=op,
                          marks=[verifies,
-                                pytest.mark.capability(s.CAPABILITY_OF[s.FAMILY_OF[op]]),
+                                pytest.mark.capability(catalogue.get(op).capability),
                                 *s.read_only_marks(op)])
-            for op in s.ALL_OPERATIONS]
+            for op in catalogue.operation_ids()]
 
 
 def _rejected(resp, status: int, code: str, requirement: str, operation: str, field: str | None = None) -> None:
-    s.not_server_error(resp, requirement, operation)
+    contract.not_server_error(resp, requirement, operation)
     expect.status(resp, status, requirement, operation)
     expect.error_code(resp, code, requirement, operation, field=field)
-    s.error_shape(resp, operation)
-    s.no_internals(resp, operation)
+    contract.error_shape(resp, operation)
+    contract.no_internals(resp, operation)
 
 
 @pytest.mark.parametrize(("operation", "slot"), _operation_params(pytest.mark.verifies("ENV-002", "ENV-003", "ENV-004", "ENV-005")))
@@ -84,7 +84,7 @@ def test_pascal_case_member_names(pcr_clients, pcr_data):
     expect.batch_state(lender.wait_batch(reference), "FinishedSuccess", "ENV-011")
     resp = lender.call("GetLoan", _pascal(lender.envelope(loanNumber=loan["loanNumber"])))
     expect.status(resp, 200, "ENV-011", "GetLoan in PascalCase")
-    body = s.json_of(resp, "ENV-011", "GetLoan")
+    body = contract.json_of(resp, "ENV-011", "GetLoan")
     expect.that("loan" in body and "loanNumber" in body["loan"], "ENV-011", "GetLoan",
                 "the answer in canonical camelCase", list(body)[:5])
     resp = reader.call("GetCreditRegisterExtract", _pascal(reader.envelope(request={
@@ -118,12 +118,12 @@ def test_hostile_strings_in_loan_text_members(pcr_clients, pcr_data):
     # One batch per string keeps a rejection of one from hiding the others.
     for loan in loans:
         sub = lender.submit("AddLoans", [loan])
-        s.not_server_error(sub.response, "ENV-015", f"AddLoans with lenderMarketingName {loan['lenderMarketingName']!r}")
-        s.no_internals(sub.response, "AddLoans")
+        contract.not_server_error(sub.response, "ENV-015", f"AddLoans with lenderMarketingName {loan['lenderMarketingName']!r}")
+        contract.no_internals(sub.response, "AddLoans")
         if sub.response.status_code != 202:
             expect.that(400 <= sub.response.status_code < 500, "ENV-015", "AddLoans", "202 or a 4xx",
                         sub.response.status_code)
-            s.error_shape(sub.response, "AddLoans")
+            contract.error_shape(sub.response, "AddLoans")
             continue
         status = lender.wait_batch(sub.batch_reference)
         if status.get("batchStatus") != "FinishedSuccess":
@@ -136,20 +136,20 @@ def test_hostile_strings_in_loan_text_members(pcr_clients, pcr_data):
     for text in HOSTILE:
         hostile_number = {"type": "Other", "number": text}
         resp = lender.call("GetLoan", lender.envelope(loanNumber=hostile_number))
-        s.not_server_error(resp, "ENV-015", f"GetLoan of loan number {text!r}")
+        contract.not_server_error(resp, "ENV-015", f"GetLoan of loan number {text!r}")
         expect.that(resp.status_code in (400, 404), "ENV-015", "GetLoan", "400 or 404 for a hostile loan number",
                     f"HTTP {resp.status_code}")
-        s.no_internals(resp, "GetLoan")
+        contract.no_internals(resp, "GetLoan")
         resp = lender.call("GetBatchStatus", lender.envelope(batchReference=text))
-        s.not_server_error(resp, "ENV-015", f"GetBatchStatus of {text!r}")
+        contract.not_server_error(resp, "ENV-015", f"GetBatchStatus of {text!r}")
         expect.that(400 <= resp.status_code < 500, "ENV-015", "GetBatchStatus", "a 4xx for a hostile reference",
                     f"HTTP {resp.status_code}")
-        s.no_internals(resp, "GetBatchStatus")
+        contract.no_internals(resp, "GetBatchStatus")
         headers = {"BatchReference": re.sub(r"[^\x20-\x7e]", "?", text)}  # a header can carry only these
         body = lender.envelope(loans=[m.lump_sum_loan(pcr_data.loan_number(), person, text)])
         resp = lender.call("AddLoans", body, headers=headers)
-        s.not_server_error(resp, "ENV-015", f"AddLoans with reportReference and BatchReference {text!r}")
-        s.no_internals(resp, "AddLoans")
+        contract.not_server_error(resp, "ENV-015", f"AddLoans with reportReference and BatchReference {text!r}")
+        contract.no_internals(resp, "AddLoans")
 
 
 @pytest.mark.verifies("ENV-015", "SEC-011")
@@ -172,7 +172,7 @@ def test_hostile_strings_in_queries(pcr_clients, pcr_data):
         ]
         for client, operation, body in calls:
             resp = client.call(operation, copy.deepcopy(body))
-            s.not_server_error(resp, "ENV-015", f"{operation} with {text!r}")
-            s.no_internals(resp, operation)
+            contract.not_server_error(resp, "ENV-015", f"{operation} with {text!r}")
+            contract.no_internals(resp, operation)
             if resp.status_code >= 400:
-                s.error_shape(resp, operation)
+                contract.error_shape(resp, operation)

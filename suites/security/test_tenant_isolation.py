@@ -7,7 +7,7 @@ import pytest
 
 from pcr_conformance import expect
 from pcr_conformance import messages as m
-from suites import _support as s
+from pcr_conformance import suite as s
 
 pytestmark = pytest.mark.capability("reporting")
 

@@ -17,8 +17,8 @@ import pytest
 
 from pcr_conformance import expect
 from pcr_conformance import messages as m
+from pcr_conformance import suite as s
 from pcr_conformance.errors import TargetUnreachable
-from suites import _support as s
 
 pytestmark = [pytest.mark.capability("reporting"), pytest.mark.read_only_safe]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import expect
+from pcr_conformance import contract, expect
 from pcr_conformance import messages as m
-from suites import _support as s
+from pcr_conformance import suite as s
 
 pytestmark = [pytest.mark.capability("authorities"), pytest.mark.capability("reporting")]
 
@@ -21,16 +21,16 @@ def _order(client: Any, subjects: list[str], requirement: str, legal_basis: str 
                                   "subjects": [{"idCodeType": "PersonalIdentityCode", "idCode": c} for c in subjects]})
     resp = client.call("OrderData", body)
     expect.status(resp, 202, requirement, "OrderData")
-    answer = s.json_of(resp, requirement, "OrderData")
+    answer = contract.json_of(resp, requirement, "OrderData")
     reference = answer.get("orderReference") if isinstance(answer, dict) else None
-    expect.that(s.is_uuid(reference), "AUT-002", "OrderData", "a UUID orderReference", repr(reference))
+    expect.that(contract.is_uuid(reference), "AUT-002", "OrderData", "a UUID orderReference", repr(reference))
     return reference
 
 
 def _status(client: Any, reference: str, requirement: str) -> dict[str, Any]:
     resp = client.call("GetOrderStatus", client.envelope(orderReference=reference))
     expect.status(resp, 200, requirement, "GetOrderStatus")
-    return s.json_of(resp, requirement, "GetOrderStatus")
+    return contract.json_of(resp, requirement, "GetOrderStatus")
 
 
 def _wait(client: Any, reference: str) -> list[str]:
@@ -53,7 +53,7 @@ def _wait(client: Any, reference: str) -> list[str]:
 def _distribution(client: Any, reference: str, requirement: str) -> dict[str, Any]:
     resp = client.call("GetDistribution", client.envelope(orderReference=reference))
     expect.status(resp, 200, requirement, "GetDistribution")
-    return s.json_of(resp, requirement, "GetDistribution")
+    return contract.json_of(resp, requirement, "GetDistribution")
 
 
 def _person(distribution: dict[str, Any], id_code: str, requirement: str) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def test_distribution_waits_for_the_order(pcr_clients, pcr_data):
         after = _status(authority, reference, "AUT-008").get("orderStatus")
         if resp.status_code == 409:
             expect.error_code(resp, "D72", "AUT-008", "GetDistribution")
-            s.error_shape(resp, "GetDistribution")
+            contract.error_shape(resp, "GetDistribution")
             return
         expect.that(not (resp.status_code == 200 and after == "Processing"), "AUT-008", "GetDistribution",
                     "409 D72 while the order is Processing", f"HTTP {resp.status_code} while {after}")

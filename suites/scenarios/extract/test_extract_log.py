@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from pcr_conformance import expect
-from suites import _support as s
+from pcr_conformance import contract, expect
+from pcr_conformance import suite as s
 
 pytestmark = pytest.mark.capability("extract")
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.capability("extract")
 def _log(client, since: str, requirement: str) -> list[dict]:
     resp = client.call("GetExtractLog", client.envelope(fromUtc=since))
     expect.status(resp, 200, requirement, "GetExtractLog")
-    body = s.json_of(resp, requirement, "GetExtractLog")
+    body = contract.json_of(resp, requirement, "GetExtractLog")
     entries = body.get("entries") if isinstance(body, dict) else None
     expect.that(isinstance(entries, list), requirement, "GetExtractLog", "an entries list", repr(body)[:300])
     return entries
@@ -31,7 +31,7 @@ def test_requests_are_logged_for_the_requester_only(pcr_clients, pcr_data):
     first = s.extract_of(own, person, "EXT-014", purposes)
     second = s.extract_of(own, person, "EXT-014")
     for extract in (first, second):
-        expect.that(s.is_uuid(extract.get("extractReference")) and extract.get("creationTimeUtc"), "EXT-014",
+        expect.that(contract.is_uuid(extract.get("extractReference")) and extract.get("creationTimeUtc"), "EXT-014",
                     "GetCreditRegisterExtract", "a UUID extractReference and a creationTimeUtc",
                     f"{extract.get('extractReference')!r}, {extract.get('creationTimeUtc')!r}")
     expect.that(first["extractReference"] != second["extractReference"], "EXT-014", "GetCreditRegisterExtract",

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from pcr_conformance import expect
+from pcr_conformance import contract, expect
 from pcr_conformance import messages as m
-from suites import _support as s
+from pcr_conformance import suite as s
 
 pytestmark = pytest.mark.capability("reporting")
 
@@ -148,7 +148,7 @@ def test_reusing_a_batch_reference_with_other_content(pcr_clients, pcr_data):
                           batch_reference=sub.batch_reference)
     expect.status(other.response, 409, "BAT-009", "AddLoans (reference reused)")
     expect.error_code(other.response, "D61", "BAT-009", "AddLoans (reference reused)")
-    s.error_shape(other.response, "AddLoans")
+    contract.error_shape(other.response, "AddLoans")
 
 
 @pytest.mark.verifies("BAT-013", "BAT-005", "BAT-001", "BAT-010")
@@ -166,7 +166,7 @@ def test_large_batch(pcr_clients, pcr_data):
     while True:
         resp = lender.batch_status(sub.batch_reference)
         expect.status(resp, 200, "BAT-001", "GetBatchStatus")
-        body = s.json_of(resp, "BAT-001", "GetBatchStatus")
+        body = contract.json_of(resp, "BAT-001", "GetBatchStatus")
         state = body.get("batchStatus")
         seen.append(state)
         if state != "Processing":

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import expect
+from pcr_conformance import contract, expect
 from pcr_conformance import messages as m
-from suites import _support as s
+from pcr_conformance import suite as s
 
 pytestmark = pytest.mark.capability("reporting")
 
@@ -35,7 +35,7 @@ def test_new_loan_of_each_type_is_stored(pcr_clients, pcr_data):
     ]
     sub = lender.submit("AddLoans", reports)
     expect.status(sub.response, 202, "RPT-002", "AddLoans")
-    accepted = s.json_of(sub.response, "RPT-002", "AddLoans")
+    accepted = contract.json_of(sub.response, "RPT-002", "AddLoans")
     expect.that(accepted.get("batchReference") == sub.batch_reference, "RPT-002", "AddLoans",
                 f"batchReference {sub.batch_reference}", accepted.get("batchReference"))
     leaked = [k for k in ("batchStatus", "reportResults", "acceptedCount", "rejectedCount") if k in accepted]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import expect
-from suites import _support as s
+from pcr_conformance import contract, expect
+from pcr_conformance import suite as s
 
 pytestmark = pytest.mark.capability("voluntary-ban")
 
@@ -19,7 +19,7 @@ def _ban(client: Any, id_code: str, requirement: str) -> dict[str, Any]:
     resp = client.call("GetVoluntaryBan", client.envelope(request={"idCodeType": "PersonalIdentityCode",
                                                                    "idCode": id_code}))
     expect.status(resp, 200, requirement, "GetVoluntaryBan")
-    return s.json_of(resp, requirement, "GetVoluntaryBan")
+    return contract.json_of(resp, requirement, "GetVoluntaryBan")
 
 
 @pytest.mark.verifies("BAN-002", "BAN-003")
@@ -63,7 +63,7 @@ def test_change_feed_lists_only_consenting_persons(pcr_clients, pcr_data):
     cic = pcr_clients.get("cic")
     resp = cic.call("GetVoluntaryBanChanges", cic.envelope(sinceUtc="2000-01-01T00:00:00Z"))
     expect.status(resp, 200, "BAN-005", "GetVoluntaryBanChanges")
-    changes = s.json_of(resp, "BAN-005", "GetVoluntaryBanChanges").get("changes")
+    changes = contract.json_of(resp, "BAN-005", "GetVoluntaryBanChanges").get("changes")
     expect.that(isinstance(changes, list), "BAN-005", "GetVoluntaryBanChanges", "a changes list", changes)
     consenting = set(s.pool_persons(pcr_data, having=["ban-consent"]))
     withheld = set(s.pool_persons(pcr_data, having=["voluntary-ban"], without=["ban-consent"]))

@@ -1,110 +1,20 @@
-"""Small helpers shared by the suites that the harness does not (yet) offer.
+"""Helpers the suites share: deep subset matching, persons of the data pool, the reporting and extract
+shortcuts the scenarios repeat, and one valid request per operation (security and envelope checks).
 
-Only glue on top of pcr_conformance: response-shape checks named by their requirement (ENV-005, ENV-014,
-SEC-011), the spec lookup, deep subset matching and a few reporting shortcuts the scenarios repeat.
+Response checks (ENV-005, ENV-014, SEC-011) are in :mod:`pcr_conformance.contract`; what an operation is
+(family, collection, batch or not) is in :mod:`pcr_conformance.catalogue`.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 import uuid
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import httpx
+from pcr_conformance import catalogue, contract, expect
+from pcr_conformance.target import SLOT_ROLES
 
-from pcr_conformance import expect
-
-SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
-
-# API family (base_urls key / scenario package) -> spec file.
-SPEC_FILES = {
-    "reporting": "reporting.yaml",
-    "extract": "extract.yaml",
-    "authorities": "authorities.yaml",
-    "voluntary_ban": "voluntary-ban.yaml",
-    "voluntary-ban": "voluntary-ban.yaml",
-}
-
-OPERATIONS = {
-    "reporting": ("AddLoans", "UpdateLoans", "Repayments", "DelayedRepayments", "TerminateLoans",
-                  "GetBatchStatus", "GetLoan"),
-    "extract": ("GetCreditRegisterExtract", "GetExtractLog"),
-    "authorities": ("OrderData", "GetOrderStatus", "GetDistribution"),
-    "voluntary_ban": ("GetVoluntaryBan", "GetVoluntaryBanChanges"),
-}
-FAMILY_OF = {op: fam for fam, ops in OPERATIONS.items() for op in ops}
-SUBMIT_OPERATIONS = ("AddLoans", "UpdateLoans", "Repayments", "DelayedRepayments", "TerminateLoans")
-
-# Capability a target claims for each API family (interfaces.md §9).
-CAPABILITY_OF = {"reporting": "reporting", "extract": "extract", "authorities": "authorities",
-                 "voluntary_ban": "voluntary-ban", "voluntary-ban": "voluntary-ban"}
-
-# Words that only appear in an answer when internals leak (SEC-011).
-_INTERNALS = re.compile(
-    r"Traceback \(most recent call last\)|File \"[^\"]+\.py\"|\bsqlite3?\b|OperationalError|IntegrityError"
-    r"|\bSELECT\s+.+\s+FROM\b|\bINSERT\s+INTO\b|pydantic|starlette|uvicorn|fastapi|\bat [\w.$]+\([\w]+\.java:\d+\)"
-    r"|NullReferenceException|System\.[A-Z]\w+Exception|/site-packages/|/usr/lib/python",
-    re.IGNORECASE,
-)
-
-
-# ---- JSON and shapes -------------------------------------------------------------------------------------
-
-def json_of(resp: httpx.Response, requirement: str, operation: str) -> Any:
-    """The JSON body; a body that is not JSON fails `requirement`."""
-    try:
-        return resp.json()
-    except ValueError:
-        expect.fail(requirement, operation, "a JSON body", f"HTTP {resp.status_code}: {resp.text[:300]!r}")
-
-
-def error_shape(resp: httpx.Response, operation: str, requirement: str = "ENV-005") -> dict[str, Any]:
-    """The error answer carries statusMessage, a UUID correlationId and errorResponses items (ENV-005)."""
-    body = expect.body_of(resp)
-    where = f"{operation} (HTTP {resp.status_code})"
-    expect.that(isinstance(body, dict), requirement, where, "an error object",
-                f"{resp.headers.get('content-type')}: {resp.text[:300]!r}")
-    expect.that(isinstance(body.get("statusMessage"), str) and body["statusMessage"], requirement, where,
-                "a statusMessage", body.get("statusMessage"))
-    cid = body.get("correlationId")
-    expect.that(isinstance(cid, str) and _is_uuid(cid), requirement, where, "a UUID correlationId", repr(cid))
-    items = body.get("errorResponses")
-    expect.that(isinstance(items, list) and items, requirement, where, "a non-empty errorResponses list",
-                repr(items)[:300])
-    for item in items:
-        ok = isinstance(item, dict) and all(isinstance(item.get(k), str) for k in
-                                            ("fieldName", "errorCode", "errorDescription"))
-        expect.that(ok, requirement, where, "errorResponses items with fieldName, errorCode, errorDescription",
-                    repr(item)[:300])
-    return body
-
-
-def no_internals(resp: httpx.Response, operation: str, requirement: str = "SEC-011") -> None:
-    """The answer reveals no stack trace, SQL or framework internals (SEC-011)."""
-    m = _INTERNALS.search(resp.text)
-    expect.that(m is None, requirement, f"{operation} (HTTP {resp.status_code})", "no internals in the answer",
-                f"{m.group(0)!r} in {resp.text[:300]!r}" if m else "")
-
-
-def not_server_error(resp: httpx.Response, requirement: str, operation: str) -> None:
-    expect.that(resp.status_code < 500, requirement, operation, "a 2xx or 4xx answer, never 5xx",
-                f"HTTP {resp.status_code}: {resp.text[:300]}")
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def is_uuid(value: Any) -> bool:
-    return isinstance(value, str) and _is_uuid(value)
-
+# ---- matching ----------------------------------------------------------------------------------------
 
 def subset_mismatch(actual: Any, expected: Any, path: str = "") -> str | None:
     """Where `expected` is not contained in `actual` (mappings by key, lists element-wise), or None."""
@@ -130,42 +40,6 @@ def subset_mismatch(actual: Any, expected: Any, path: str = "") -> str | None:
                                    and not isinstance(actual, bool) and float(actual) == float(expected)):
         return f"{path}: expected {expected!r}, actual {actual!r}"
     return None
-
-
-# ---- contract conformance (ENV-014) ----------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=8)
-def spec_schema(family: str) -> Any:
-    """The schemathesis schema of one API family's spec file (cached per process)."""
-    import schemathesis
-
-    return schemathesis.openapi.from_path(str(SPECS_DIR / SPEC_FILES[family]))
-
-
-def conforms(resp: httpx.Response, operation: str, requirement: str = "ENV-014") -> None:
-    """The answer's status is documented for the operation and its body matches that status's schema."""
-    from schemathesis.core.failures import FailureGroup
-
-    family = FAMILY_OF.get(operation)
-    if family is None or not (SPECS_DIR / SPEC_FILES[family]).is_file():
-        return  # no spec for it (yet): nothing to conform to
-    op = spec_schema(family).find_operation_by_id(operation)
-    documented = op.responses.find_by_status_code(resp.status_code) is not None
-    expect.that(documented, requirement, operation, f"a status documented in {SPEC_FILES[family]}",
-                f"HTTP {resp.status_code}: {resp.text[:300]}")
-    try:
-        op.validate_response(resp)
-    except (FailureGroup, AssertionError) as exc:  # one schemathesis Failure is itself an AssertionError
-        found = exc.exceptions if isinstance(exc, FailureGroup) else [exc]
-        details = "; ".join(_failure_text(f) for f in found)
-        expect.fail(requirement, operation, f"a body matching the HTTP {resp.status_code} schema",
-                    f"{details[:800]} in {resp.text[:300]}")
-
-
-def _failure_text(failure: BaseException) -> str:
-    title = getattr(failure, "title", "") or type(failure).__name__
-    message = getattr(failure, "message", "") or str(failure)
-    return f"{title}: {message}".replace("\n", " ")[:400]
 
 
 # ---- persons of the pool ---------------------------------------------------------------------------------
@@ -201,8 +75,8 @@ def loan_of(client: Any, loan_number: Mapping[str, str], requirement: str) -> di
     """GetLoan of one of the client's loans: 200 and the `loan` object."""
     resp = client.get_loan(loan_number)
     expect.status(resp, 200, requirement, "GetLoan")
-    conforms(resp, "GetLoan")
-    body = json_of(resp, requirement, "GetLoan")
+    contract.conforms(resp, "GetLoan")
+    body = contract.json_of(resp, requirement, "GetLoan")
     loan = body.get("loan") if isinstance(body, dict) else None
     expect.that(isinstance(loan, dict), requirement, "GetLoan", "a loan object", repr(body)[:300])
     return loan
@@ -234,8 +108,8 @@ def extract_of(client: Any, id_code: str, requirement: str,
     """GetCreditRegisterExtract: 200 and the creditRegisterExtract object."""
     resp = client.extract(id_code, purposes)
     expect.status(resp, 200, requirement, "GetCreditRegisterExtract")
-    conforms(resp, "GetCreditRegisterExtract")
-    body = json_of(resp, requirement, "GetCreditRegisterExtract")
+    contract.conforms(resp, "GetCreditRegisterExtract")
+    body = contract.json_of(resp, requirement, "GetCreditRegisterExtract")
     extract = body.get("creditRegisterExtract") if isinstance(body, dict) else None
     expect.that(isinstance(extract, dict), requirement, "GetCreditRegisterExtract", "a creditRegisterExtract",
                 repr(body)[:300])
@@ -244,8 +118,11 @@ def extract_of(client: Any, id_code: str, requirement: str,
 
 # ---- one valid request per operation (security and envelope checks) --------------------------------------
 
-SLOT_FOR_FAMILY = {"reporting": "lender", "extract": "lender_extract", "authorities": "authority",
-                   "voluntary_ban": "cic"}
+def slot_for(family: str) -> str:
+    """The first identity slot whose certificate role may call the API family (the spec's
+    info.x-certificate-role): lender, lender_extract, authority, cic."""
+    role = catalogue.family_roles()[family]
+    return next(slot for slot, slot_role in SLOT_ROLES.items() if slot_role == role)
 
 
 def valid_request(operation: str, client: Any, data: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -253,8 +130,8 @@ def valid_request(operation: str, client: Any, data: Any) -> tuple[dict[str, Any
     from pcr_conformance import messages as m
 
     headers: dict[str, str] = {}
-    if operation in SUBMIT_OPERATIONS:
-        headers["BatchReference"] = data.batch_reference(operation)
+    if catalogue.get(operation).submits:
+        headers[catalogue.BATCH_REFERENCE_HEADER] = data.batch_reference(operation)
     number = data.loan_number()
     person = data.person("income")
     ref = data.report_reference()
@@ -279,12 +156,9 @@ def valid_request(operation: str, client: Any, data: Any) -> tuple[dict[str, Any
     return client.envelope(**members), headers
 
 
-ALL_OPERATIONS = tuple(op for ops in OPERATIONS.values() for op in ops)
-
-
 def writes(operation: str) -> bool:
     """Operations that store something when accepted: never run against a read-only target."""
-    return operation in SUBMIT_OPERATIONS or operation == "OrderData"
+    return catalogue.get(operation).writes
 
 
 def read_only_marks(operation: str) -> list[Any]:

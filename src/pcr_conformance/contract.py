@@ -1,0 +1,148 @@
+"""The response contract: is an answer one the specs allow? One module for the corpus, the scenarios, the
+security tests and the fuzz checks.
+
+Each check has two forms: a plain function returning what is wrong (a list of problem texts, empty when
+the answer conforms; the fuzz checks raise from it in schemathesis' check shape), and an asserting form
+over an httpx response that fails with the requirement ID (``expect``'s message format), for the suites.
+
+- ENV-014: the status is documented for the operation, the body matches that status's schema in
+  ``specs/`` (loaded by ``pcr_conformance.specs``, the one spec loader), a body is ``application/json``.
+- ENV-005: an error answer carries ``statusMessage``, a UUID ``correlationId`` and ``errorResponses``
+  items with ``fieldName``, ``errorCode`` and ``errorDescription``.
+- SEC-011: no stack trace, SQL or framework internals (Python, Java, .NET) in any answer.
+- ENV-015: never a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from pcr_conformance import catalogue, expect, specs
+
+#: Words that only appear in an answer when internals leak (SEC-011): Python tracebacks and paths, SQL,
+#: the reference register's frameworks, Java and .NET stack traces.
+INTERNALS = re.compile(
+    r"Traceback \(most recent call last\)|File \"[^\"]+\.py\"|\bsqlite3?\b|OperationalError|IntegrityError"
+    r"|\bSELECT\s+.+\s+FROM\b|\bINSERT\s+INTO\b|pydantic|starlette|uvicorn|fastapi|\bat [\w.$]+\([\w]+\.java:\d+\)"
+    r"|NullReferenceException|System\.[A-Z]\w+Exception|/site-packages/|/usr/lib/python",
+    re.IGNORECASE,
+)
+
+ERROR_ITEM_MEMBERS = ("fieldName", "errorCode", "errorDescription")
+
+
+# ---- plain checks: what is wrong, as texts ---------------------------------------------------------------
+
+
+def leaked_internals(text: str) -> str | None:
+    """The first internal detail found in an answer's text (SEC-011), or None."""
+    m = INTERNALS.search(text or "")
+    return m.group(0) if m else None
+
+
+def is_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def error_object_problems(body: Any) -> list[str]:
+    """What an error answer's body lacks of the error object (ENV-005); empty when it is complete."""
+    if not isinstance(body, Mapping):
+        return ["the body is not a JSON object"]
+    problems = []
+    if not (isinstance(body.get("statusMessage"), str) and body["statusMessage"]):
+        problems.append("statusMessage missing")
+    if not is_uuid(body.get("correlationId")):
+        problems.append(f"correlationId {body.get('correlationId')!r} is not a UUID")
+    items = body.get("errorResponses")
+    if not isinstance(items, list) or not items:
+        problems.append("errorResponses missing or empty")
+    else:
+        for item in items:
+            if not (isinstance(item, Mapping) and all(isinstance(item.get(k), str) for k in ERROR_ITEM_MEMBERS)):
+                problems.append(f"error item {item!r:.100} lacks fieldName/errorCode/errorDescription")
+    return problems
+
+
+def is_documented(operation: str, status: int) -> bool:
+    """The status code is documented for the operation (exactly, or by an ``NXX`` range or ``default``)."""
+    documented = specs.documented_statuses(operation)
+    return str(status) in documented or f"{str(status)[0]}XX" in documented or "default" in documented
+
+
+def body_problems(operation: str, status: int, body: Any) -> list[str]:
+    """Where a body differs from the schema documented for the operation and status (ENV-014)."""
+    schema = specs.schema_for_response(operation, status)
+    if schema is None:
+        return []
+    return specs.validate(schema, body)
+
+
+def content_type_problem(content_type: str | None, has_body: bool) -> str | None:
+    """An answer with a body must be application/json (ENV-014)."""
+    if has_body and not str(content_type or "").lower().startswith("application/json"):
+        return f"Content-Type {content_type!r}, not application/json"
+    return None
+
+
+def knows(operation: str) -> bool:
+    """The specs define the operation (an unknown path has no contract to conform to)."""
+    return catalogue.family_of(operation) is not None
+
+
+# ---- asserting forms for the suites ----------------------------------------------------------------------
+
+
+def json_of(resp: httpx.Response, requirement: str, operation: str) -> Any:
+    """The JSON body; a body that is not JSON fails `requirement`."""
+    try:
+        return resp.json()
+    except ValueError:
+        expect.fail(requirement, operation, "a JSON body", f"HTTP {resp.status_code}: {resp.text[:300]!r}")
+
+
+def conforms(resp: httpx.Response, operation: str, requirement: str = "ENV-014") -> None:
+    """The answer's status is documented for the operation and its body matches that status's schema."""
+    if not knows(operation):
+        return  # no spec for it: nothing to conform to
+    family_file = specs.family_files()[catalogue.get(operation).family]
+    expect.that(is_documented(operation, resp.status_code), requirement, operation,
+                f"a status documented in {family_file}", f"HTTP {resp.status_code}: {resp.text[:300]}")
+    problem = content_type_problem(resp.headers.get("content-type"), bool(resp.content))
+    expect.that(problem is None, requirement, operation, "an application/json body", problem)
+    body = expect.body_of(resp)
+    found = body_problems(operation, resp.status_code, body)
+    expect.that(not found, requirement, operation, f"a body matching the HTTP {resp.status_code} schema",
+                f"{'; '.join(found)[:800]} in {resp.text[:300]}")
+
+
+def error_shape(resp: httpx.Response, operation: str, requirement: str = "ENV-005") -> dict[str, Any]:
+    """The error answer carries statusMessage, a UUID correlationId and errorResponses items (ENV-005)."""
+    body = expect.body_of(resp)
+    problems = error_object_problems(body)
+    expect.that(not problems, requirement, f"{operation} (HTTP {resp.status_code})", "the error object",
+                f"{'; '.join(problems)} in {resp.headers.get('content-type')}: {resp.text[:300]!r}")
+    return body
+
+
+def no_internals(resp: httpx.Response, operation: str, requirement: str = "SEC-011") -> None:
+    """The answer reveals no stack trace, SQL or framework internals (SEC-011)."""
+    found = leaked_internals(resp.text)
+    expect.that(found is None, requirement, f"{operation} (HTTP {resp.status_code})", "no internals in the answer",
+                f"{found!r} in {resp.text[:300]!r}")
+
+
+def not_server_error(resp: httpx.Response, requirement: str, operation: str) -> None:
+    """A 2xx or 4xx answer, never 5xx (ENV-015 and the rules that name it)."""
+    expect.that(resp.status_code < 500, requirement, operation, "a 2xx or 4xx answer, never 5xx",
+                f"HTTP {resp.status_code}: {resp.text[:300]}")
