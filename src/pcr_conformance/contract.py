@@ -55,6 +55,14 @@ def is_uuid(value: Any) -> bool:
     return True
 
 
+def error_item_problem(item: Any, *, non_empty: bool = False) -> str | None:
+    """What an error item lacks of ``{fieldName, errorCode, errorDescription}`` (strings; non-empty ones
+    when `non_empty`, as per-report results must be: BAT-006), or None."""
+    ok = isinstance(item, Mapping) and all(isinstance(item.get(k), str) and (item.get(k) or not non_empty)
+                                           for k in ERROR_ITEM_MEMBERS)
+    return None if ok else f"error item {item!r:.100} lacks fieldName/errorCode/errorDescription"
+
+
 def error_object_problems(body: Any) -> list[str]:
     """What an error answer's body lacks of the error object (ENV-005); empty when it is complete."""
     if not isinstance(body, Mapping):
@@ -68,9 +76,7 @@ def error_object_problems(body: Any) -> list[str]:
     if not isinstance(items, list) or not items:
         problems.append("errorResponses missing or empty")
     else:
-        for item in items:
-            if not (isinstance(item, Mapping) and all(isinstance(item.get(k), str) for k in ERROR_ITEM_MEMBERS)):
-                problems.append(f"error item {item!r:.100} lacks fieldName/errorCode/errorDescription")
+        problems.extend(p for p in (error_item_problem(item) for item in items) if p)
     return problems
 
 
