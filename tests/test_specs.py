@@ -51,9 +51,9 @@ def _walk(node: Any, path: str = "") -> Any:
 
 
 def _interface_codes() -> set[str]:
-    """Error codes of the table in docs/interfaces.md §5."""
-    text = (REPO / "docs" / "interfaces.md").read_text(encoding="utf-8")
-    return set(re.findall(r"^\| ([A-Z]\d{2}) \|", text, flags=re.MULTILINE))
+    """Error codes of specs/errors.yaml (the codes as data)."""
+    data = yaml.safe_load((REPO / "specs" / "errors.yaml").read_text(encoding="utf-8"))
+    return {entry["code"] for entry in data["errors"]}
 
 
 # ----- OpenAPI validity --------------------------------------------------------------------------------
