@@ -1,6 +1,6 @@
 """Per-report business rules (interfaces.md §2, §5). Each returns error items; [] = the report passes.
 
-The rules that need the stored loan (ownership, status, transfer) live in reporting.py; these are the checks
+The rules that need the stored loan (ownership, status, transfer) live in processing.py; these are the checks
 of one report on its own or against the stored loan's contract date.
 """
 
