@@ -265,6 +265,34 @@ def test_kela_may_report_guarantee_receivable(reg: Running) -> None:
     kela.close()
 
 
+def test_a_repayment_must_carry_the_object_of_its_loans_type(a: Api) -> None:
+    """D22 on Repayments (no requirement in requirements.yaml yet; RepaymentReport in reporting.yaml names it).
+    Without it a repayment with no repayment object would be stored and make the loan's GetLoan answer
+    non-conforming (StoredRepayment requires balance), and one with another loan type's object would be
+    accepted without changing the balance."""
+    loan = new_loan()
+    number = loan["loanNumber"]
+    a.add(loan)
+    base = {"reportType": "NewReport", "loanNumber": number, "loanType": "LumpSumLoan",
+            "reportCreationTimeUtc": "2025-01-02T10:00:00Z"}
+    reports = [
+        {**base, "reportReference": unique("R")},  # neither object
+        {**base, "reportReference": unique("R"), "loanType": "RunningAccountLoan",
+         "runningAccountLoanRepayment": {"balance": 5.0, "balanceDate": "2025-01-01"}},  # running on a lump-sum loan
+        {**base, "reportReference": unique("R"), "loanType": "Leasing",
+         "lumpSumLoanRepayment": {"balance": 5.0, "paymentDate": "2025-01-01"}},  # stated type not the loan's
+    ]
+    status = a.run("Repayments", "repayments", reports)
+    assert [[(e["errorCode"], e["fieldName"]) for e in r["errorResponses"]] for r in status["reportResults"]] == [
+        [("D22", "/repayments/0/lumpSumLoanRepayment")],
+        [("D22", "/repayments/1/loanType")],
+        [("D22", "/repayments/2/loanType")],
+    ]
+    stored = a.get_loan(number)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["loan"]["repayments"] == []
+
+
 def test_loan_lifecycle_update_repay_delay_terminate_cancel_restore(a: Api) -> None:
     loan = new_loan()
     number = loan["loanNumber"]

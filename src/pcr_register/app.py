@@ -12,52 +12,22 @@ import logging
 import math
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 from starlette.responses import Response
 
-from pcr_register import authorities, casing, extract, reporting, voluntary_ban
+from pcr_register import casing
 from pcr_register.config import MAX_BODY_BYTES, MAX_REPORTS
-from pcr_register.context import Register
 from pcr_register.errors import ApiError, error_body, fail, item
 from pcr_register.identity import Caller, caller_from_certificate, check_owner, check_role
+from pcr_register.routes import OPERATIONS, Operation, check_specs
+from pcr_register.state import Register
+from pcr_register.submission import COLLECTION
 
 log = logging.getLogger("pcr_register.app")
 
 PEER_CERT_KEY = "pcr.peer_cert"  # set per connection by server.PeerCertProtocol (scope["state"])
-
-Handler = Callable[[Register, Caller, dict[str, Any], dict[str, str]], tuple[int, dict]]
-
-
-@dataclass(frozen=True)
-class Operation:
-    family: str
-    handler: Handler
-
-
-def _plain(fn: Callable[[Register, Caller, dict[str, Any]], tuple[int, dict]]) -> Handler:
-    return lambda reg, caller, body, headers: fn(reg, caller, body)
-
-
-def _submit(operation: str) -> Handler:
-    return lambda reg, caller, body, headers: reporting.submit(reg, caller, operation, body, headers)
-
-
-OPERATIONS: dict[str, Operation] = {
-    **{op: Operation("reporting", _submit(op)) for op in reporting.COLLECTION},
-    "GetBatchStatus": Operation("reporting", _plain(reporting.get_batch_status)),
-    "GetLoan": Operation("reporting", _plain(reporting.get_loan)),
-    "GetCreditRegisterExtract": Operation("extract", _plain(extract.get_extract)),
-    "GetExtractLog": Operation("extract", _plain(extract.get_extract_log)),
-    "OrderData": Operation("authorities", _plain(authorities.order_data)),
-    "GetOrderStatus": Operation("authorities", _plain(authorities.get_order_status)),
-    "GetDistribution": Operation("authorities", _plain(authorities.get_distribution)),
-    "GetVoluntaryBan": Operation("voluntary-ban", _plain(voluntary_ban.get_voluntary_ban)),
-    "GetVoluntaryBanChanges": Operation("voluntary-ban", _plain(voluntary_ban.get_voluntary_ban_changes)),
-}
-
 
 class _TooLarge(Exception):
     pass
@@ -94,20 +64,20 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
 
 def _anonymous_caller(reg: Register, family: str) -> Caller | None:
     """Fault ignore_client_cert (breaks SEC-001): a connection without a certificate acts as lender-a."""
-    from pcr_register.identity import FAMILY_ROLE
-
     org = reg.organisations.get("lender-a")
-    return Caller(org=org, role=FAMILY_ROLE[family], scope=org.scope) if org else None
+    return Caller(org=org, role=reg.specs.certificate_roles[family], scope=org.scope) if org else None
 
 
 def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
+    check_specs(reg.specs)  # SpecError: the register does not serve what its specs do not describe
     faults = reg.faults
     validate_responses = reg.config.validate_responses or os.environ.get("PCR_REGISTER_VALIDATE_RESPONSES") == "1"
     normaliser = casing.Normaliser(casing.name_map(reg.specs.property_names))
     cert_cache: dict[bytes, Caller | None] = {}
 
     def error_response(error: ApiError, operation: str | None) -> tuple[int, dict]:
-        return error.status, error_body(error.items, with_correlation_id=not faults.on("missing_correlation_id"))
+        return error.status, error_body(reg.specs.describe(error.items),
+                                        with_correlation_id=not faults.on("missing_correlation_id"))
 
     def process(operation: str, op: Operation, caller: Caller, raw: bytes, headers: dict[str, str]) -> tuple[int, dict]:
         """Everything after the body is read; runs in a worker thread (JSON, validation and SQLite block)."""
@@ -123,7 +93,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
             raise fail(400, "H00", "", "The body is nested deeper than 32 levels.") from None
         if not isinstance(body, dict):
             raise fail(400, "D01", "", "The body must be a JSON object.")
-        collection = reporting.COLLECTION.get(operation)
+        collection = COLLECTION.get(operation)
         if collection and isinstance(body.get(collection), list) and len(body[collection]) > MAX_REPORTS:
             raise fail(413, "D62", f"/{collection}")  # BAT-012
         errors = reg.specs.request_errors(operation, body, ignore_unknown=faults.on("accept_unknown_members"),
@@ -184,13 +154,14 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
                 raw = await _read_body(receive)
             except _TooLarge:
                 raise fail(413, "H13", "") from None
-            check_role(caller, op.family, faults)  # SEC-004, AUT-001, BAN-001
+            check_role(caller, op.family, reg.specs.certificate_roles[op.family], faults)  # SEC-004, AUT-001, BAN-001
             status, payload = await anyio.to_thread.run_sync(process, operation, op, caller, raw, headers)
         except ApiError as error:
             status, payload = error_response(error, operation)
         except Exception:  # SEC-011: no internals in the answer
             log.exception("internal error in %s", operation)
-            status, payload = 500, error_body([item("H50", "")], with_correlation_id=not faults.on("missing_correlation_id"))
+            status, payload = 500, error_body(reg.specs.describe([item("H50", "")]),
+                                              with_correlation_id=not faults.on("missing_correlation_id"))
         if validate_responses and operation in OPERATIONS:
             problems = reg.specs.response_errors(operation, status, payload)
             if problems:

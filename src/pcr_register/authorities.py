@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import uuid
 from typing import Any
 
-from pcr_register import identifiers
-from pcr_register.context import Register, now_utc
+from pcr_register import identifiers, views
+from pcr_register.clock import now_utc, seconds_ago_utc
 from pcr_register.errors import fail
 from pcr_register.identity import Caller
+from pcr_register.state import Register
 
 ORDER_DELAY_S = float(os.environ.get("PCR_REGISTER_ORDER_DELAY_S", "1.0"))
 
@@ -61,15 +61,13 @@ def get_distribution(reg: Register, caller: Caller, body: dict[str, Any]) -> tup
 def pending_orders(reg: Register) -> list[str]:
     """Orders due for processing: each stays Processing for ORDER_DELAY_S so that clients can observe the
     Processing state and the D72 answer (AUT-004, AUT-008)."""
-    due = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ORDER_DELAY_S)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    due = seconds_ago_utc(ORDER_DELAY_S)
     return [r[0] for r in reg.storage.conn().execute(
         "SELECT reference FROM orders WHERE status='Processing' AND created_utc <= ? ORDER BY created_utc", (due,))]
 
 
 def process_order(reg: Register, reference: str) -> None:
     """AUT-004/005/006: gather the subjects' active loans of every lender, filtered by the order's scope."""
-    from pcr_register import extract  # the extract module owns the loan view
-
     row = reg.storage.conn().execute("SELECT * FROM orders WHERE reference=?", (reference,)).fetchone()
     if row is None or row["status"] != "Processing":
         return
@@ -78,14 +76,14 @@ def process_order(reg: Register, reference: str) -> None:
     persons = []
     for subject in order.get("subjects") or []:
         id_code = str(subject.get("idCode"))
-        outcome, _person, _notices = extract.outcome_for(reg, id_code)
+        outcome, _person, _notices = views.outcome_for(reg, id_code)
         loans: list[dict[str, Any]] = []
         if outcome in ("", "PersonDeceased"):
-            borrowed, _ = extract.person_loans(reg, id_code, ("Active",))
+            borrowed, _ = views.person_loans(reg, id_code, ("Active",))
             for loan_row in borrowed:
                 if consumer_only and loan_row["consumer_act"] == "OtherThanConsumerCredit":
                     continue
-                loans.append(extract.extract_loan(reg, loan_row, loan_row["person_business_id"]))
+                loans.append(views.extract_loan(reg, loan_row, loan_row["person_business_id"]))
             outcome = outcome or ("LoansFound" if loans else "NoLoans")
         persons.append({"idCode": id_code, "extractOutcome": outcome, "loans": loans})
     with reg.storage.write() as con:

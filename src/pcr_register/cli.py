@@ -68,9 +68,11 @@ def _check_data_dir(path: Path) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pcr_register.config import Config, default_specs_dir
-    from pcr_register.context import open_register
+    # Imported here, not at the top: `pcr-register faults` and `init` need none of the server's dependencies.
+    from pcr_register.config import Config, SpecsNotFound, default_specs_dir
+    from pcr_register.routes import check_specs
     from pcr_register.server import serve
+    from pcr_register.state import open_register
     from pcr_register.validation import SpecError
 
     try:
@@ -80,7 +82,10 @@ def _serve(args: argparse.Namespace) -> int:
     _check_data_dir(args.data)
     if not 0 <= args.port <= 65535:
         _die(f"port {args.port} out of range")
-    specs_dir = default_specs_dir()
+    try:
+        specs_dir = default_specs_dir()
+    except SpecsNotFound as exc:
+        _die(str(exc))
     if not specs_dir.is_dir():
         _die(f"specs dir {specs_dir} does not exist (set PCR_SPECS_DIR)")
     config = Config(
@@ -93,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         reg = open_register(config)
+        check_specs(reg.specs)
     except (SpecError, OSError, ValueError, KeyError) as exc:
         _die(f"cannot start: {exc}")
     try:

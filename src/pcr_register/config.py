@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from pcr_register.faults import Faults
@@ -13,12 +14,45 @@ MAX_REPORTS = 10_000  # D62 (BAT-012)
 MAX_DEPTH = 32  # H00 (ENV-009)
 
 
+SPECS_ENV_VAR = "PCR_SPECS_DIR"
+SPECS_PACKAGE = "pcr_specs"  # the installed data package that holds specs/ in a wheel
+SPECS_MARKER = "components.yaml"
+
+
+class SpecsNotFound(FileNotFoundError):
+    """No folder of spec files was found."""
+
+
 def default_specs_dir() -> Path:
-    """Repository-root specs/ relative to this package, overridable with PCR_SPECS_DIR."""
-    env = os.environ.get("PCR_SPECS_DIR")
+    """The folder of the spec files:
+
+    1. $PCR_SPECS_DIR if set (not checked here: a wrong value is reported by whoever reads it);
+    2. the repository's specs/ when it holds components.yaml (an editable checkout: src/pcr_register/../../specs);
+    3. the installed data package pcr_specs (the same files, mapped into the wheel);
+    4. else SpecsNotFound, naming PCR_SPECS_DIR.
+    """
+    env = os.environ.get(SPECS_ENV_VAR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "specs"
+    checkout = Path(__file__).resolve().parents[2] / "specs"
+    if (checkout / SPECS_MARKER).is_file():
+        return checkout
+    installed = _installed_specs_dir()
+    if installed is not None:
+        return installed
+    raise SpecsNotFound(f"no spec files found: neither {checkout} nor an installed {SPECS_PACKAGE} package holds "
+                        f"{SPECS_MARKER}; set {SPECS_ENV_VAR} to the folder of the spec files")
+
+
+def _installed_specs_dir() -> Path | None:
+    try:
+        marker = resources.files(SPECS_PACKAGE) / SPECS_MARKER
+    except ModuleNotFoundError:
+        return None
+    # Only a package on the file system will do (the register globs the folder), not one inside a zip.
+    if isinstance(marker, Path) and marker.is_file():
+        return marker.parent
+    return None
 
 
 @dataclass(frozen=True)

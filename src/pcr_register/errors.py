@@ -1,4 +1,10 @@
-"""Error codes, their texts and the error object (interfaces.md §5)."""
+"""Error items and the error object (interfaces.md §5).
+
+The codes and their texts are data: specs/errors.yaml, loaded with the other spec files
+(validation.Specs.error_codes). An item made here carries its errorDescription only when the code path gives
+a text of its own; every other item gets the code's description from errors.yaml when it leaves the
+register (Specs.describe, at the error answer, the stored batch result and the extract's notices).
+"""
 
 from __future__ import annotations
 
@@ -7,55 +13,10 @@ from typing import Any
 
 STATUS_FAILED = "Failed to process the request."
 
-DESCRIPTIONS: dict[str, str] = {
-    "D01": "The request does not conform to the schema.",
-    "D02": "The AmountPaid may not be more than the AmountIssued.",
-    "D04": "The personal identity code is malformed or its check character is wrong.",
-    "D05": "The Business ID is malformed or its check digit is wrong.",
-    "D06": "The BatchReference header is missing or malformed.",
-    "D07": "The targetEnvironment does not match the environment.",
-    "D10": "The LoanNumber is already in the register. The data element must be unique.",
-    "D11": "The loan was not found.",
-    "D12": "The conditions for reporting a transferred loan are not met.",
-    "D13": "The loan is cancelled: only an error correction on TerminateLoans may restore it.",
-    "D20": "Only Kela may report the loan type GuaranteeReceivable.",
-    "D21": "A GuaranteeReceivable loan must have, and only it may have, the purpose GuaranteeReceivableForStudentLoan.",
-    "D22": "The type-specific object is missing or does not match the loanType.",
-    "D23": "The borrowersCount is smaller than the number of listed borrowers.",
-    "D30": "The original due date of a delayed instalment precedes the contract date.",
-    "D31": "Fewer than 60 days have passed since the original due date.",
-    "D32": "isDelay true needs delayedAmounts; isDelay false allows none.",
-    "D33": "isForeclosed true needs a foreclosureDate.",
-    "D34": "The end date precedes the contract date.",
-    "D35": "The payment date precedes the contract date.",
-    "D36": "The contract date is in the future.",
-    "D37": "The deferment period ends before it starts.",
-    "D40": "CountryCode is missing. This data element is required if Type of ID code is Foreign business ID.",
-    "D41": "The owner's type of ID code contradicts the certificate.",
-    "D42": "The owner differs from the organisation of the certificate.",
-    "D43": "The certificate's role is not allowed for this API.",
-    "D50": "The reportReference is repeated within the batch.",
-    "D60": "The batch was not found.",
-    "D61": "The batch reference was already used with other content.",
-    "D62": "The batch has more than 10 000 reports.",
-    "D70": "The order has no legal basis.",
-    "D71": "The order was not found.",
-    "D72": "The order is not finished.",
-    "E20": "IdCode not found in the register. Please submit your report again in one week.",
-    "E21": "The identifier is invalid",
-    "P01": "No data permission for credit register extracts.",
-    "H00": "The body is not valid JSON or is nested too deeply.",
-    "H04": "No such operation.",
-    "H05": "Only POST is allowed.",
-    "H13": "The body is larger than 5 MiB.",
-    "H15": "The content type must be application/json.",
-    "H50": "Internal error.",
-}
-
-
-def item(code: str, field: str = "", description: str | None = None) -> dict[str, str]:
-    """One {fieldName, errorCode, errorDescription} item (reportResults and error answers)."""
-    return {"fieldName": field, "errorCode": code, "errorDescription": description or DESCRIPTIONS[code]}
+def item(code: str, field: str = "", description: str | None = None) -> dict[str, Any]:
+    """One {fieldName, errorCode, errorDescription} item (reportResults, notices and error answers); without a
+    description of its own, errorDescription is None until Specs.describe fills in the code's text."""
+    return {"fieldName": field, "errorCode": code, "errorDescription": description or None}
 
 
 class ApiError(Exception):

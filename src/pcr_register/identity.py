@@ -21,13 +21,8 @@ from pcr_register.faults import Faults
 
 ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")
 
-# The certificate role each API family needs (SEC-004, AUT-001, BAN-001, EXT-004).
-FAMILY_ROLE = {
-    "reporting": "reporting",
-    "extract": "using-data",
-    "authorities": "authority",
-    "voluntary-ban": "credit-information-company",
-}
+# The certificate role each API family needs (SEC-004, AUT-001, BAN-001, EXT-004) is the info.x-certificate-role
+# of the family's spec file: validation.Specs.certificate_roles (family = spec file stem -> role).
 
 
 @dataclass(frozen=True)
@@ -110,11 +105,11 @@ def caller_from_certificate(der: bytes, organisations: dict[str, Organisation]) 
     return Caller(org=org, role=role, scope=scope)
 
 
-def check_role(caller: Caller, family: str, faults: Faults) -> None:
-    """SEC-004 / AUT-001 / BAN-001: the certificate's role must be the one of the API family (403 D43)."""
+def check_role(caller: Caller, family: str, needed: str, faults: Faults) -> None:
+    """SEC-004 / AUT-001 / BAN-001: the certificate's role must be `needed`, the role of the API family
+    (403 D43)."""
     if faults.on("skip_role_check"):
         return
-    needed = FAMILY_ROLE[family]
     if caller.role != needed or needed not in caller.org.roles:
         raise fail(403, "D43", "", f"A {caller.role or 'unknown'} certificate may not use the {family} API.")
 

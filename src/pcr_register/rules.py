@@ -1,6 +1,6 @@
 """Per-report business rules (interfaces.md §2, §5). Each returns error items; [] = the report passes.
 
-The rules that need the stored loan (ownership, status, transfer) live in reporting.py; these are the checks
+The rules that need the stored loan (ownership, status, transfer) live in processing.py; these are the checks
 of one report on its own or against the stored loan's contract date.
 """
 
@@ -123,7 +123,8 @@ def repayment_errors(report: dict[str, Any], prefix: str, contract_date: str | N
     lump = report.get("lumpSumLoanRepayment")
     running = report.get("runningAccountLoanRepayment")
     stated_type = report.get("loanType", loan_type)
-    # RPT-011 analogue (D22): the repayment object must match the loan type
+    # D22 on Repayments: the repayment object must match the loan type. RPT-011 covers AddLoans/UpdateLoans
+    # only; no requirement covers this yet, but without it GetLoan could not answer a conforming loan.
     wants_running = stated_type == "RunningAccountLoan"
     if (lump is None) == (running is None) or (wants_running and running is None) or (not wants_running and lump is None):
         errors.append(item("D22", f"{prefix}/{'runningAccountLoanRepayment' if wants_running else 'lumpSumLoanRepayment'}"))
@@ -135,6 +136,8 @@ def repayment_errors(report: dict[str, Any], prefix: str, contract_date: str | N
         paid = _date(lump.get("paymentDate"))
         if contract and paid and paid < contract:
             errors.append(item("D35", f"{prefix}/lumpSumLoanRepayment/paymentDate"))
+    # D35 also for a running-account balance date (corpus: Repayments balance-date-before-contract-date);
+    # RPT-025 names only paymentDate so far.
     if isinstance(running, dict):
         balance_date = _date(running.get("balanceDate"))
         if contract and balance_date and balance_date < contract:

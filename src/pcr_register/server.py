@@ -20,7 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from pcr_register import worker
 from pcr_register.app import PEER_CERT_KEY, create_app
-from pcr_register.context import Register
+from pcr_register.state import Register
 
 log = logging.getLogger("pcr_register.server")
 

@@ -30,6 +30,9 @@ log = logging.getLogger("pcr_register.validation")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 8x faster start-up
 BUNDLE_KEY = "x-bundled"
 MAX_ERRORS = 50
+REQUIREMENTS_FILE = "requirements.yaml"
+ERRORS_FILE = "errors.yaml"  # the error codes as data: code -> http_status, description, ...
+ROLE_KEY = "x-certificate-role"  # info.x-certificate-role of an API family's spec file
 
 
 class SpecError(RuntimeError):
@@ -135,14 +138,17 @@ class Specs:
     responses: dict[tuple[str, str], _Schema] = field(default_factory=dict)
     property_names: set[str] = field(default_factory=set)
     families: dict[str, str] = field(default_factory=dict)  # operationId -> spec file stem
+    certificate_roles: dict[str, str] = field(default_factory=dict)  # spec file stem -> info.x-certificate-role
+    error_codes: dict[str, ErrorCode] = field(default_factory=dict)  # errors.yaml, by code
     error_schema: _Schema | None = None  # components.yaml ErrorResponse: 4xx/5xx an operation does not list
 
     @classmethod
     def load(cls, directory: Path) -> Specs:
         specs = cls(directory)
         documents: dict[str, dict[str, Any]] = {}
+        specs.error_codes = load_error_codes(directory / ERRORS_FILE)
         for path in sorted(directory.glob("*.yaml")):
-            if path.name == "requirements.yaml":
+            if path.name in (REQUIREMENTS_FILE, ERRORS_FILE):
                 continue
             try:
                 doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
@@ -157,6 +163,11 @@ class Specs:
             _collect_property_names(doc.get("paths", {}), specs.property_names)
             if not doc.get("paths"):
                 continue
+            role = (doc.get("info") or {}).get(ROLE_KEY)
+            if role is not None:
+                if not isinstance(role, str) or not role:
+                    raise SpecError(f"{directory / name}: info.{ROLE_KEY} must be a role name, not {role!r}")
+                specs.certificate_roles[Path(name).stem] = role
             bundled = bundle(name, documents)
             for path_name, item_ in doc["paths"].items():
                 post = (item_ or {}).get("post")
@@ -176,6 +187,14 @@ class Specs:
                     if ((resolved or {}).get("content") or {}).get("application/json", {}).get("schema"):
                         specs.responses[(op, str(status))] = _Schema(f"{pointer}/content/application~1json/schema", bundled)
         return specs
+
+    # -- error codes ----------------------------------------------------------------------------------
+    def describe(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Fill in errors.yaml's description of every item that has no text of its own (in place)."""
+        for one in items:
+            if one.get("errorDescription") is None:
+                one["errorDescription"] = self.error_codes[one["errorCode"]].description
+        return items
 
     # -- requests -------------------------------------------------------------------------------------
     def has_request(self, operation: str) -> bool:
@@ -218,6 +237,43 @@ class Specs:
         if schema is None:
             return [f"no response schema for {operation} {status}"]
         return [f"{_pointer(e.absolute_path)}: {e.message}" for e in schema.py().iter_errors(body)][:MAX_ERRORS]
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One entry of errors.yaml (its header comment explains the fields)."""
+
+    code: str
+    http_status: int | None  # None: the code appears only in a report's result or as an extract notice
+    in_report: bool
+    notice: bool
+    description: str  # the errorDescription the register sends
+
+
+def load_error_codes(path: Path) -> dict[str, ErrorCode]:
+    """errors.yaml by code; SpecError when the file is missing or an entry lacks what the register needs."""
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: {exc}") from exc
+    entries = doc.get("errors") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise SpecError(f"{path}: expected a list under 'errors'")
+    codes: dict[str, ErrorCode] = {}
+    for i, entry in enumerate(entries):
+        code = entry.get("code") if isinstance(entry, dict) else None
+        if not isinstance(code, str) or not code:
+            raise SpecError(f"{path}: errors[{i}] has no code")
+        if code in codes:
+            raise SpecError(f"{path}: {code} is listed twice")
+        description, status = entry.get("description"), entry.get("http_status")
+        if not isinstance(description, str) or not description.strip():
+            raise SpecError(f"{path}: {code} has no description")
+        if status is not None and (not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599):
+            raise SpecError(f"{path}: {code} has http_status {status!r}, not an error status or null")
+        codes[code] = ErrorCode(code=code, http_status=status, in_report=bool(entry.get("in_report")),
+                                notice=bool(entry.get("notice")), description=description)
+    return codes
 
 
 def _response_pointer(ref: str, this_file: str) -> str:
@@ -300,9 +356,7 @@ def _items(error: ValidationError, body: Any, ignore_unknown: bool, ignore_missi
         extras = [k for k in instance if k not in known] or list(instance)
         return [item("D01", _pointer([*path, k]), f"Unknown member '{k}'.") for k in extras]
     code = _code_for(path, keyword, body)
+    if code != "D01":  # a field-specific code: its own text (errors.yaml), not the schema message
+        return [item(code, _pointer(path))]
     description = error.message if len(error.message) <= 300 else error.message[:297] + "..."
-    if code != "D01":
-        from pcr_register.errors import DESCRIPTIONS
-
-        description = DESCRIPTIONS[code]
     return [item(code, _pointer(path), description)]

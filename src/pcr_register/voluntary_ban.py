@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from pcr_register import identifiers
-from pcr_register.context import Register
+from pcr_register.clock import normalise_ts
 from pcr_register.errors import fail
-from pcr_register.extract import _normalise_ts, ban_object
 from pcr_register.identity import Caller
+from pcr_register.state import Register
+from pcr_register.views import ban_object
 
 
 def get_voluntary_ban(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
@@ -29,7 +30,7 @@ def get_voluntary_ban(reg: Register, caller: Caller, body: dict[str, Any]) -> tu
 
 def get_voluntary_ban_changes(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
     """BAN-005: only persons who consented, changed at or after sinceUtc."""
-    since = _normalise_ts(str(body.get("sinceUtc", "")))
+    since = normalise_ts(str(body.get("sinceUtc", "")))
     rows = reg.storage.conn().execute(
         "SELECT id_code, ban, ban_changed_utc FROM persons WHERE ban_consent=1 AND ban IS NOT NULL "
         "AND ban_changed_utc IS NOT NULL ORDER BY ban_changed_utc, id_code"
@@ -37,6 +38,6 @@ def get_voluntary_ban_changes(reg: Register, caller: Caller, body: dict[str, Any
     changes = [
         {"idCode": r["id_code"], "changedTimeUtc": r["ban_changed_utc"], "voluntaryBanOnCredits": ban_object(json.loads(r["ban"]))}
         for r in rows
-        if _normalise_ts(r["ban_changed_utc"]) >= since
+        if normalise_ts(r["ban_changed_utc"]) >= since
     ]
     return 200, {"changes": changes}

@@ -11,9 +11,11 @@ import json
 import logging
 import threading
 
-from pcr_register import authorities, reporting
-from pcr_register.context import Register, now_utc
+from pcr_register import authorities, processing
+from pcr_register.clock import now_utc
 from pcr_register.errors import item
+from pcr_register.state import Register
+from pcr_register.submission import COLLECTION
 
 log = logging.getLogger("pcr_register.worker")
 
@@ -23,11 +25,11 @@ def _fail_batch(reg: Register, batch_id: int) -> None:
     with reg.storage.write() as con:
         row = con.execute("SELECT report_count, operation, body FROM batches WHERE id=?", (batch_id,)).fetchone()
         try:
-            reports = json.loads(row["body"]).get(reporting.COLLECTION[row["operation"]]) or []
+            reports = json.loads(row["body"]).get(COLLECTION[row["operation"]]) or []
         except ValueError:
             reports = [{}] * row["report_count"]
         results = [{"reportReference": r.get("reportReference") if isinstance(r, dict) else None,
-                    "status": "Rejected", "errorResponses": [item("H50", "")]} for r in reports]
+                    "status": "Rejected", "errorResponses": reg.specs.describe([item("H50", "")])} for r in reports]
         con.execute("INSERT OR REPLACE INTO batch_results(batch_id, results) VALUES (?,?)", (batch_id, json.dumps(results)))
         con.execute("UPDATE batches SET status='FinishedFailed', accepted=0, rejected=?, finished_utc=?, body='' "
                     "WHERE id=?",
@@ -38,9 +40,9 @@ def run_once(reg: Register) -> int:
     """Process everything pending; return how many batches and orders were handled."""
     done = 0
     if not reg.faults.on("batch_stuck_processing"):  # the fault breaks BAT-010: nothing ever finishes
-        for batch_id in reporting.pending_batches(reg):
+        for batch_id in processing.pending_batches(reg):
             try:
-                reporting.process_batch(reg, batch_id)
+                processing.process_batch(reg, batch_id)
             except Exception:
                 log.exception("batch %s failed", batch_id)
                 _fail_batch(reg, batch_id)

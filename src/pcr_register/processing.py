@@ -1,149 +1,21 @@
-"""Reporting operations (interfaces.md §2): submission, batch processing, GetBatchStatus, GetLoan.
+"""Batch processing (worker side of the reporting APIs, interfaces.md §2).
 
-Submission stores the batch durably and answers 202 (RPT-002); the worker applies the business rules per
-report (partial acceptance, BAT-003) and writes every loan change and the batch result in one transaction.
+The worker applies the business rules per report (partial acceptance, BAT-003) and writes every loan change
+and the batch result in one transaction (BAT-001..006, BAT-011).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from typing import Any
 
-from pcr_register import identifiers, rules
-from pcr_register.context import Register, now_utc, today
-from pcr_register.errors import ApiError, fail, item
-from pcr_register.identity import Caller
+from pcr_register import rules
+from pcr_register.clock import now_utc, today
+from pcr_register.errors import item
+from pcr_register.loans import loan_key
+from pcr_register.state import Register
+from pcr_register.submission import COLLECTION
 
-COLLECTION = {
-    "AddLoans": "loans",
-    "UpdateLoans": "loans",
-    "Repayments": "repayments",
-    "DelayedRepayments": "delayedRepayments",
-    "TerminateLoans": "loanTerminations",
-}
-BATCH_REFERENCE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-FINAL = ("FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed")
-
-
-def loan_key(loan_number: Any) -> str:
-    if not isinstance(loan_number, dict):
-        return "?"
-    return f"{loan_number.get('type')}:{loan_number.get('number')}"
-
-
-# -- submission (synchronous) ------------------------------------------------------------------------------
-
-def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict]:
-    """Store a batch and answer 202 once it is durable (RPT-002, BAT-008, BAT-009, BAT-011)."""
-    reference = headers.get("batchreference")
-    if reference is None or not BATCH_REFERENCE.match(reference):  # RPT-001
-        raise fail(400, "D06", "BatchReference")
-    reports = body.get(COLLECTION[operation])
-    if not isinstance(reports, list) or not reports:  # RPT-040
-        raise fail(400, "D01", f"/{COLLECTION[operation]}", "A batch has at least one report.")
-    if operation in ("AddLoans", "UpdateLoans"):
-        _check_person_layouts(reports)
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
-    owner = caller.org.key
-    received = now_utc()
-    with reg.storage.write() as con:
-        row = con.execute(
-            "SELECT id, body_hash, received_utc FROM batches WHERE owner=? AND reference=?", (owner, reference)
-        ).fetchone()
-        if row is not None:
-            if row["body_hash"] != digest:  # BAT-009
-                raise fail(409, "D61", "BatchReference")
-            if reg.faults.on("batch_reference_not_idempotent"):  # breaks BAT-008: processed once more
-                con.execute("UPDATE batches SET status='Processing', accepted=0, rejected=0, finished_utc=NULL, "
-                            "body=? WHERE id=?", (canonical, row["id"]))
-                con.execute("DELETE FROM batch_results WHERE batch_id=?", (row["id"],))
-            received = row["received_utc"]
-        else:
-            con.execute(
-                "INSERT INTO batches(owner, reference, operation, body_hash, body, owner_json, report_count,"
-                " received_utc, status) VALUES (?,?,?,?,?,?,?,?, 'Processing')",
-                (owner, reference, operation, digest, canonical, json.dumps(body.get("owner")), len(reports), received),
-            )
-    reg.wake.set()
-    return 202, {"batchReference": reference, "statusMessage": "Accepted", "receivedTimeUtc": received}
-
-
-def _check_person_layouts(loans: list[Any]) -> None:
-    """IDN-001: a malformed code or impossible birth date of a borrower or guarantor is 400 D04 for the whole
-    request; only a wrong check character is a per-report rejection."""
-    errors = []
-    for i, loan in enumerate(loans):
-        if not isinstance(loan, dict):
-            continue
-        for group in ("borrowers", "guarantors"):
-            for j, person in enumerate(loan.get(group) or []):
-                if isinstance(person, dict) and not identifiers.has_valid_hetu_layout(str(person.get("idCode", ""))):
-                    errors.append(item("D04", f"/loans/{i}/{group}/{j}/idCode"))
-    if errors:
-        raise ApiError(400, errors[:50])
-
-
-def get_batch_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
-    reference = body.get("batchReference")
-    con = reg.storage.conn()
-    if reg.faults.on("batch_status_other_lender"):  # breaks SEC-009
-        row = con.execute("SELECT * FROM batches WHERE reference=? ORDER BY owner=? DESC LIMIT 1",
-                          (reference, caller.org.key)).fetchone()
-    else:
-        row = con.execute("SELECT * FROM batches WHERE owner=? AND reference=?", (caller.org.key, reference)).fetchone()
-    if row is None:  # BAT-007, SEC-009: another owner's batch looks unknown
-        raise fail(404, "D60", "batchReference")
-    out: dict[str, Any] = {
-        "batchReference": row["reference"],
-        "batchStatus": row["status"],
-        "reportCount": row["report_count"],
-        "acceptedCount": row["accepted"],
-        "rejectedCount": row["rejected"],
-        "receivedTimeUtc": row["received_utc"],
-    }
-    results: list[Any] = []
-    if row["status"] in FINAL:
-        out["finishedTimeUtc"] = row["finished_utc"]
-        res = con.execute("SELECT results FROM batch_results WHERE batch_id=?", (row["id"],)).fetchone()
-        results = json.loads(res[0]) if res else []
-    out["reportResults"] = results
-    return 200, out
-
-
-def loan_view(row: Any, repayments: list[dict[str, Any]]) -> dict[str, Any]:
-    """GetLoan's loan: the loan as last reported plus its state (RPT-003)."""
-    loan = json.loads(row["data"])
-    loan.pop("reportType", None)  # StoredLoan: the members of LoanReport except reportType
-    delays = json.loads(row["delays"]) if row["delays"] else {}
-    loan["status"] = row["status"]
-    loan["owner"] = json.loads(row["owner_json"])
-    loan["lastUpdatedUtc"] = row["last_updated_utc"]
-    loan["repayments"] = repayments
-    loan["delayedAmounts"] = delays.get("delayedAmounts") or []
-    loan["isForeclosed"] = bool(delays.get("isForeclosed"))
-    if delays.get("foreclosureDate"):
-        loan["foreclosureDate"] = delays["foreclosureDate"]
-    if row["termination"]:
-        loan["termination"] = json.loads(row["termination"])
-    return loan
-
-
-def get_loan(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
-    key = loan_key(body.get("loanNumber"))
-    con = reg.storage.conn()
-    row = con.execute("SELECT * FROM loans WHERE loan_key=?", (key,)).fetchone()
-    # RPT-039 / SEC-007: another lender's loan is answered exactly like an unknown one
-    if row is None or (row["owner"] != caller.org.key and not reg.faults.on("leak_other_lenders_loans")):
-        raise fail(404, "D11", "/loanNumber")
-    repayments = [json.loads(r[0]) for r in con.execute(
-        "SELECT data FROM repayments WHERE loan_key=? ORDER BY id", (key,))]
-    return 200, {"loan": loan_view(row, repayments)}
-
-
-# -- processing (worker) --------------------------------------------------------------------------------
 
 class _Batch:
     """In-memory overlay of the loans one batch touches; written in one transaction at the end."""
@@ -437,6 +309,8 @@ def process_batch(reg: Register, batch_id: int) -> None:
         discard = True
     rejected = sum(1 for r in results if r["status"] == "Rejected")
     accepted = len(results) - rejected
+    for r in results:
+        reg.specs.describe(r["errorResponses"])
     status = "FinishedSuccess" if rejected == 0 else "FinishedFailed" if accepted == 0 else "FinishedPartialSuccess"
     with reg.storage.write() as wcon:
         still = wcon.execute("SELECT status FROM batches WHERE id=?", (batch_id,)).fetchone()
@@ -456,4 +330,4 @@ def pending_batches(reg: Register) -> list[int]:
         "SELECT id FROM batches WHERE status='Processing' ORDER BY id")]
 
 
-__all__ = ["ApiError", "COLLECTION", "get_batch_status", "get_loan", "pending_batches", "process_batch", "submit"]
+__all__ = ["pending_batches", "process_batch"]

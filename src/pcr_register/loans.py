@@ -1,0 +1,47 @@
+"""GetLoan (interfaces.md §2): a lender reads back its own loan as stored (RPT-003, RPT-039)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pcr_register.errors import fail
+from pcr_register.identity import Caller
+from pcr_register.state import Register
+
+
+def loan_key(loan_number: Any) -> str:
+    """The storage key of a loanNumber object."""
+    if not isinstance(loan_number, dict):
+        return "?"
+    return f"{loan_number.get('type')}:{loan_number.get('number')}"
+
+
+def stored_loan(row: Any, repayments: list[dict[str, Any]]) -> dict[str, Any]:
+    """GetLoan's loan: the loan as last reported plus its state (RPT-003)."""
+    loan = json.loads(row["data"])
+    loan.pop("reportType", None)  # StoredLoan: the members of LoanReport except reportType
+    delays = json.loads(row["delays"]) if row["delays"] else {}
+    loan["status"] = row["status"]
+    loan["owner"] = json.loads(row["owner_json"])
+    loan["lastUpdatedUtc"] = row["last_updated_utc"]
+    loan["repayments"] = repayments
+    loan["delayedAmounts"] = delays.get("delayedAmounts") or []
+    loan["isForeclosed"] = bool(delays.get("isForeclosed"))
+    if delays.get("foreclosureDate"):
+        loan["foreclosureDate"] = delays["foreclosureDate"]
+    if row["termination"]:
+        loan["termination"] = json.loads(row["termination"])
+    return loan
+
+
+def get_loan(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    key = loan_key(body.get("loanNumber"))
+    con = reg.storage.conn()
+    row = con.execute("SELECT * FROM loans WHERE loan_key=?", (key,)).fetchone()
+    # RPT-039 / SEC-007: another lender's loan is answered exactly like an unknown one
+    if row is None or (row["owner"] != caller.org.key and not reg.faults.on("leak_other_lenders_loans")):
+        raise fail(404, "D11", "/loanNumber")
+    repayments = [json.loads(r[0]) for r in con.execute(
+        "SELECT data FROM repayments WHERE loan_key=? ORDER BY id", (key,))]
+    return 200, {"loan": stored_loan(row, repayments)}
