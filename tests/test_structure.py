@@ -1,6 +1,6 @@
-"""The reference register's modules form a DAG of small modules with public interfaces.
+"""Both packages are DAGs of small modules with public interfaces, and the harness is layered.
 
-Every import of ``pcr_register.*`` counts, at module level and inside functions (a function-level import
+Every import of ``pcr_register.*`` (``pcr_conformance.*``) counts, at module level and inside functions (a function-level import
 hides a cycle, it does not remove it); so do relative imports. No module is longer than MAX_LINES, and no
 module imports another's ``_private`` name (``from pcr_register.x import _y`` or ``x._y`` on an imported
 module).
@@ -14,8 +14,27 @@ from pathlib import Path
 import pytest
 
 PACKAGE = "pcr_register"
-SOURCE = Path(__file__).resolve().parent.parent / "src" / PACKAGE
+SRC = Path(__file__).resolve().parent.parent / "src"
+SOURCE = SRC / PACKAGE
+PACKAGES = ("pcr_register", "pcr_conformance")
 MAX_LINES = 450
+
+# pcr_conformance is layered (ARCHITECTURE.md): a module imports only modules of its own layer or a lower one.
+#   0 contract           the specs and what is derived from them, identifiers, the harness' exceptions,
+#                        where the packaged folders are
+#   1 suite library      what a test uses: targets, clients, test data, builders, named expectations,
+#                        the response contract, kits, the offline validator
+#   2 pytest integration the plugin and its parts (options, selection, outcomes, Allure, summary.json)
+#   3 commands           the pcr-conformance CLI and its commands
+LAYER_NAMES = ("contract", "suite library", "pytest integration", "commands")
+LAYERS: dict[str, int] = {
+    "pcr_conformance": 0, "errors": 0, "specs": 0, "catalogue": 0, "identifiers": 0, "resources": 0,
+    "contract": 1, "expect": 1, "calllog": 1, "client": 1, "cleanup": 1, "embedded": 1, "kits": 1,
+    "messages": 1, "suite": 1, "target": 1, "testdata": 1, "validate": 1, "validate_model": 1,
+    "validate_rules": 1, "validate_schema": 1,
+    "plugin": 2, "allure_support": 2, "summary": 2,
+    "cli": 3, "collect": 3, "report": 3, "selftest": 3,
+}
 
 
 def module_name(path: Path, root: Path = SOURCE, package: str = PACKAGE) -> str:
@@ -94,26 +113,50 @@ def find_cycle(graph: dict[str, set[str]] | dict[str, dict[str, list[str]]]) -> 
     return None
 
 
-def test_the_register_imports_form_no_cycle() -> None:
-    graph = import_graph()
-    assert len(graph) > 10, f"expected the register's modules under {SOURCE}"
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_imports_form_no_cycle(package: str) -> None:
+    graph = import_graph(SRC / package, package)
+    assert len(graph) > 10, f"expected the modules under {SRC / package}"
     cycle = find_cycle({m: set(deps) for m, deps in graph.items()})
-    assert cycle is None, "import cycle in the register: " + " -> ".join(cycle or [])
+    assert cycle is None, f"import cycle in {package}: " + " -> ".join(cycle or [])
 
 
-def test_no_register_module_is_longer_than_the_limit() -> None:
-    lengths = {f.name: len(f.read_text(encoding="utf-8").splitlines()) for f in sorted(SOURCE.rglob("*.py"))}
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_is_longer_than_the_limit(package: str) -> None:
+    files = sorted((SRC / package).rglob("*.py"))
+    lengths = {str(f.relative_to(SRC)): len(f.read_text(encoding="utf-8").splitlines()) for f in files}
     too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"modules over {MAX_LINES} lines (split them by responsibility): {too_long}"
 
 
-def private_uses(path: Path, modules: set[str], root: Path = SOURCE) -> list[str]:
-    """`from pcr_register.x import _y` and `x._y` where x is an imported register module."""
-    uses = [f"{target}.{name}" for target, names in imports_of(path, modules, root).items() for name in names
+def layer_of(module: str) -> int:
+    """The layer of a pcr_conformance module (its own entry, else its subpackage's)."""
+    short = module.split(".", 1)[1] if "." in module else module
+    top = short.split(".")[0]
+    assert short in LAYERS or top in LAYERS, (
+        f"{module} has no layer: add it to LAYERS in tests/test_structure.py and to ARCHITECTURE.md")
+    return LAYERS.get(short, LAYERS.get(top, 0))
+
+
+def upward_imports(graph: dict[str, dict[str, list[str]]]) -> list[str]:
+    return [f"{m} ({LAYER_NAMES[layer_of(m)]}) imports {d} ({LAYER_NAMES[layer_of(d)]})"
+            for m, deps in sorted(graph.items()) for d in sorted(deps) if layer_of(d) > layer_of(m)]
+
+
+def test_harness_layers_import_downwards_only() -> None:
+    """contract -> suite library -> pytest integration -> commands: never an import of a higher layer."""
+    upward = upward_imports(import_graph(SRC / "pcr_conformance", "pcr_conformance"))
+    assert not upward, "; ".join(upward)
+
+
+def private_uses(path: Path, modules: set[str], root: Path = SOURCE, package: str = PACKAGE) -> list[str]:
+    """`from pcr_register.x import _y` and `x._y` where x is an imported module of the package."""
+    uses = [f"{target}.{name}" for target, names in imports_of(path, modules, root, package).items()
+            for name in names
             if name.startswith("_") and not name.startswith("__")]
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     aliases: dict[str, str] = {}  # local name -> module
-    importer = module_name(path, root)
+    importer = module_name(path, root, package)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             target = _resolve(node, importer, path.name == "__init__.py")
@@ -131,10 +174,13 @@ def private_uses(path: Path, modules: set[str], root: Path = SOURCE) -> list[str
     return sorted(set(uses))
 
 
-def test_no_register_module_uses_another_modules_private_names() -> None:
-    files = sorted(SOURCE.rglob("*.py"))
-    modules = {module_name(f) for f in files}
-    offenders = {module_name(f): uses for f in files if (uses := private_uses(f, modules))}
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_uses_another_modules_private_names(package: str) -> None:
+    root = SRC / package
+    files = sorted(root.rglob("*.py"))
+    modules = {module_name(f, root, package) for f in files}
+    offenders = {module_name(f, root, package): uses for f in files
+                 if (uses := private_uses(f, modules, root, package))}
     assert not offenders, f"private names used across modules (make them public or move them): {offenders}"
 
 
@@ -175,3 +221,13 @@ def test_private_imports_are_found(tmp_path: Path) -> None:
     modules = {module_name(f, root) for f in root.rglob("*.py")}
     assert private_uses(root / "b.py", modules, root) == ["pcr_register.a._hidden"]
     assert private_uses(root / "c.py", modules, root) == ["pcr_register.a._hidden"]
+
+
+def test_an_upward_import_is_found(tmp_path: Path) -> None:
+    root = tmp_path / "pcr_conformance"
+    root.mkdir()
+    for name, text in {"__init__.py": "", "cli.py": "x = 1\n",
+                       "specs.py": "def f():\n    from pcr_conformance import cli\n"}.items():
+        (root / name).write_text(text, encoding="utf-8")
+    graph = import_graph(root, "pcr_conformance")
+    assert upward_imports(graph) == ["pcr_conformance.specs (contract) imports pcr_conformance.cli (commands)"]
