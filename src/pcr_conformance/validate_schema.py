@@ -7,11 +7,13 @@ defines), not from a list of operation names.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from pcr_conformance import catalogue
-from pcr_conformance.validate_model import Problem, ValidationInputError, as_dict, pointer, walk
+from pcr_conformance.validate_model import Problem, ValidationInputError, pointer, walk
 
 # ---- member names (ENV-011) ---------------------------------------------------------------------------
 
@@ -56,36 +58,137 @@ def original_pointer(canonical: str, pointers: Mapping[str, str]) -> str:
 # ---- operation inference ------------------------------------------------------------------------------
 
 
+_NOT_AN_OBJECT = ("the body is not a JSON object; a request body is {\"targetEnvironment\": ..., "
+                  "\"owner\": ..., ...}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Nested:
+    """The object schema one level below a top-level request member (an array's items, allOf merged)."""
+
+    properties: dict[str, tuple[Mapping[str, Any], ...]]  # member -> its (resolved) schemas
+    required: frozenset[str]
+    closed: bool  # additionalProperties false
+
+    def allowed(self, name: str) -> frozenset[Any] | None:
+        """The values the schema allows for a member (const/enum), None when it does not restrict them."""
+        values: frozenset[Any] | None = None
+        for schema in self.properties.get(name, ()):
+            own = [schema["const"]] if "const" in schema else schema.get("enum")
+            if isinstance(own, list) and all(isinstance(v, str | int | bool) for v in own):
+                values = frozenset(own) if values is None else values & frozenset(own)
+        return values
+
+    def signature(self, name: str) -> tuple[bool, bool, frozenset[Any] | None]:
+        return name in self.properties, name in self.required, self.allowed(name)
+
+    def violations(self, value: Mapping[str, Any]) -> int:
+        """How many of a nested object's members (or missing members) this schema rejects at its own level."""
+        count = sum(1 for name in self.required if name not in value)
+        for name, member in value.items():
+            if name not in self.properties:
+                count += self.closed
+                continue
+            allowed = self.allowed(name)
+            count += allowed is not None and (not isinstance(member, str | int | bool) or member not in allowed)
+        return count
+
+
+@functools.cache
+def _nested(operation: str, member: str) -> _Nested:
+    specs = _specs()
+    root = specs.schema_for_request(operation)
+    node = specs.resolve(root, specs.resolve(root, root).get("properties", {}).get(member, {}))
+    if node.get("type") == "array":
+        node = specs.resolve(root, node.get("items", {}))
+    parts = [node, *(specs.resolve(root, s) for s in node.get("allOf", []))]
+    properties: dict[str, list[Mapping[str, Any]]] = {}
+    for part in parts:
+        for name, schema in part.get("properties", {}).items():
+            properties.setdefault(name, []).append(specs.resolve(root, schema))
+    return _Nested({k: tuple(v) for k, v in properties.items()},
+                   frozenset(r for part in parts for r in part.get("required", [])),
+                   any(part.get("additionalProperties") is False for part in parts))
+
+
+def _nested_objects(value: Any) -> list[Mapping[str, Any]]:
+    """The objects one level below a top-level member: the object itself, or an array's object items."""
+    if isinstance(value, Mapping):
+        return [value]
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _best(scores: Mapping[str, int], *, low: bool) -> list[str]:
+    if not scores:
+        return []
+    best = (min if low else max)(scores.values())
+    return [op for op, score in scores.items() if score == best]
+
+
+def _cannot_tell(body: Mapping[str, Any]) -> ValidationInputError:
+    example = next(iter(catalogue.submit_operations()), "AddLoans")
+    return ValidationInputError("cannot tell the operation from the members "
+                                f"{sorted(body)}; give it with --operation (e.g. --operation {example})")
+
+
 def infer_operation(body: Any) -> str:
-    """The operation a canonical body is for, from its members; ValidationInputError when it cannot tell."""
+    """The operation a canonical body is for, from its members; ValidationInputError when it cannot tell.
+
+    Derived from the operation catalogue: the operations whose request defines the body's top-level members
+    are the candidates. Several candidates (AddLoans and UpdateLoans share ``loans``) are told apart by the
+    schema one level down: the one that rejects fewer of the nested members and values wins; when they tie, a
+    member whose allowed values differ between them decides: absent, it picks the operation that pins it
+    to one value (AddLoans' reportType is NewReport); present with a value both allow, the body is
+    ambiguous. A body with no known top-level member (the flat extract form) goes to the operation whose
+    nested request defines most of its members.
+    """
     if not isinstance(body, Mapping):
-        raise ValidationInputError("the body is not a JSON object; a request body is {\"targetEnvironment\": ..., "
-                                   "\"owner\": ..., ...}")
-    if "loans" in body:
-        loans = body["loans"] if isinstance(body["loans"], list) else []
-        types = {as_dict(loan).get("reportType") for loan in loans}
-        if types & {"ErrorCorrection", "Cancellation"}:
-            return "UpdateLoans"
-        if types <= {None}:
-            return "AddLoans"
-        raise ValidationInputError("loans with reportType NewReport may be AddLoans or UpdateLoans; "
-                                   "say which with --operation AddLoans or --operation UpdateLoans")
-    for member, operation in (("repayments", "Repayments"), ("delayedRepayments", "DelayedRepayments"),
-                              ("loanTerminations", "TerminateLoans"), ("batchReference", "GetBatchStatus"),
-                              ("loanNumber", "GetLoan"), ("order", "OrderData"),
-                              ("sinceUtc", "GetVoluntaryBanChanges"), ("fromUtc", "GetExtractLog")):
-        if member in body:
-            return operation
-    request = body.get("request")
-    if isinstance(request, Mapping):
-        return "GetCreditRegisterExtract" if "creditRegisterExtractPurpose" in request else "GetVoluntaryBan"
-    if "creditRegisterExtractPurpose" in body:
-        return "GetCreditRegisterExtract"
-    if "orderReference" in body:
-        raise ValidationInputError("a body with orderReference may be GetOrderStatus or GetDistribution; "
-                                   "say which with --operation")
-    raise ValidationInputError("cannot tell the operation from the members "
-                               f"{sorted(body)}; give it with --operation (e.g. --operation AddLoans)")
+        raise ValidationInputError(_NOT_AN_OBJECT)
+    ops = catalogue.operations()
+    given = [m for m in body if m not in catalogue.ENVELOPE_MEMBERS]
+    scores = {op.id: sum(m in op.members for m in given) for op in ops.values()}
+    candidates = [op for op in _best(scores, low=False) if scores[op] > 0]
+    if not candidates:
+        return _by_nested_members(body, given)
+    if len(candidates) == 1:
+        return candidates[0]
+    shared = [m for m in given if all(m in ops[op].members for op in candidates)]
+    objects = {m: _nested_objects(body[m]) for m in shared}
+    fits = {op: sum(_nested(op, m).violations(o) for m in shared for o in objects[m]) for op in candidates}
+    tied = _best(fits, low=True)
+    if len(tied) == 1:
+        return tied[0]
+    for member in shared:
+        nested = {op: _nested(op, member) for op in tied}
+        names = sorted({n for s in nested.values() for n in (*s.properties, *s.required)})
+        deciding = [n for n in names if len({s.signature(n) for s in nested.values()}) > 1]
+        if not deciding:
+            continue
+        carried = [n for n in deciding if any(n in o for o in objects[member])]
+        if carried:
+            name = carried[0]
+            values = sorted({str(o[name]) for o in objects[member] if name in o})
+            raise ValidationInputError(
+                f"{member} with {name} {'/'.join(values)} may be {' or '.join(tied)}; "
+                f"say which with {' or '.join(f'--operation {op}' for op in tied)}")
+        pinned = [op for op in tied if all(len(nested[op].allowed(n) or ()) == 1 for n in deciding)]
+        if len(pinned) == 1:
+            return pinned[0]
+        raise _cannot_tell(body)
+    raise ValidationInputError(f"a body with {' and '.join(shared)} may be {' or '.join(tied)}; "
+                               "say which with --operation")
+
+
+def _by_nested_members(body: Mapping[str, Any], given: list[str]) -> str:
+    """The operation whose nested request objects define most of the body's stray top-level members."""
+    scores = {}
+    for op in catalogue.operations().values():
+        defined = {n for m in op.members for n in _nested(op.id, m).properties}
+        scores[op.id] = sum(m in defined for m in given)
+    best = [op for op in _best(scores, low=False) if scores[op] > 0]
+    if len(best) == 1:
+        return best[0]
+    raise _cannot_tell(body)
 
 
 # ---- the request schema (specs/) ------------------------------------------------------------------------
