@@ -78,7 +78,7 @@ __all__ = [
     "check_delay_60_days", "check_delay_amounts", "check_delay_due_date", "check_duplicate_report_references",
     "check_end_date", "check_foreclosure_date", "check_foreign_owner_country",
     "check_guarantee_receivable_purpose", "check_guarantee_receivable_sender", "check_payment_date",
-    "check_personal_identity_codes", "check_rules", "check_type_specific_object", "contract_dates", "dt",
+    "check_personal_identity_codes", "check_rules", "check_type_specific_object", "contract_dates", "dt", "emitted_codes",
     "hetu_problem", "infer_operation", "known_operations", "member_names", "original_pointer", "pointer",
     "read_json", "render_text", "request_validator", "require_operation", "schema_problem", "schema_problems",
     "to_json", "validate_body", "validate_files",
@@ -192,8 +192,32 @@ def render_text(results: Sequence[FileResult]) -> str:
 
 
 def to_json(results: Sequence[FileResult]) -> list[dict[str, Any]]:
+    """The results as JSON; each problem also carries its error code's provenance from specs/errors.yaml
+    (official | third-party | modelled; null for a code the file does not list)."""
+    from pcr_conformance import specs
+
+    errors = specs.load_errors() if results else {}
     return [
         {"file": r.path, "operation": r.operation, "valid": r.valid,
-         "problems": [dataclasses.asdict(p) for p in r.problems]}
+         "problems": [{**dataclasses.asdict(p), "provenance": errors.get(p.code, {}).get("provenance")}
+                      for p in r.problems]}
         for r in results
     ]
+
+
+def emitted_codes() -> set[str]:
+    """Every error code the validator's rules and schema mapping can name (read from their source), for the
+    test that each is in specs/errors.yaml."""
+    import ast
+    import inspect
+    import re
+
+    from pcr_conformance import validate_rules, validate_schema
+
+    found: set[str] = set()
+    for module in (validate_rules, validate_schema):
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Problem":
+                found.update(arg.value for arg in node.args if isinstance(arg, ast.Constant)
+                             and isinstance(arg.value, str) and re.fullmatch(r"[A-Z]\d{2}", arg.value))
+    return found
