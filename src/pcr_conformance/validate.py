@@ -148,14 +148,19 @@ def validate_files(
 
 
 def validate_body(body: Any, operation: str, *, today: dt.date | None = None, owner_is_kela: bool = False,
-                  with_schema: bool = True) -> list[Problem]:
+                  with_schema: bool = True,
+                  known_contract_dates: Mapping[tuple[str, str], dt.date] | None = None) -> list[Problem]:
     """Every problem of one request body (any member-name casing), for reuse by fuzz checks and the corpus.
 
-    Pointers use the canonical camelCase names. Contract dates come from the body itself only.
+    Pointers use the canonical camelCase names. Contract dates come from the body itself and, when given,
+    `known_contract_dates` ((loanNumber.type, loanNumber.number) -> contractDate of loans reported before).
     """
     canonical, _ = canonicalize(body, member_names())
+    dates = dict(known_contract_dates or {})
+    if isinstance(canonical, Mapping):
+        dates.update(contract_dates(canonical, operation))
     ctx = Context(operation=operation, today=today or dt.date.today(), owner_is_kela=owner_is_kela,
-                  contract_dates=contract_dates(canonical, operation) if isinstance(canonical, Mapping) else {})
+                  contract_dates=dates)
     return _problems(canonical, ctx, schema_problems if with_schema else None)
 
 
