@@ -292,6 +292,45 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert {"pointer": "/loans/0/lumpSumLoan/amountPaid", "requirement": "RPT-004", "code": "D02"}.items() <= \
         result["problems"][0].items()
     assert result["problems"][0]["fix"]
+    assert result["problems"][0]["provenance"] == "third-party"  # D02 in specs/errors.yaml
+
+
+def test_json_output_shows_each_codes_provenance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pcr_conformance import specs
+
+    body = add_loans()
+    body["loans"][0]["unknownThing"] = 1
+    body["loans"][0]["borrowersCount"] = 0
+    code, out, _ = run(capsys, write(tmp_path, "bad.json", body), "--json")
+    assert code == 1
+    errors = specs.load_errors()
+    problems = json.loads(out)[0]["problems"]
+    assert {p["code"] for p in problems} == {"D01", "D23"}
+    for p in problems:
+        assert p["provenance"] == errors[p["code"]]["provenance"] and p["provenance"], p
+
+
+def test_every_code_the_validator_names_is_in_errors_yaml() -> None:
+    from pcr_conformance import specs
+
+    errors = specs.load_errors()
+    emitted = validate.emitted_codes()
+    assert {"D01", "D02", "D04", "D50"} <= emitted  # the source scan finds the rules' codes
+    missing = sorted(emitted - set(errors))
+    assert not missing, f"codes named by the validator but not in specs/errors.yaml: {missing}"
+    for code in emitted:
+        assert errors[code]["provenance"] in {"official", "third-party", "modelled"}, code
+
+
+def test_load_errors_lists_every_code_once_with_its_fields() -> None:
+    from pcr_conformance import specs
+
+    errors = specs.load_errors()
+    raw = specs.load_raw("errors.yaml")["errors"]
+    assert list(errors) == [e["code"] for e in raw]  # file order, no code twice
+    for code, entry in errors.items():
+        assert {"code", "http_status", "in_report", "notice", "description", "meaning", "provenance",
+                "source"} <= set(entry), code
 
 
 # ---- operation inference --------------------------------------------------------------------------------

@@ -244,3 +244,10 @@ def validate(schema: dict[str, Any], instance: Any) -> list[str]:
 def load_requirements() -> list[dict[str, Any]]:
     """The requirement register (specs/requirements.yaml) as a list of dicts, in file order."""
     return copy.deepcopy(_read_yaml(str(specs_dir() / REQUIREMENTS_FILE))["requirements"])
+
+
+def load_errors() -> dict[str, dict[str, Any]]:
+    """The error codes (specs/errors.yaml) as ``{code: entry}``, in file order; each entry keeps every field
+    (``http_status``, ``in_report``, ``notice``, ``description``, ``meaning``, ``provenance``, ``source``)."""
+    entries = _read_yaml(str(specs_dir() / ERRORS_FILE))["errors"]
+    return {entry["code"]: copy.deepcopy(entry) for entry in entries}
