@@ -208,7 +208,8 @@ def test_duplicate_report_reference_d50(tmp_path: Path, capsys: pytest.CaptureFi
     code, out, _ = run(capsys, write(tmp_path, "dup.json", add_loans(lump_sum_loan(), second)))
     assert code == 1
     assert "/loans/1/reportReference  RPT-034 D50" in out
-    assert "/loans/0/reportReference" not in out  # the first use is fine
+    # RPT-034: the register rejects every report carrying the repeated reference, the first one too
+    assert "/loans/0/reportReference  RPT-034 D50" in out
 
 
 def test_guarantee_receivable_is_a_warning_unless_kela(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -201,16 +201,42 @@ def check_type_specific_object(body: Mapping[str, Any], ctx: Context) -> list[Pr
             continue  # unknown or missing loanType: the schema reports it
         present = [name for name in sorted(set(TYPE_OBJECTS.values())) if name in loan]
         base = (catalogue.collection_of(ctx.operation), i)
+        # One problem per loan, as the register answers: the missing object, else the first foreign one.
         if wanted not in present:
             out.append(Problem(
                 pointer(*base, wanted), "RPT-011", "D22", f"loanType {loan_type} needs the object {wanted}",
                 f"Add {wanted} with the {loan_type} data, or correct loanType."))
-        for other in present:
-            if other != wanted:
-                out.append(Problem(
-                    pointer(*base, other), "RPT-011", "D22",
-                    f"loanType {loan_type} may not carry {other} (it belongs to another loan type)",
-                    f"Remove {other}; a {loan_type} loan carries only {wanted}."))
+            continue
+        for other in [name for name in present if name != wanted][:1]:
+            out.append(Problem(
+                pointer(*base, other), "RPT-011", "D22",
+                f"loanType {loan_type} may not carry {other} (it belongs to another loan type)",
+                f"Remove {other}; a {loan_type} loan carries only {wanted}."))
+    return out
+
+
+REPAYMENT_OBJECTS = {"RunningAccountLoan": "runningAccountLoanRepayment"}  # every other type: lumpSumLoanRepayment
+
+
+def check_repayment_object(body: Mapping[str, Any], ctx: Context) -> list[Problem]:
+    """RPT-011 / D22: a repayment carries the repayment object of its loan's type, and only that one.
+
+    Offline the loan's type is known only when the report states its loanType; otherwise the register
+    judges it against the stored loan."""
+    out = []
+    names = ("lumpSumLoanRepayment", "runningAccountLoanRepayment")
+    for i, rep in reports(body, ctx.operation):
+        loan_type = rep.get("loanType")
+        if ctx.operation != "Repayments" or not isinstance(loan_type, str):
+            continue
+        wanted = REPAYMENT_OBJECTS.get(loan_type, "lumpSumLoanRepayment")
+        present = [n for n in names if rep.get(n) is not None]
+        if present != [wanted]:
+            out.append(Problem(
+                pointer(catalogue.collection_of(ctx.operation), i, wanted), "RPT-011", "D22",
+                f"a {loan_type} repayment carries {wanted} and no other repayment object "
+                f"(found: {', '.join(present) or 'none'})",
+                f"Send the payment in {wanted}; a {loan_type} repayment carries only that object."))
     return out
 
 
@@ -267,16 +293,18 @@ def _contract_date(report: Mapping[str, Any], ctx: Context) -> dt.date | None:
 
 
 def check_payment_date(body: Mapping[str, Any], ctx: Context) -> list[Problem]:
-    """RPT-025 / D35: a payment date before the contract date is rejected (needs the loan in the same run)."""
+    """RPT-025 / D35: a payment date (lump sum) or balance date (running account) before the contract date
+    is rejected (needs the loan in the same run)."""
     out = []
     for i, rep in reports(body, ctx.operation):
         contract = _contract_date(rep, ctx)
-        paid = as_date(as_dict(rep.get("lumpSumLoanRepayment")).get("paymentDate"))
-        if contract and paid and paid < contract:
-            out.append(Problem(
-                pointer(catalogue.collection_of(ctx.operation), i, "lumpSumLoanRepayment", "paymentDate"), "RPT-025", "D35",
-                f"paymentDate {paid} is before the loan's contractDate {contract}",
-                "A payment cannot precede the loan contract: check the payment date or the loan number."))
+        for obj, member in (("lumpSumLoanRepayment", "paymentDate"), ("runningAccountLoanRepayment", "balanceDate")):
+            date = as_date(as_dict(rep.get(obj)).get(member))
+            if contract and date and date < contract:
+                out.append(Problem(
+                    pointer(catalogue.collection_of(ctx.operation), i, obj, member), "RPT-025", "D35",
+                    f"{member} {date} is before the loan's contractDate {contract}",
+                    "A payment cannot precede the loan contract: check the date or the loan number."))
     return out
 
 
@@ -363,20 +391,21 @@ def check_end_date(body: Mapping[str, Any], ctx: Context) -> list[Problem]:
 
 
 def check_duplicate_report_references(body: Mapping[str, Any], ctx: Context) -> list[Problem]:
-    """RPT-034 / D50: report references repeated within a batch are rejected (every repeat)."""
-    out = []
-    first: dict[str, int] = {}
+    """RPT-034 / D50: every report whose reportReference occurs more than once in the batch is rejected
+    (all of them, the first one too: none of them can be told apart in the batch's results)."""
+    at: dict[str, list[int]] = {}
     for i, rep in reports(body, ctx.operation):
         ref = rep.get("reportReference")
-        if not isinstance(ref, str):
-            continue
-        if ref in first:
+        if isinstance(ref, str):
+            at.setdefault(ref, []).append(i)
+    out = []
+    for ref, indexes in at.items():
+        for i in indexes if len(indexes) > 1 else []:
+            others = ", ".join(str(j) for j in indexes if j != i)
             out.append(Problem(
                 pointer(catalogue.collection_of(ctx.operation), i, "reportReference"), "RPT-034", "D50",
-                f"reportReference {ref!r} is already used by report {first[ref]} of this batch",
+                f"reportReference {ref!r} is also used by report {others} of this batch",
                 "Give every report of a batch its own reportReference (e.g. append the report's index)."))
-        else:
-            first[ref] = i
     return out
 
 
@@ -388,6 +417,7 @@ RULES: tuple[Rule, ...] = (
     check_guarantee_receivable_sender,
     check_guarantee_receivable_purpose,
     check_type_specific_object,
+    check_repayment_object,
     check_borrowers_count,
     check_contract_date_not_future,
     check_deferment_periods,

@@ -66,8 +66,10 @@ def loan_errors(
     expected = TYPE_OBJECT.get(str(loan_type))
     # RPT-011 (D22): exactly the type-specific object of the loanType
     present = [name for name in TYPE_OBJECTS if loan.get(name) is not None]
-    if expected is None or present != [expected]:
+    if expected is None or expected not in present:
         errors.append(item("D22", f"{prefix}/{expected or 'loanType'}"))
+    elif present != [expected]:  # the right object and a foreign one: name the first foreign one
+        errors.append(item("D22", f"{prefix}/{sorted(set(present) - {expected})[0]}"))
     # RPT-009 (D20): only Kela may report GuaranteeReceivable
     if loan_type == "GuaranteeReceivable" and not is_kela and not faults.on("skip_kela_only_check"):
         errors.append(item("D20", f"{prefix}/loanType"))
@@ -123,8 +125,8 @@ def repayment_errors(report: dict[str, Any], prefix: str, contract_date: str | N
     lump = report.get("lumpSumLoanRepayment")
     running = report.get("runningAccountLoanRepayment")
     stated_type = report.get("loanType", loan_type)
-    # D22 on Repayments: the repayment object must match the loan type. RPT-011 covers AddLoans/UpdateLoans
-    # only; no requirement covers this yet, but without it GetLoan could not answer a conforming loan.
+    # RPT-011 (D22) on Repayments: the repayment object must match the loan type (without it GetLoan could not
+    # answer a conforming loan).
     wants_running = stated_type == "RunningAccountLoan"
     if (lump is None) == (running is None) or (wants_running and running is None) or (not wants_running and lump is None):
         errors.append(item("D22", f"{prefix}/{'runningAccountLoanRepayment' if wants_running else 'lumpSumLoanRepayment'}"))
@@ -136,7 +138,7 @@ def repayment_errors(report: dict[str, Any], prefix: str, contract_date: str | N
         paid = _date(lump.get("paymentDate"))
         if contract and paid and paid < contract:
             errors.append(item("D35", f"{prefix}/lumpSumLoanRepayment/paymentDate"))
-    # D35 also for a running-account balance date (corpus: Repayments balance-date-before-contract-date);
+    # RPT-025 (D35) also for a running-account balance date;
     # RPT-025 names only paymentDate so far.
     if isinstance(running, dict):
         balance_date = _date(running.get("balanceDate"))
