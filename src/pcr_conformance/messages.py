@@ -39,16 +39,6 @@ def money(x: float) -> float:
     return round(float(x), 2)
 
 
-# interfaces.md §2: the collection member of each submitting operation.
-COLLECTIONS: dict[str, str] = {
-    "AddLoans": "loans",
-    "UpdateLoans": "loans",
-    "Repayments": "repayments",
-    "DelayedRepayments": "delayedRepayments",
-    "TerminateLoans": "loanTerminations",
-}
-
-
 def apply_overrides(report: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Set each override at top level in place; OMIT removes the member. Returns the report."""
     for k, v in overrides.items():
