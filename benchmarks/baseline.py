@@ -27,18 +27,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from pcr_conformance import embedded
+from pcr_conformance import embedded, specs, suite
 from pcr_conformance.selftest import Fault, load_faults
 from pcr_conformance.target import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
-# API family -> (spec file, identity slot whose certificate plain schemathesis uses)
-FAMILIES = {
-    "reporting": ("reporting.yaml", "lender"),
-    "extract": ("extract.yaml", "lender_extract"),
-    "authorities": ("authorities.yaml", "authority"),
-    "voluntary_ban": ("voluntary-ban.yaml", "cic"),
-}
 SCHEMATHESIS_TIMEOUT_S = 600
 
 
@@ -75,13 +68,14 @@ def run_plain(faults: str, max_examples: int, workdir: Path) -> PlainRun:
         target = reg.target
         failing: set[str] = set()
         codes: list[int] = []
-        for family, (spec, slot) in FAMILIES.items():
-            identity = target.identity(slot)
+        # Plain schemathesis gets each family's spec file and the certificate of the slot allowed on it.
+        for family, spec in specs.family_files().items():
+            identity = target.identity(suite.slot_for(family))
             if identity is None:
                 continue
             junit = workdir / f"{family}.xml"
             cmd = [
-                schemathesis_exe(), "run", str(ROOT / "specs" / spec), "--url", target.base_url(family),
+                schemathesis_exe(), "run", str(specs.specs_dir() / spec), "--url", target.base_url(family),
                 "--tls-verify", target.tls.ca_bundle, "--request-cert", identity.cert,
                 "--request-cert-key", identity.key, "--checks", "all", "--max-examples", str(max_examples),
                 "--seed", "1", "--generation-deterministic", "--request-timeout", "10",
