@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from pcr_conformance import catalogue
 from pcr_conformance.client import ssl_context
 from pcr_conformance.errors import HarnessError, TargetUnreachable
 from pcr_conformance.target import (
-    API_FAMILIES,
     SLOT_ROLES,
     CertificatePair,
     Identity,
@@ -211,7 +211,7 @@ def _resolve(target: Target, base: str, data: Path, pool_file: Path, pool: dict)
         extra["expired"] = CertificatePair(str(data / "clients" / "expired-lender-reporting.pem"),
                                            str(data / "clients" / "expired-lender-reporting.key"))
     ca = pool.get("ca_bundle") or str(data / "ca.pem")
-    return replace(target, base_urls={fam: base for fam in API_FAMILIES}, tls=TlsConfig(ca_bundle=ca),
+    return replace(target, base_urls={fam: base for fam in catalogue.families()}, tls=TlsConfig(ca_bundle=ca),
                    identities=identities, extra_certificates=extra, pool=str(pool_file), data_dir=str(data),
                    environment=pool.get("environment", target.environment))
 
