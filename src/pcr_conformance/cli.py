@@ -124,4 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m pcr_conformance.cli`: call main() of the module the commands import, not of this __main__
+    # copy, so the CliError a command raises is the class main() catches.
+    from pcr_conformance.cli import main as _main
+
+    sys.exit(_main())
