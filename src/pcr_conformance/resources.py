@@ -6,8 +6,8 @@ else the data package the wheel installed (pyproject.toml maps the repository's 
 
     specs/   -> pcr_specs                 (also read by pcr_register)
     suites/  -> pcr_conformance.suites
-    kits/    -> pcr_conformance.kits
-    targets/ -> pcr_conformance.targets
+    kits/    -> pcr_kits
+    targets/ -> pcr_targets
 
 User files still win where a name is looked up (kits.load_kit, target.resolve_target_path): a
 `kits/<name>.toml` or `targets/<name>.toml` in the current folder, or a path.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 SPECS_PACKAGE = "pcr_specs"
 SUITES_PACKAGE = "pcr_conformance.suites"
-KITS_PACKAGE = "pcr_conformance.kits"
-TARGETS_PACKAGE = "pcr_conformance.targets"
+KITS_PACKAGE = "pcr_kits"
+TARGETS_PACKAGE = "pcr_targets"
 # The pytest configuration of the suites' runs (`-c`): a user's own pytest.ini, tox.ini, setup.cfg or
 # pyproject.toml in the folder `pcr-conformance` is started in must not change how the suites run.
 SUITES_PYTEST_CONFIG = Path(__file__).with_name("suites.ini")
