@@ -193,3 +193,12 @@ def test_a_kit_over_its_timeout_is_stopped_and_exits_2(tmp_path: Path) -> None:
     folder = tmp_path / "reports" / "authority" / "reference"
     assert (folder / "pytest.log").is_file()
     assert [p.name for p in (tmp_path / "reports" / "authority").iterdir()] == ["reference"]
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pcr-conformance {importlib.metadata.version('pcr-conformance')}"
