@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pcr_conformance import report
-from pcr_conformance.cli import failure_reason, main
+from pcr_conformance.cli import main
+from pcr_conformance.commands.run import failure_reason
 
 SUMMARY = {
     "kit": "lender-reporting", "target": "reference", "verdict": "not-conformant",

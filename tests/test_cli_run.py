@@ -43,7 +43,7 @@ def test_top_level_help_names_exit_codes(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_names_stay_names_and_other_files_become_absolute_paths(tmp_path: Path) -> None:
-    from pcr_conformance.cli import _as_argument
+    from pcr_conformance.commands.run import _as_argument
 
     assert _as_argument("reference", REPO / "targets" / "reference.toml", REPO / "targets") == "reference"
     elsewhere = tmp_path / "targets" / "myorg.toml"  # found in the user's folder, not by pytest in the repo
@@ -152,7 +152,7 @@ def test_run_one_kit_against_the_reference_register(tmp_path: Path) -> None:
 
 
 def test_console_shows_progress_and_summary_but_not_tracebacks() -> None:
-    from pcr_conformance.cli import ConsoleFilter
+    from pcr_conformance.commands.console import ConsoleFilter
 
     console = ConsoleFilter("[kit] ")
     shown = console.feed("..")  # progress appears before its line is complete
@@ -171,14 +171,14 @@ def test_console_shows_progress_and_summary_but_not_tracebacks() -> None:
 
 
 def test_pytest_command_passes_every_option(tmp_path: Path) -> None:
-    from pcr_conformance.cli import RunConfig, pytest_command
+    from pcr_conformance.commands.run import RunConfig, pytest_command
 
     config = RunConfig(target=str(tmp_path / "t.toml"), target_name="t", kits=("k",), kit_args=("k",),
                        profile="regression", output=tmp_path, html=False, mask_pii=True, timeout_s=5,
                        suites=tmp_path / "suites")
     cmd = pytest_command(config, "k", tmp_path / "k" / "t")
     joined = " ".join(cmd)
-    for part in (f"--target {tmp_path / 't.toml'}", "--kit k", "--profile regression", "--mask-pii",
+    for part in (f"--pcr-target {tmp_path / 't.toml'}", "--pcr-kit k", "--pcr-profile regression", "--pcr-mask-pii",
                  f"--alluredir {tmp_path / 'k' / 't' / 'allure-results'}", f"--junitxml {tmp_path / 'k' / 't' / 'junit.xml'}",
                  f"--pcr-output {tmp_path / 'k' / 't'}"):
         assert part in joined
@@ -193,3 +193,12 @@ def test_a_kit_over_its_timeout_is_stopped_and_exits_2(tmp_path: Path) -> None:
     folder = tmp_path / "reports" / "authority" / "reference"
     assert (folder / "pytest.log").is_file()
     assert [p.name for p in (tmp_path / "reports" / "authority").iterdir()] == ["reference"]
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pcr-conformance {importlib.metadata.version('pcr-conformance')}"

@@ -8,6 +8,8 @@ pytest_plugins = ["pytester"]
 
 
 def _suite(pytester, source, name="test_demo.py"):
+    # The kit's own suites folder is resources.suites_dir(); a project's own suites are named by `pcr_suites`.
+    pytester.makeini("[pytest]\npcr_suites = suites\n")
     pytester.mkdir("suites")
     (pytester.path / "suites" / name).write_text(source, encoding="utf-8")
 
@@ -28,7 +30,7 @@ def test_suite_test_without_verifies_is_a_collection_error(pytester):
 
 def test_tests_outside_suites_are_untouched(pytester):
     pytester.makepyfile("def test_plain():\n    pass\n")
-    result = pytester.runpytest("--pcr-output", "out", "--kit", "authority")
+    result = pytester.runpytest("--pcr-output", "out", "--pcr-kit", "authority")
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "out" / "summary.json").exists()
 
@@ -69,7 +71,7 @@ def test_other_kit():
 
 def test_summary_outcomes_and_kit_deselection(pytester):
     _suite(pytester, OUTCOMES)
-    result = pytester.runpytest("suites", "--kit", "lender-reporting", "--pcr-output", "out", "-rs")
+    result = pytester.runpytest("suites", "--pcr-kit", "lender-reporting", "--pcr-output", "out", "-rs")
     result.assert_outcomes(passed=1, failed=2, skipped=1, deselected=1)
     result.stdout.fnmatch_lines(["*not claimed*capability 'nope'*"])
     out = pytester.path / "out"
@@ -93,7 +95,7 @@ def test_expectations_are_strict_xfail(pytester):
     exp.write_text('[[deviation]]\ntest = "suites/test_demo.py::test_fails"\nticket = "PCR-1"\nreason = "D02"\n'
                    '[[deviation]]\ntest = "suites/test_demo.py::test_passes"\nticket = "PCR-2"\nreason = "fixed"\n'
                    '[[deviation]]\ntest = "suites/test_demo.py::test_typo"\nticket = "PCR-3"\n')
-    result = pytester.runpytest("suites", "--kit", "lender-reporting", "--expectations", str(exp),
+    result = pytester.runpytest("suites", "--pcr-kit", "lender-reporting", "--pcr-expectations", str(exp),
                                 "--pcr-output", "out")
     result.assert_outcomes(failed=2, xfailed=1, skipped=1, deselected=1)
     result.stdout.fnmatch_lines(["*XPASS(strict)*PCR-2*", "*expectations name tests that were not collected*"])
@@ -110,7 +112,7 @@ def test_known_deviation_alone_does_not_decide(pytester):
                      '    raise AssertionError("RPT-004 AddLoans: expected D02, actual Accepted")\n')
     exp = pytester.path / "exp.toml"
     exp.write_text('[[deviation]]\ntest = "suites/test_demo.py::test_fails"\nticket = "PCR-1"\nreason = "D02"\n')
-    result = pytester.runpytest("suites", "--expectations", str(exp), "--pcr-output", "out")
+    result = pytester.runpytest("suites", "--pcr-expectations", str(exp), "--pcr-output", "out")
     result.assert_outcomes(xfailed=1)
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
     assert summary["verdict"] == "conformant" and summary["requirements"]["RPT-004"] == "failed"
@@ -137,8 +139,57 @@ key = "{tmp_path / 'c.key'}"
 owner = {{ idCodeType = "BusinessId", idCode = "0112038-9" }}
 ''')
     _suite(pytester, 'import pytest\n\n@pytest.mark.verifies("RPT-003")\ndef test_x(pcr_clients):\n    """x."""\n')
-    result = pytester.runpytest("suites", "--target", str(target), "--pcr-output", "out")
+    result = pytester.runpytest("suites", "--pcr-target", str(target), "--pcr-output", "out")
     assert result.ret == 2
     result.stdout.fnmatch_lines(["*unreachable*"])
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
     assert summary["verdict"] == "error" and "unreachable" in summary["error"]
+
+
+PROFILE_SUITE = '''
+import pytest
+from hypothesis import given, settings, strategies as st
+
+
+@pytest.mark.verifies("RPT-005")
+def test_suite_runs_under_the_kit_profile():
+    """the certification profile, inside the call only."""
+    assert settings.get_current_profile_name() == "certification"
+    assert settings.default.derandomize and settings.default.max_examples == 25
+
+
+@pytest.mark.verifies("RPT-005")
+@given(st.integers())
+def test_suite_hypothesis_test(n):
+    """a given-test of the suites gets the profile too."""
+    assert settings.default.derandomize
+'''
+
+UNRELATED = '''
+from hypothesis import given, settings, strategies as st
+
+SEEN = []
+
+
+@settings(max_examples=7)
+@given(st.integers())
+def test_own_settings(n):
+    SEEN.append(n)
+    assert settings.default.max_examples != 25 and not settings.default.derandomize
+
+
+def test_z_after_the_suite_tests():
+    assert len(SEEN) == 7  # its own max_examples, not the kit profile's 25
+    assert settings.get_current_profile_name() == "default"
+    assert not settings.default.derandomize and settings.default.max_examples == 100
+'''
+
+
+def test_hypothesis_profile_applies_to_suite_tests_only(pytester):
+    """An unrelated Hypothesis test in the same session keeps its own settings, before and after suite tests."""
+    _suite(pytester, PROFILE_SUITE)
+    pytester.makepyfile(test_a_unrelated_first=UNRELATED.replace("test_z_after_the_suite_tests", "test_before"),
+                        test_z_unrelated_last=UNRELATED)
+    result = pytester.runpytest("test_a_unrelated_first.py", "suites", "test_z_unrelated_last.py",
+                                "--pcr-kit", "lender-reporting", "-p", "no:randomly")
+    result.assert_outcomes(passed=6)

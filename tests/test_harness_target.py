@@ -95,3 +95,19 @@ def test_example_remote_loads_with_its_variables_set(tmp_path):
     t = load_target("example-remote", env=env)
     assert not t.embedded and t.base_urls["reporting"].startswith("https://api-testi.")
     assert set(t.identities) == {"lender", "lender_extract"} and t.rate_limit_per_s > 0
+
+
+def test_base_urls_keys_are_the_spec_families_and_the_old_voluntary_ban_key_is_translated(pem_files):
+    env = {"PCR_HOST": "h.example", "PCR_LENDER_CERT": "lender.pem"}
+    new = REMOTE.replace('reporting = "https://${PCR_HOST}"',
+                         'reporting = "https://${PCR_HOST}"\nvoluntary-ban = "https://ban.example"')
+    t = load_target(_write(pem_files, new), env=env)
+    assert t.base_urls["voluntary-ban"] == "https://ban.example"
+    old = new.replace("voluntary-ban =", "voluntary_ban =")
+    t = load_target(_write(pem_files, old, "old.toml"), env=env)
+    assert t.base_urls == {"reporting": "https://h.example", "voluntary-ban": "https://ban.example"}
+    assert t.base_url("voluntary-ban") == "https://ban.example"
+    both = new.replace('voluntary-ban = "https://ban.example"',
+                       'voluntary-ban = "https://ban.example"\nvoluntary_ban = "https://ban.example"')
+    with pytest.raises(TargetError, match="set twice"):
+        load_target(_write(pem_files, both, "both.toml"), env=env)

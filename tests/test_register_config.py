@@ -22,12 +22,14 @@ def no_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As if pcr_register were installed: no specs/ two levels above the module."""
     monkeypatch.delenv("PCR_SPECS_DIR", raising=False)
     monkeypatch.setattr(config, "__file__", str(tmp_path / "site-packages" / "pcr_register" / "config.py"))
-    for name in [m for m in sys.modules if m == "pcr_specs" or m.startswith("pcr_specs.")]:
+    # The checkout's own pcr_specs is importable in an editable install: look for a name of the test's own.
+    monkeypatch.setattr(config, "SPECS_PACKAGE", "pcr_specs_under_test")
+    for name in [m for m in sys.modules if m.startswith("pcr_specs_under_test")]:
         monkeypatch.delitem(sys.modules, name)
 
 
 def _data_package(root: Path, *, namespace: bool) -> Path:
-    folder = root / "pcr_specs"
+    folder = root / "pcr_specs_under_test"
     folder.mkdir(parents=True)
     if not namespace:
         (folder / "__init__.py").write_text("", encoding="utf-8")
@@ -62,8 +64,8 @@ def test_no_specs_anywhere_names_the_environment_variable(no_checkout: None) -> 
 
 def test_a_data_package_without_the_spec_files_is_not_taken(no_checkout: None, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "data" / "pcr_specs").mkdir(parents=True)
-    (tmp_path / "data" / "pcr_specs" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "data" / "pcr_specs_under_test").mkdir(parents=True)
+    (tmp_path / "data" / "pcr_specs_under_test" / "__init__.py").write_text("", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path / "data"))
     with pytest.raises(config.SpecsNotFound, match="PCR_SPECS_DIR"):
         config.default_specs_dir()

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pcr_conformance import catalogue, specs
 from pcr_conformance.calllog import CallLog
-from pcr_conformance.kits import APIS, Kit, Req
+from pcr_conformance.kits import Kit, Req
 
 if TYPE_CHECKING:
     from pcr_conformance.target import Target
@@ -53,11 +54,12 @@ def _existing(item: pytest.Item, label_type: str) -> bool:
 
 def api_of(item: pytest.Item, reqs: Iterable[Req]) -> str:
     """The epic: the requirement's API, or for cross-API requirements the suite folder naming one."""
-    apis = [r.api for r in reqs if r.api in APIS]
+    families = catalogue.families()
+    apis = [r.api for r in reqs if r.api in families]
     if apis:
         return apis[0]
     for part in Path(str(item.path)).parts:
-        if part.replace("_", "-") in APIS:
+        if part.replace("_", "-") in families:
             return part.replace("_", "-")
     return "all"
 
@@ -128,10 +130,8 @@ def suite_version() -> str:
 
 def spec_files() -> dict[str, dict[str, str]]:
     """{file name: {version, sha256}} of specs/*.yaml (the contract the run was judged against)."""
-    from pcr_conformance.kits import requirements_path
-
     out: dict[str, dict[str, str]] = {}
-    for p in sorted(requirements_path().glob("*.yaml")):
+    for p in sorted(specs.specs_dir().glob("*.yaml")):
         data = p.read_bytes()
         version = ""
         try:

@@ -1,20 +1,31 @@
 """Which suite test verifies which requirement: collected by pytest itself, in a child process.
 
-Used by `pcr-conformance requirements` and `pcr-conformance selftest`. Collection runs in a subprocess so the
-caller's own process never imports the suites or keeps pytest state.
+The one way the kit computes requirement coverage: `pcr-conformance requirements`, `pcr-conformance selftest`
+and the project's coverage test (tests/test_requirement_coverage.py) all use it. The `verifies` markers are
+what counts, wherever they come from (a decorator, a module's `pytestmark`, a corpus case's `verifies` list or
+the fuzz checks' IDs). Collection runs in a subprocess so the caller's own process never imports the suites or
+keeps pytest state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
+from pcr_conformance.kits import Req
+
 COLLECT_TIMEOUT_S = 300
+
+
+class CollectError(RuntimeError):
+    """The suites could not be collected (the first line says why)."""
 
 
 class VerifiesCollector:
@@ -31,18 +42,72 @@ class VerifiesCollector:
             self.verifies[item.nodeid] = sorted(set(ids))
 
 
-def collect_verifies(suites_dir: Path, *, target: str = "reference", kit: str = "register") -> dict[str, list[str]]:
-    """{node id: [requirement IDs]} of every test the kit selects under suites_dir."""
+def collect_verifies(suites_dir: Path | None = None, *, target: str = "reference",
+                     kit: str = "register") -> dict[str, list[str]]:
+    """{node id: [requirement IDs]} of every test the kit selects under suites_dir (default: the kit's suites).
+
+    Node ids are relative to the folder above suites/ (`suites/...`), as in `pcr-conformance run`."""
+    from pcr_conformance import resources
+
+    suites = (suites_dir or resources.suites_dir()).resolve()
     with tempfile.TemporaryDirectory(prefix="pcr-collect-") as tmp:
         out = Path(tmp) / "verifies.json"
-        cmd = [sys.executable, "-m", "pcr_conformance.collect", str(out), str(suites_dir),
-               "--target", target, "--kit", kit, "-p", "no:cacheprovider"]
-        proc = subprocess.run(cmd, cwd=suites_dir.parent, capture_output=True, text=True,
-                              timeout=COLLECT_TIMEOUT_S)
+        cmd = [sys.executable, "-P", "-m", "pcr_conformance.collect", str(out), str(suites),
+               *resources.suites_pytest_args(),
+               "--pcr-target", target, "--pcr-kit", kit, "-p", "no:cacheprovider"]
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=COLLECT_TIMEOUT_S)
         if not out.exists():
-            raise RuntimeError(f"collecting {suites_dir} failed (exit {proc.returncode}):\n"
+            raise CollectError(f"collecting {suites} failed (exit {proc.returncode}):\n"
                                f"{(proc.stdout + proc.stderr)[-2000:]}")
         return json.loads(out.read_text(encoding="utf-8"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """One requirement with the tests that verify it."""
+
+    id: str
+    level: str
+    title: str
+    error_code: str | None
+    not_tested: str | None
+    tests: tuple[str, ...]
+
+    @property
+    def uncovered(self) -> bool:
+        """A must-requirement with neither a test nor a not_tested reason."""
+        return self.level == "must" and not self.tests and not self.not_tested
+
+    def as_json(self) -> dict[str, object]:
+        return {"id": self.id, "level": self.level, "title": self.title, "error_code": self.error_code,
+                "not_tested": self.not_tested, "tests": list(self.tests)}
+
+
+def requirement_coverage(kit: str | None = None, *, suites_dir: Path | None = None) -> list[Coverage]:
+    """Each requirement (of the kit, if given), in the register's order, with the tests that verify it.
+
+    Raises HarnessError for an unknown kit or an unreadable register, CollectError when the suites cannot be
+    collected."""
+    from pcr_conformance import kits
+
+    reqs = kits.load_requirements()
+    if kit:
+        reqs = kits.load_kit(kit).selected(reqs)
+    try:
+        verifies = collect_verifies(suites_dir, kit=kit or "register")
+    except subprocess.SubprocessError as e:
+        raise CollectError(str(e)) from e
+    return coverage_of(reqs.values(), verifies)
+
+
+def coverage_of(reqs: Iterable[Req], verifies: dict[str, list[str]]) -> list[Coverage]:
+    """Join requirements (kits.Req) with {node id: [requirement IDs]}."""
+    tests: dict[str, list[str]] = {}
+    for node, ids in verifies.items():
+        for rid in ids:
+            tests.setdefault(rid, []).append(node)
+    return [Coverage(id=r.id, level=r.level, title=r.title, error_code=r.error_code, not_tested=r.not_tested,
+                     tests=tuple(sorted(tests.get(r.id, [])))) for r in reqs]
 
 
 def main(argv: list[str]) -> int:

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from pcr_conformance import catalogue, resources
 from pcr_conformance.client import ssl_context
 from pcr_conformance.errors import HarnessError, TargetUnreachable
 from pcr_conformance.target import (
-    API_FAMILIES,
     SLOT_ROLES,
     CertificatePair,
     Identity,
@@ -92,6 +92,14 @@ def register_command() -> list[str]:
                        "the embedded target needs it")
 
 
+def register_env() -> dict[str, str]:
+    """The register's environment: ours, with PCR_SPECS_DIR naming the contract the harness judges against
+    (resources.specs_dir(): the checkout's specs/ or the installed pcr_specs), so both read the same files."""
+    env = dict(os.environ)
+    env.setdefault("PCR_SPECS_DIR", str(resources.specs_dir()))
+    return env
+
+
 def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRegister:
     """Start the reference register for an embedded target and return it with the resolved target."""
     cmd = register_command()
@@ -109,7 +117,7 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
     # The environment is inherited so PCR_REGISTER_FAULTS (seeded faults, design.md §8) reaches the register.
     proc = subprocess.Popen(
         [*cmd, "serve", "--data", str(data), "--port", "0", "--db", str(workdir / "register.sqlite3")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=dict(os.environ),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=register_env(),
         start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves
         preexec_fn=_die_with_parent,
     )
@@ -142,7 +150,7 @@ def _die_with_parent() -> None:
 
 def _run(cmd: list[str], what: str) -> None:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, env=register_env())
     except subprocess.TimeoutExpired as e:
         raise HarnessError(f"{what} did not finish within {COMMAND_TIMEOUT_S:g} s") from e
     if proc.returncode != 0:
@@ -211,7 +219,7 @@ def _resolve(target: Target, base: str, data: Path, pool_file: Path, pool: dict)
         extra["expired"] = CertificatePair(str(data / "clients" / "expired-lender-reporting.pem"),
                                            str(data / "clients" / "expired-lender-reporting.key"))
     ca = pool.get("ca_bundle") or str(data / "ca.pem")
-    return replace(target, base_urls={fam: base for fam in API_FAMILIES}, tls=TlsConfig(ca_bundle=ca),
+    return replace(target, base_urls={fam: base for fam in catalogue.families()}, tls=TlsConfig(ca_bundle=ca),
                    identities=identities, extra_certificates=extra, pool=str(pool_file), data_dir=str(data),
                    environment=pool.get("environment", target.environment))
 

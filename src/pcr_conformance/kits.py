@@ -13,20 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pcr_conformance import catalogue, resources, specs
 from pcr_conformance.errors import HarnessError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LEVELS = ("must", "should", "may")
-APIS = ("reporting", "extract", "authorities", "voluntary-ban")
-
-# interfaces.md §1: operations of each API (used when a requirement spans APIs: api = "all").
-API_OPERATIONS: dict[str, frozenset[str]] = {
-    "reporting": frozenset({"AddLoans", "UpdateLoans", "Repayments", "DelayedRepayments", "TerminateLoans",
-                            "GetBatchStatus", "GetLoan"}),
-    "extract": frozenset({"GetCreditRegisterExtract", "GetExtractLog"}),
-    "authorities": frozenset({"OrderData", "GetOrderStatus", "GetDistribution"}),
-    "voluntary-ban": frozenset({"GetVoluntaryBan", "GetVoluntaryBanChanges"}),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,27 +72,34 @@ def _api_matches(req: Req, apis: Iterable[str]) -> bool:
         return True
     # Cross-API requirements (ENV, IDN, SEC) belong to a kit when they name one of the kit's operations.
     ops = set(req.operations)
-    return any(ops & API_OPERATIONS.get(a, frozenset()) for a in apis)
+    return any(ops & set(catalogue.operation_ids(a)) for a in apis)
 
 
-def kits_dir() -> Path:
-    for d in (Path.cwd() / "kits", REPO_ROOT / "kits"):
-        if d.is_dir():
-            return d
-    return REPO_ROOT / "kits"
+def kit_dirs() -> list[Path]:
+    """Where kit names are looked up: kits/ of the current folder (the user's own kits win), then the kits
+    shipped with pcr-conformance."""
+    here = Path.cwd() / "kits"
+    shipped = resources.kits_dir()
+    return [here, shipped] if here.is_dir() and here.resolve() != shipped.resolve() else [shipped]
 
 
 def available_kits() -> list[str]:
-    return sorted(p.stem for p in kits_dir().glob("*.toml"))
+    return sorted({p.stem for d in kit_dirs() for p in d.glob("*.toml")})
+
+
+def find_kit(name_or_path: str | os.PathLike[str]) -> Path:
+    """The kit file: an existing .toml path as given, else <name>.toml in the first of kit_dirs() holding it."""
+    raw = str(name_or_path)
+    if raw.endswith(".toml") and Path(raw).is_file():
+        return Path(raw)
+    for d in kit_dirs():
+        if (d / f"{raw}.toml").is_file():
+            return d / f"{raw}.toml"
+    raise HarnessError(f"kit {raw!r} not found; known kits: {', '.join(available_kits()) or 'none'}")
 
 
 def load_kit(name_or_path: str | os.PathLike[str]) -> Kit:
-    raw = str(name_or_path)
-    p = Path(raw)
-    if not (raw.endswith(".toml") and p.is_file()):
-        p = kits_dir() / f"{raw}.toml"
-    if not p.is_file():
-        raise HarnessError(f"kit {raw!r} not found; known kits: {', '.join(available_kits()) or 'none'}")
+    p = find_kit(name_or_path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
@@ -126,7 +123,7 @@ def load_kit(name_or_path: str | os.PathLike[str]) -> Kit:
         if not isinstance(data.get(f), str) or not data[f]:
             raise HarnessError(f"{p}: field {f}: required string")
     return Kit(name=data["name"], title=data["title"], description=str(data.get("description", "")),
-               actors=strs("actors", ()), apis=strs("apis", (), APIS), levels=strs("levels", LEVELS, LEVELS),
+               actors=strs("actors", ()), apis=strs("apis", (), catalogue.families()), levels=strs("levels", LEVELS, LEVELS),
                deciding_levels=strs("deciding_levels", ("must",), LEVELS), include=strs("include", ()),
                exclude=strs("exclude", ()), source=str(p))
 
@@ -134,55 +131,13 @@ def load_kit(name_or_path: str | os.PathLike[str]) -> Kit:
 # ---- requirements -----------------------------------------------------------------------------------
 
 
-def requirements_path() -> Path:
-    """The specs folder: pcr_conformance.specs' choice ($PCR_SPECS_DIR or the repository's), else cwd/repo."""
-    try:
-        from pcr_conformance import specs
-
-        return specs.specs_dir()
-    except (ImportError, FileNotFoundError, AttributeError):
-        pass
-    for d in (Path.cwd() / "specs", REPO_ROOT / "specs"):
-        if (d / "requirements.yaml").is_file() or (d / "requirements.seed.txt").is_file():
-            return d
-    return REPO_ROOT / "specs"
-
-
 def load_requirements() -> dict[str, Req]:
-    """{id: Req}. Reads specs/requirements.yaml (through pcr_conformance.specs when present) or the seed."""
-    d = requirements_path()
-    yaml_path = d / "requirements.yaml"
-    if yaml_path.is_file():
-        entries = _requirement_entries(yaml_path)
-        return {e["id"]: _req(e) for e in entries}
-    seed = d / "requirements.seed.txt"
-    if seed.is_file():
-        return _from_seed(seed)
-    raise HarnessError(f"no requirement register found in {d} (specs/requirements.yaml)")
-
-
-def _requirement_entries(path: Path) -> list[dict[str, Any]]:
+    """{id: Req} of specs/requirements.yaml (through pcr_conformance.specs), in the register's order."""
     try:
-        from pcr_conformance import specs  # the specs engineer's loader, when it exists
-
-        loaded = specs.load_requirements()
-        items = loaded.values() if isinstance(loaded, Mapping) else loaded
-        out = []
-        for r in items:
-            out.append(r if isinstance(r, Mapping) else
-                       {f: getattr(r, f, None) for f in ("id", "title", "level", "actors", "api", "operations",
-                                                         "error_code", "not_tested")})
-        if out:
-            return out
-    except (ImportError, AttributeError, TypeError):
-        pass
-    import yaml
-
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    entries = data.get("requirements", []) if isinstance(data, dict) else data
-    if not isinstance(entries, list):
-        raise HarnessError(f"{path}: expected a list under requirements:")
-    return entries
+        entries = specs.load_requirements()
+    except (OSError, KeyError, TypeError) as e:
+        raise HarnessError(f"cannot read the requirement register in {specs.specs_dir()}: {e}") from e
+    return {str(e["id"]): _req(e) for e in entries}
 
 
 def _req(e: Mapping[str, Any]) -> Req:
@@ -190,19 +145,3 @@ def _req(e: Mapping[str, Any]) -> Req:
                actors=tuple(e.get("actors") or ()), api=str(e.get("api") or "all"),
                operations=tuple(e.get("operations") or ()), error_code=e.get("error_code") or None,
                not_tested=e.get("not_tested") or None)
-
-
-def _from_seed(path: Path) -> dict[str, Req]:
-    """The pre-YAML seed format: `ID | level | operations | error_code | title`."""
-    reqs = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        rid, level, ops, code, title = (x.strip() for x in line.split("|", 4))
-        prefix = rid.split("-")[0]
-        api = {"RPT": "reporting", "BAT": "reporting", "EXT": "extract", "AUT": "authorities",
-               "BAN": "voluntary-ban"}.get(prefix, "all")
-        reqs[rid] = Req(rid, title, level, ("lender", "kela", "authority", "credit-information-company",
-                                            "register"), api, tuple(o for o in ops.split(",") if o),
-                        None if code == "-" else code, None)
-    return reqs

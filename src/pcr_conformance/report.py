@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from pcr_conformance import resources
+
 ALLURERC_TEMPLATE = Path(__file__).with_name("allurerc.mjs")
 ALLURE_TIMEOUT_S = 120
 # The report's tree: kit -> API -> operation or flow (design.md §7). Not by story: a test verifying several
@@ -174,7 +175,8 @@ def find_allure() -> list[str] | None:
     """The command that runs Allure 3, or None when Node or the npm package is missing.
 
     `PCR_ALLURE` may name the executable; otherwise node_modules/.bin/allure of the pcr-conformance
-    repository (where `npm ci` installs the pinned version), then of the current folder and its parents.
+    checkout, if running from one (where `npm ci` installs the pinned version), then of the current folder
+    and its parents.
     """
     if not shutil.which("node"):
         return None
@@ -182,7 +184,8 @@ def find_allure() -> list[str] | None:
     if explicit:
         return [explicit] if Path(explicit).is_file() or shutil.which(explicit) else None
     here = Path.cwd().resolve()
-    for folder in (REPO_ROOT, here, *here.parents):
+    checkout = resources.checkout()
+    for folder in (*([checkout] if checkout else []), here, *here.parents):
         exe = folder / "node_modules" / ".bin" / "allure"
         if exe.is_file():
             return [str(exe)]

@@ -24,10 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pcr_conformance import resources
 from pcr_conformance.collect import collect_verifies
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SUITES_DIR = REPO_ROOT / "suites"
 SELFTEST_JOBS = 2
 RUN_TIMEOUT_S = 900  # one pytest run against one faulty register; a hang is reported, never waited out
 
@@ -109,11 +108,15 @@ def parse_junit(path: Path) -> tuple[int, int, int, list[str]]:
 def run_pytest(
     node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S
 ) -> RunOutcome:
-    """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults."""
+    """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults.
+
+    Node ids are relative to the folder above suites/ (as collected); pytest runs in `workdir`."""
     junit = workdir / "junit.xml"
+    suites = resources.suites_dir().resolve()
+    tests = [str(suites.parent / node) for node in node_ids] or [str(suites)]
     cmd = [
-        sys.executable, "-m", "pytest", *(node_ids or [str(SUITES_DIR)]),
-        "--target", target, "--kit", kit, "--profile", "certification",
+        sys.executable, "-P", "-m", "pytest", *tests, *resources.suites_pytest_args(),
+        "--pcr-target", target, "--pcr-kit", kit, "--pcr-profile", "certification",
         "--junitxml", str(junit), "--pcr-output", str(workdir), "-q", "-p", "no:cacheprovider",
         "-o", "console_output_style=classic",
     ]
@@ -121,7 +124,7 @@ def run_pytest(
     env["PCR_REGISTER_FAULTS"] = faults
     started = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout_s)
         exit_code = proc.returncode
         (workdir / "pytest.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     except subprocess.TimeoutExpired:
@@ -152,7 +155,7 @@ def run_selftest(
 
     Faults run `jobs` at a time: each run is a pytest process plus its own register process, so two at a
     time keep both cores of a CI machine busy without starving either."""
-    verifies = collect_verifies(SUITES_DIR, target=target, kit=kit)
+    verifies = collect_verifies(target=target, kit=kit)
     if not verifies:
         raise SelftestError("no tests collected under suites/ (is the plugin installed?)")
     with tempfile.TemporaryDirectory(prefix="pcr-selftest-") as tmp:

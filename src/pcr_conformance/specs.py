@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +37,11 @@ Operation = tuple[str, str, dict[str, Any]]
 
 
 def specs_dir() -> Path:
-    """The folder holding the spec files: ``$PCR_SPECS_DIR`` if set, else the repository's ``specs/``."""
-    override = os.environ.get("PCR_SPECS_DIR")
-    if override:
-        return Path(override)
-    here = Path(__file__).resolve()
-    for parent in [*here.parents, Path.cwd()]:
-        candidate = parent / "specs"
-        if (candidate / COMPONENTS_FILE).is_file():
-            return candidate
-    raise FileNotFoundError("specs/ not found; set PCR_SPECS_DIR to the folder holding components.yaml")
+    """The folder holding the spec files: ``$PCR_SPECS_DIR`` if set, else the checkout's ``specs/``, else the
+    installed ``pcr_specs`` (pcr_conformance.resources)."""
+    from pcr_conformance import resources
+
+    return resources.specs_dir()
 
 
 @functools.lru_cache(maxsize=32)

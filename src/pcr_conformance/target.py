@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pcr_conformance import catalogue, resources
 from pcr_conformance.errors import TargetError
 from pcr_conformance.identifiers import is_valid_business_id
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-API_FAMILIES = ("reporting", "extract", "authorities", "voluntary-ban")
+# [base_urls] keys are the API families (catalogue.families(): the spec files' stems, e.g. voluntary-ban).
+# Old spellings still accepted in a target file, translated once when it is loaded.
+OLD_FAMILY_KEYS = {"voluntary_ban": "voluntary-ban"}
 KNOWN_CAPABILITIES = ("reporting", "extract", "authorities", "voluntary-ban", "transfer", "restart")
 ENVIRONMENTS = ("Test", "Production")
 OWNER_ID_TYPES = ("BusinessId", "ForeignBusinessId", "PersonalIdentityCode")
@@ -105,14 +106,15 @@ class Target:
 
 
 def resolve_target_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """A path to a .toml file, or a name looked up as targets/<name>.toml in the cwd, then the repository."""
+    """A path to a .toml file, or a name looked up as targets/<name>.toml in the cwd, then among the targets
+    shipped with pcr-conformance."""
     raw = str(name_or_path)
     p = Path(raw)
     if raw.endswith(".toml") or os.sep in raw or "/" in raw:
         if p.is_file():
             return p.resolve()
         raise TargetError(f"target file {raw} does not exist; give an existing .toml file or a target name")
-    candidates = [Path.cwd() / "targets" / f"{raw}.toml", REPO_ROOT / "targets" / f"{raw}.toml"]
+    candidates = [Path.cwd() / "targets" / f"{raw}.toml", resources.targets_dir() / f"{raw}.toml"]
     for c in candidates:
         if c.is_file():
             return c.resolve()
@@ -203,11 +205,17 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
     base_urls = data.get("base_urls", {})
     if not isinstance(base_urls, dict):
         raise err("base_urls", "must be a table [base_urls] with one URL per API family")
-    if "voluntary_ban" in base_urls and "voluntary-ban" not in base_urls:  # the key's spelling before 0.2
-        base_urls = {("voluntary-ban" if k == "voluntary_ban" else k): v for k, v in base_urls.items()}
+    families = catalogue.families()
+    renamed: dict[str, Any] = {}
     for fam, url in base_urls.items():
-        if fam not in API_FAMILIES:
-            raise err(f"base_urls.{fam}", f"unknown API family; use one of {API_FAMILIES}")
+        new = OLD_FAMILY_KEYS.get(fam, fam)
+        if new in renamed:
+            raise err(f"base_urls.{fam}", f"set twice (as {new} and {fam}); keep {new}")
+        renamed[new] = url
+    base_urls = renamed
+    for fam, url in base_urls.items():
+        if fam not in families:
+            raise err(f"base_urls.{fam}", f"unknown API family; use one of {families}")
         if not isinstance(url, str) or (url and not url.startswith("https://")):
             raise err(f"base_urls.{fam}", f"must be an https:// URL (the register uses mutual TLS), got {url!r}")
     base_urls = {k: v.rstrip("/") for k, v in base_urls.items() if v}
@@ -262,8 +270,8 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
         if not base_urls:
             raise err("base_urls", "a non-embedded target needs at least one base URL, "
                                    "e.g. reporting = \"https://api-testi.positiivinenluottotietorekisteri.fi\"")
-        for cap, fam in (("reporting", "reporting"), ("extract", "extract"),
-                         ("authorities", "authorities"), ("voluntary-ban", "voluntary-ban")):
+        for fam in families:  # the capability of an API family is the family (catalogue.Operation.capability)
+            cap = fam
             if cap in capabilities and fam not in base_urls:
                 raise err(f"base_urls.{fam}", f"capability {cap!r} is claimed but has no base URL; "
                                              f"add it or remove the capability")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 from pcr_register.faults import Faults
@@ -46,12 +46,15 @@ def default_specs_dir() -> Path:
 
 def _installed_specs_dir() -> Path | None:
     try:
-        marker = resources.files(SPECS_PACKAGE) / SPECS_MARKER
-    except ModuleNotFoundError:
+        spec = importlib.util.find_spec(SPECS_PACKAGE)
+    except (ImportError, ValueError):
         return None
-    # Only a package on the file system will do (the register globs the folder), not one inside a zip.
-    if isinstance(marker, Path) and marker.is_file():
-        return marker.parent
+    # A regular or a namespace package (an editable install may add a location of its own); only a folder on
+    # the file system will do (the register globs it), not one inside a zip.
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        folder = Path(location)
+        if (folder / SPECS_MARKER).is_file():
+            return folder
     return None
 
 

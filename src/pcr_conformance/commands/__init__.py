@@ -1,0 +1,2 @@
+"""The `pcr-conformance` commands, one module each; `pcr_conformance.cli` parses the arguments and calls
+`<module>.main(args)`."""

@@ -1,0 +1,36 @@
+"""`pcr-conformance report`: regenerate the HTML report from existing results, print the verdict table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pcr_conformance import report
+from pcr_conformance.cli import EXIT_ERROR, EXIT_OK, CliError
+
+
+def main(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise CliError(f"{root} is not a folder; give reports/ or reports/<kit>/<target>/")
+    folders = report.report_folders(root)
+    if not folders:
+        raise CliError(f"no allure-results/ under {root}; run `pcr-conformance run` first")
+    code = EXIT_OK
+    for folder in folders:
+        name = f"PCR conformance: {folder.parent.name} on {folder.name}"
+        html = report.generate_html(folder, report_name=name)
+        print(f"{folder}: {html.message}")
+        if not html.ok:
+            code = EXIT_ERROR
+    summaries = []
+    for folder in folders:
+        try:
+            s = report.read_summary(folder / "summary.json")
+            summaries.append(report.KitOutcome(folder.parent.name, folder.name, 0, summary=s))
+        except report.ReportError:
+            continue
+    if summaries:
+        print()
+        print(report.render_table(summaries))
+    return code

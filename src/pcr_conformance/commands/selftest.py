@@ -1,0 +1,23 @@
+"""`pcr-conformance selftest`: the seeded-fault self-test (pcr_conformance.selftest) and its matrix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pcr_conformance.cli import EXIT_FAILED, EXIT_OK, CliError
+
+
+def main(args: argparse.Namespace) -> int:
+    from pcr_conformance import selftest
+
+    try:
+        faults = selftest.load_faults(args.fault)
+        results, control = selftest.run_selftest(faults, target=args.target, kit=args.kit, full=args.full)
+    except (selftest.SelftestError, RuntimeError) as e:
+        raise CliError(str(e).splitlines()[0]) from None
+    print(selftest.render_matrix(results, control))
+    if args.json:
+        Path(args.json).write_text(json.dumps(selftest.to_json(results, control), indent=1), encoding="utf-8")
+    return EXIT_OK if selftest.selftest_passed(results, control) else EXIT_FAILED

@@ -1,0 +1,88 @@
+"""The fixtures the suites use (docs/interfaces.md §10): pcr_target, pcr_data, pcr_http, pcr_cleanup,
+pcr_clients. Offered through the plugin module (pcr_conformance.plugin imports them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pcr_conformance.calllog import CallLog
+from pcr_conformance.cleanup import LoanLedger, cancel_all, should_clean
+from pcr_conformance.client import Clients, HttpPool
+from pcr_conformance.errors import HarnessError
+from pcr_conformance.plugin_state import LOG, ensure_target, startup_failed, state_of
+from pcr_conformance.target import Target
+from pcr_conformance.testdata import TestData, load_pool
+
+
+@pytest.fixture(scope="session")
+def pcr_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The target of the run; an embedded register is started once per session and stopped at its end."""
+    from pcr_conformance import embedded
+
+    state = state_of(request.config)
+    target = ensure_target(state)
+    if target.embedded:
+        try:
+            handle = embedded.start(target)
+        except HarnessError as e:
+            startup_failed(state, f"embedded register: {e}")
+        state.handle = handle
+        state.resolved = handle.target
+        try:
+            yield handle.target
+        finally:
+            handle.stop()
+    else:
+        try:
+            embedded.probe(target, deadline_s=min(target.timeout_s, embedded.START_DEADLINE_S))
+        except HarnessError as e:
+            startup_failed(state, f"target {target.name!r} unreachable: {e}")
+        state.resolved = target
+        yield target
+
+
+@pytest.fixture(scope="session")
+def pcr_data(pcr_target: Target, request: pytest.FixtureRequest) -> TestData:
+    """Run-unique loan numbers and references, and persons from the target's pool."""
+    state = state_of(request.config)
+    pool = None
+    if pcr_target.pool:
+        try:
+            pool = load_pool(pcr_target.pool)
+        except HarnessError as e:
+            startup_failed(state, f"pool: {e}")
+    return TestData(pool, run_id=state.run_id)
+
+
+@pytest.fixture(scope="session")
+def pcr_http(pcr_target: Target) -> Iterator[HttpPool]:
+    pool = HttpPool(pcr_target)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def pcr_cleanup(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool,
+                request: pytest.FixtureRequest) -> Iterator[LoanLedger]:
+    """The run's loan ledger; at session end its loans are cancelled (design.md §6) when --pcr-cleanup says so."""
+    state = state_of(request.config)
+    yield state.ledger
+    mode = request.config.getoption("pcr_cleanup")
+    if not len(state.ledger) or not should_clean(mode, embedded=pcr_target.embedded, read_only=pcr_target.read_only):
+        return
+    clients = Clients(pcr_target, pcr_http, CallLog(), pcr_data.batch_reference)
+    state.cleanup_line = cancel_all(state.ledger, clients.get, pcr_data.report_reference).line()
+
+
+@pytest.fixture
+def pcr_clients(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool, pcr_cleanup: LoanLedger,
+                request: pytest.FixtureRequest) -> Clients:
+    """ApiClients by identity slot; their calls become this test's attachments."""
+    log = request.node.stash.get(LOG, None)
+    if log is None:
+        log = request.node.stash[LOG] = CallLog()
+    return Clients(pcr_target, pcr_http, log, pcr_data.batch_reference, ledger=pcr_cleanup)
