@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
-import importlib.util
 from pathlib import Path
 
 from pcr_register.faults import Faults
