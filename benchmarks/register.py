@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-MAX_BODY_BYTES = 5 * 1024 * 1024  # interfaces.md §5 H13: stay below it
+MAX_BODY_BYTES = 5 * 1024 * 1024  # specs/errors.yaml H13: stay below it
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def running_register(workdir: Path) -> Iterator[Register]:
 
 
 def client_for(register: Register, org: str, role: str) -> httpx.Client:
-    # httpx 0.28: the client certificate must be in the SSLContext given as verify= (design.md §10).
+    # httpx 0.28: the client certificate must be in the SSLContext given as verify=.
     pair = register.pool["organisations"][org]["certificates"][role]
     ctx = ssl.create_default_context(cafile=register.pool["ca_bundle"])
     ctx.load_cert_chain(pair["cert"], pair["key"])

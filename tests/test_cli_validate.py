@@ -408,7 +408,7 @@ def test_rules_are_plain_functions_citing_their_requirement() -> None:
 
 
 def test_flat_extract_request_gets_a_pointed_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The Java client's flat form (domain.md §11): every stray member named, and how to nest them."""
+    """The Java client's flat form (docs/register-facts.md#real-clients-on-the-wire): every stray member named, and how to nest them."""
     body = {"targetEnvironment": "Test", "owner": OWNER, "idCodeType": "PersonalIdentityCode",
             "idCode": "010594Y9032", "creditRegisterExtractPurpose": ["NewLoan"]}
     code, out, _ = run(capsys, write(tmp_path, "flat.json", body))

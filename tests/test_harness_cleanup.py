@@ -1,4 +1,4 @@
-"""Cleanup (design.md §6): the loans a run reported are cancelled at the end, by the identity that reported
+"""Cleanup (docs/concepts.md#shared-environment): the loans a run reported are cancelled at the end, by the identity that reported
 them, and only when the target calls for it."""
 
 from __future__ import annotations

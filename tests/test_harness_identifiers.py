@@ -1,4 +1,4 @@
-"""Identifier rules of domain.md §3 against the published examples, and the generators built on them."""
+"""Identifier rules of docs/register-facts.md#identity-codes against the published examples, and the generators built on them."""
 
 import datetime as dt
 import random

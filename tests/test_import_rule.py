@@ -1,4 +1,4 @@
-"""The import rule of design.md §2: the harness and the suites never import the reference register, and the
+"""The import rule of ARCHITECTURE.md: the harness and the suites never import the reference register, and the
 register never imports the harness. They meet only at specs/ and at HTTP."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_folder_does_not_import_forbidden_package(folder: Path, forbidden: str) 
     files = sorted(folder.rglob("*.py"))
     assert files, f"expected Python files under {folder}"
     offenders = [str(f.relative_to(ROOT)) for f in files if forbidden in imported_top_level_packages(f)]
-    assert not offenders, f"design.md §2: {', '.join(offenders)} import {forbidden}"
+    assert not offenders, f"import rule (ARCHITECTURE.md): {', '.join(offenders)} import {forbidden}"
 
 
 def test_import_rule_detects_a_violation(tmp_path: Path) -> None:

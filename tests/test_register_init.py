@@ -88,7 +88,7 @@ def test_invalid_identifiers_are_refused() -> None:
     assert not is_valid_hetu("310294-9032")  # no such date
     assert not is_valid_hetu("010594G9032")  # no such century sign
     assert not is_valid_hetu("010594-0012")  # individual number 001 is never issued
-    assert not is_valid_business_id("1234567-8")  # the public mock's invalid one (domain.md §3.2)
+    assert not is_valid_business_id("1234567-8")  # the public mock's invalid one (docs/register-facts.md#business-id)
     assert business_id_check_digit("9900107") is None  # remainder 1: no valid check digit
     with pytest.raises(ValueError):
         hetu(date(1994, 5, 1), 903, "A")  # 'A' is a 2000s sign

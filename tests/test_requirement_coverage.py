@@ -1,6 +1,6 @@
-"""Every `must` requirement is verified by a suite test or carries `not_tested` with a reason (issue 5, design
-§8). Coverage comes from the one place that computes it, pytest's own collection of the suites
-(pcr_conformance.collect, which `pcr-conformance requirements` uses too), so the lint and the command cannot
+"""Every `must` requirement is verified by a suite test or carries `not_tested` with a reason
+(docs/concepts.md#lints). Coverage comes from the one place that computes it, pytest's own collection of the
+suites (pcr_conformance.collect, which `pcr-conformance requirements` uses too), so the lint and the command cannot
 disagree."""
 
 from __future__ import annotations

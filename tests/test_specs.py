@@ -260,7 +260,7 @@ def test_example_contract_dates_are_in_the_past() -> None:
     assert dates and all(d < today for d in dates), dates
 
 
-# ----- message shapes of real clients (domain notes §11) -----------------------------------------------
+# ----- message shapes of real clients (docs/register-facts.md#real-clients-on-the-wire) -----------------------------------------------
 
 OWNER = {"idCodeType": "BusinessId", "idCode": "7654321-2"}
 

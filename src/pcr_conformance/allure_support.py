@@ -1,4 +1,4 @@
-"""Allure mapping of design.md §7: labels, attachments, categories and environment.properties.
+"""Allure mapping of docs/concepts.md#allure-mapping: labels, attachments, categories and environment.properties.
 
 allure-pytest reads labels from `allure_label` markers when the test ends, so the plugin adds them as
 markers at collection; it writes neither environment.properties nor categories.json, so we do.

@@ -1,8 +1,8 @@
-// Allure 3 configuration of one pcr-conformance report (design.md §7). Written by pcr_conformance.report
+// Allure 3 configuration of one pcr-conformance report (docs/concepts.md#reports). Written by pcr_conformance.report
 // beside allure-results/ of reports/<kit>/<target>/; `allure awesome --config` reads it. Allure 3 takes its
 // categories from here, not from categories.json (which the plugin writes for Allure 2 users).
 // Categories are matched in order, the first match wins. Failure messages start with the ID of the broken
-// requirement (design.md §6), after the exception name ("AssertionError: RPT-004 AddLoans: ...").
+// requirement (docs/concepts.md#outcomes), after the exception name ("AssertionError: RPT-004 AddLoans: ...").
 export default {
   name: __REPORT_NAME__,
   categories: [

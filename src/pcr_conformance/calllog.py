@@ -54,7 +54,7 @@ class Call:
         return _m("\n".join(lines) + "\n\n" + _pretty(self.response_body), mask)
 
     def render_curl(self, mask: bool = False) -> str:
-        """A command that repeats the request with the same certificate (design.md §7)."""
+        """A command that repeats the request with the same certificate (docs/concepts.md#allure-mapping)."""
         lines = [f"curl -sS -i -X {self.method} {shlex.quote(self.url)}"]
         if self.cacert:
             lines.append(f"--cacert {shlex.quote(self.cacert)}")

@@ -1,4 +1,4 @@
-"""Cancelling what a run created (design.md §6): the real test environment is shared and cannot be reset, so
+"""Cancelling what a run created (docs/concepts.md#shared-environment): the real test environment is shared and cannot be reset, so
 at the end of a session every loan that this run's AddLoans batches were accepted for is cancelled with a
 TerminateLoans `Cancellation` report (RPT-018), by the identity that reported it.
 

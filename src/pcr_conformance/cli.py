@@ -4,7 +4,7 @@ This module is the shell: argument parsing, `main`, exit codes and CliError. Eac
 `pcr_conformance.commands` (run, validate, requirements, report, selftest) with `main(args) -> exit code`,
 imported only when that command runs.
 
-Exit codes (design.md §1): 0 every kit conformant / every file valid; 1 a requirement failed / a file has
+Exit codes (docs/concepts.md#verdicts-and-exit-codes): 0 every kit conformant / every file valid; 1 a requirement failed / a file has
 errors; 2 the run could not be made (bad target or kit file, unreachable target, pytest usage or collection
 error, missing summary.json, timeout) or a file could not be validated.
 """

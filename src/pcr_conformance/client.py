@@ -2,7 +2,7 @@
 
 Each ApiClient speaks mutual TLS with its slot's certificate, applies the target's timeout and rate limit,
 and records every call into the test's CallLog (attached to the Allure report by the plugin). Network
-failures raise TargetUnreachable, never AssertionError: they are *broken*, not *failed* (design.md §6).
+failures raise TargetUnreachable, never AssertionError: they are *broken*, not *failed* (docs/concepts.md#outcomes).
 """
 
 from __future__ import annotations

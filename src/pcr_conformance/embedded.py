@@ -1,7 +1,7 @@
 """The embedded target: our reference register started as a separate process, exactly as a user would.
 
 `pcr-register init` into a temp dir, `export-pool`, `serve --port 0`; the first stdout line names the port.
-The harness never imports pcr_register (design.md §2): they meet only at the command line, files and HTTP.
+The harness never imports pcr_register (ARCHITECTURE.md): they meet only at the command line, files and HTTP.
 The process is stopped at the end of the session, on failure, on Ctrl-C and at interpreter exit.
 """
 
@@ -114,7 +114,7 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     _install_cleanup()
-    # The environment is inherited so PCR_REGISTER_FAULTS (seeded faults, design.md §8) reaches the register.
+    # The environment is inherited so PCR_REGISTER_FAULTS (seeded faults, docs/concepts.md#seeded-faults) reaches the register.
     proc = subprocess.Popen(
         [*cmd, "serve", "--data", str(data), "--port", "0", "--db", str(workdir / "register.sqlite3")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=register_env(),

@@ -1,7 +1,7 @@
 """Exceptions of the harness.
 
 None of them is an AssertionError: a test that raises one is reported *broken* (could not run), never
-*failed* (design.md §6: a network or configuration error is never a conformance failure).
+*failed* (docs/concepts.md#outcomes: a network or configuration error is never a conformance failure).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Known deviations (design.md §5): the expectations file of a target, `{stable test id: {ticket, reason}}`.
+"""Known deviations (docs/concepts.md#expectations): the expectations file of a target, `{stable test id: {ticket, reason}}`.
 
 `targets/<target>.expectations.toml` beside the target file, or the file named by `--pcr-expectations`. Each
 entry runs as a strict xfail, so a fixed bug makes its stale entry fail the run.

@@ -68,7 +68,7 @@ def pcr_http(pcr_target: Target) -> Iterator[HttpPool]:
 @pytest.fixture(scope="session")
 def pcr_cleanup(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool,
                 request: pytest.FixtureRequest) -> Iterator[LoanLedger]:
-    """The run's loan ledger; at session end its loans are cancelled (design.md §6) when --pcr-cleanup says so."""
+    """The run's loan ledger; at session end its loans are cancelled (docs/concepts.md#shared-environment) when --pcr-cleanup says so."""
     state = state_of(request.config)
     yield state.ledger
     mode = request.config.getoption("pcr_cleanup")

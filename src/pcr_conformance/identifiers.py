@@ -1,6 +1,6 @@
 """Finnish personal identity codes (hetu) and Business IDs (Y-tunnus): check, build, break.
 
-Rules from domain.md §3: hetu `DDMMYYCZZZQ`, Q = `0123456789ABCDEFHJKLMNPRSTUVWXY`[DDMMYYZZZ mod 31];
+Rules from docs/register-facts.md#identity-codes: hetu `DDMMYYCZZZQ`, Q = `0123456789ABCDEFHJKLMNPRSTUVWXY`[DDMMYYZZZ mod 31];
 Business ID `NNNNNNN-C` with weights 7,9,10,5,8,4,2 (r = sum mod 11; r=0 -> 0; r=1 -> no valid digit;
 else 11-r). The suites only ever generate artificial codes (individual number 900-999).
 """

@@ -1,4 +1,4 @@
-"""Kits (design.md §5): which requirements a stakeholder's conformance run covers, and which levels decide.
+"""Kits (docs/concepts.md#kits): which requirements a stakeholder's conformance run covers, and which levels decide.
 
 A kit selects requirements by actor, API and level, plus explicit include/exclude IDs. A test belongs to a
 kit when any requirement it verifies is selected; tests are never copied per kit.

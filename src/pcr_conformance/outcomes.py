@@ -1,4 +1,4 @@
-"""Outcome of a suite test (design.md §6): passed, failed (the implementation broke the contract), broken
+"""Outcome of a suite test (docs/concepts.md#outcomes): passed, failed (the implementation broke the contract), broken
 (the test could not run: harness, network, TLS), skipped (not claimed) or xfailed (a known deviation).
 
 `classify` judges one report; the outcome travels on the report (so an xdist controller sees it too) and

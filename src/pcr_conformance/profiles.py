@@ -1,4 +1,4 @@
-"""Hypothesis / schemathesis profiles of the suites (design.md §6), applied to suite tests only.
+"""Hypothesis / schemathesis profiles of the suites (docs/concepts.md#fuzzing-profiles), applied to suite tests only.
 
 certification: the same inputs on every run (derandomized, fixed budget, no example database).
 regression: random and longer, for the register team; the seed is recorded so a run can be replayed.

@@ -1,4 +1,4 @@
-"""Reports of a run (design.md §7): summaries, the verdict table, the single-file Allure 3 HTML.
+"""Reports of a run (docs/concepts.md#reports): summaries, the verdict table, the single-file Allure 3 HTML.
 
 A report folder is `reports/<kit>/<target>/` with `allure-results/`, `junit.xml`, `summary.json` (written by
 the plugin) and `html/index.html` (written here by the npm package `allure`, pinned in package.json, run
@@ -22,7 +22,7 @@ from pcr_conformance import resources
 
 ALLURERC_TEMPLATE = Path(__file__).with_name("allurerc.mjs")
 ALLURE_TIMEOUT_S = 120
-# The report's tree: kit -> API -> operation or flow (design.md §7). Not by story: a test verifying several
+# The report's tree: kit -> API -> operation or flow (docs/concepts.md#allure-mapping). Not by story: a test verifying several
 # requirements would be counted once per requirement. The stories are shown on each test.
 GROUP_BY = "parentSuite,epic,feature"
 COUNT_KEYS = ("passed", "failed", "broken", "skipped")
@@ -164,7 +164,7 @@ def outcomes_to_json(outcomes: Sequence[KitOutcome]) -> list[dict[str, Any]]:
 
 
 def write_allurerc(folder: Path, report_name: str) -> Path:
-    """Write allurerc.mjs (the categories of design.md §7) into a report folder."""
+    """Write allurerc.mjs (the categories of docs/concepts.md#categories) into a report folder."""
     text = ALLURERC_TEMPLATE.read_text(encoding="utf-8").replace("__REPORT_NAME__", json.dumps(report_name))
     path = folder / "allurerc.mjs"
     path.write_text(text, encoding="utf-8")

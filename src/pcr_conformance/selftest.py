@@ -1,4 +1,4 @@
-"""The seeded-fault self-test (design.md §8, issue 6).
+"""The seeded-fault self-test (docs/concepts.md#self-test, issue 6).
 
 For each fault switch of the reference register: start the register with that fault (through the embedded
 target, which passes PCR_REGISTER_FAULTS on to the register process), run the tests that verify the broken
@@ -6,7 +6,7 @@ requirement, and record whether at least one test failed and whether a failure n
 fault the targeted tests miss gets a second pass with the whole kit. One run without any fault must have
 zero failures (no false alarms). A suite that stays green against a broken register is a defect of the suite.
 
-The fault list comes from `pcr-register faults` (JSON), never from importing pcr_register (design.md §2).
+The fault list comes from `pcr-register faults` (JSON), never from importing pcr_register (ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def run_pytest(
 
 
 def names_requirement(messages: Iterable[str], requirement: str) -> bool:
-    """A failure names the requirement when its message starts with the ID (design.md §6)."""
+    """A failure names the requirement when its message starts with the ID (docs/concepts.md#outcomes)."""
     return any(requirement in m.split("\n", 1)[0] or m.lstrip().startswith(requirement) for m in messages)
 
 

@@ -1,4 +1,4 @@
-"""summary.json (design.md §7): the verdict of one kit against one target, per requirement.
+"""summary.json (docs/concepts.md#summaryjson): the verdict of one kit against one target, per requirement.
 
 Outcomes per test: passed, failed (AssertionError: the implementation broke a requirement), broken (could
 not run), skipped (not claimed / not applicable), xfailed (known deviation). A requirement is failed when

@@ -1,6 +1,6 @@
 """Run-unique test data and the target's data pool (docs/interfaces.md §7, §10).
 
-The real test environment cannot be reset and is shared (design.md §6): every loan number, batch reference
+The real test environment cannot be reset and is shared (docs/concepts.md#shared-environment): every loan number, batch reference
 and report reference carries the run id, and persons come only from the target's pool.
 """
 

@@ -1,6 +1,6 @@
 """Case-insensitive member names (ENV-011).
 
-Real clients send PascalCase bodies (domain.md §11). Every incoming member name is mapped to the canonical
+Real clients send PascalCase bodies (docs/register-facts.md#real-clients-on-the-wire). Every incoming member name is mapped to the canonical
 camelCase name known from the spec schemas before validation; names the specs do not know are kept as sent
 so that validation can reject them as unknown members (ENV-010). The same walk enforces the nesting limit
 (H00, ENV-009).

@@ -1,7 +1,7 @@
 """Certificates for a register data dir: CA, server certificate, client certificates (interfaces.md §6).
 
 EC P-256 keys (fast to generate); client certificates are valid for two years like the Tax Administration's
-(domain.md §7). Keys are written unencrypted (PKCS#8 PEM, mode 0600): this is test material only.
+(docs/register-facts.md#certificates-and-tls). Keys are written unencrypted (PKCS#8 PEM, mode 0600): this is test material only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-CLIENT_VALIDITY = timedelta(days=730)  # two years, like the real certificates (domain.md §7)
+CLIENT_VALIDITY = timedelta(days=730)  # two years, like the real certificates (docs/register-facts.md#certificates-and-tls)
 CA_VALIDITY = timedelta(days=3650)
 
 

@@ -1,4 +1,4 @@
-"""Error items and the error object (interfaces.md §5).
+"""Error items and the error object (the codes are data: specs/errors.yaml).
 
 The codes and their texts are data: specs/errors.yaml, loaded with the other spec files
 (validation.Specs.error_codes). An item made here carries its errorDescription only when the code path gives

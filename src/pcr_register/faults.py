@@ -1,4 +1,4 @@
-"""Seeded faults: each switch breaks exactly one requirement (design.md §8, interfaces.md §8).
+"""Seeded faults: each switch breaks exactly one requirement (docs/concepts.md#seeded-faults, interfaces.md §8).
 
 The self-test of the suites starts the register with ``PCR_REGISTER_FAULTS=name[,name]`` and requires the
 suites to fail naming the requirement. The handlers ask ``faults.on("name")``; nothing else changes.

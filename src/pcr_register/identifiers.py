@@ -1,9 +1,9 @@
 """The register's own identifier rules: Finnish personal identity code (hetu) and Business ID (Y-tunnus).
 
-Deliberately independent of ``pcr_conformance.identifiers`` (design.md §2: the register and the harness
+Deliberately independent of ``pcr_conformance.identifiers`` (ARCHITECTURE.md: the register and the harness
 meet only at specs/ and HTTP), so a bug in one is caught by the other.
 
-Facts: domain.md §3.1 (hetu) and §3.2 (Business ID).
+Facts: docs/register-facts.md#personal-identity-code-hetu (hetu) and docs/register-facts.md#business-id (Business ID).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from datetime import date
 
-# domain.md §3.1: check character = DDMMYYZZZ mod 31, indexed into this alphabet.
+# docs/register-facts.md#personal-identity-code-hetu: check character = DDMMYYZZZ mod 31, indexed into this alphabet.
 HETU_CHECK_ALPHABET = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 
-# domain.md §3.1: century signs since the 2023 decree.
+# docs/register-facts.md#personal-identity-code-hetu: century signs since the 2023 decree.
 CENTURY_OF_SIGN: dict[str, int] = {
     "+": 1800,
     "-": 1900, "Y": 1900, "X": 1900, "W": 1900, "V": 1900, "U": 1900,
@@ -31,7 +31,7 @@ _BUSINESS_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2)
 
 
 def hetu_check_character(digits: str) -> str:
-    """Check character for the nine digits DDMMYYZZZ (domain.md §3.1)."""
+    """Check character for the nine digits DDMMYYZZZ (docs/register-facts.md#personal-identity-code-hetu)."""
     if len(digits) != 9 or not digits.isdigit():
         raise ValueError(f"expected nine digits DDMMYYZZZ, got {digits!r}")
     return HETU_CHECK_ALPHABET[int(digits) % 31]
@@ -87,7 +87,7 @@ def is_artificial_hetu(code: str) -> bool:
 def business_id_check_digit(seven_digits: str) -> int | None:
     """Check digit of a Business ID, or None when the number cannot have one (remainder 1).
 
-    domain.md §3.2: weights 7,9,10,5,8,4,2; r = sum mod 11; r = 0 -> 0; r = 1 -> invalid; else 11 - r.
+    docs/register-facts.md#business-id: weights 7,9,10,5,8,4,2; r = sum mod 11; r = 0 -> 0; r = 1 -> invalid; else 11 - r.
     """
     if len(seven_digits) != 7 or not seven_digits.isdigit():
         raise ValueError(f"expected seven digits, got {seven_digits!r}")

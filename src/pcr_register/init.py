@@ -65,14 +65,14 @@ class Organisation:
 
 
 # Business IDs: Y-tunnus numbers are issued roughly in sequence and have not yet reached the 99xxxxx range,
-# so these (valid check digits, domain.md §3.2) should belong to no real company. The foreign ID is a
+# so these (valid check digits, docs/register-facts.md#business-id) should belong to no real company. The foreign ID is a
 # Swedish-style organisation number whose Luhn digit is wrong, so it cannot be a real one either.
 ORGANISATIONS: tuple[Organisation, ...] = (
     Organisation("lender-a", "Demo Bank Oyj", "BusinessId", business_id("9900101"),
                  ("reporting", "using-data"), extract_permission=True),
     Organisation("lender-b", "Esimerkki Rahoitus Oy", "BusinessId", business_id("9900102"),
                  ("reporting", "using-data"), extract_permission=True),
-    # Only Kela may report GuaranteeReceivable (domain.md §2.1, D20).
+    # Only Kela may report GuaranteeReceivable (docs/register-facts.md#reporting-rules, D20).
     Organisation("kela", "Demo Social Insurance Institution (Kela role)", "BusinessId", business_id("9900103"),
                  ("reporting",), is_kela=True),
     Organisation("lender-noperm", "Testi Kulutusluotto Oy", "BusinessId", business_id("9900104"),
@@ -82,7 +82,7 @@ ORGANISATIONS: tuple[Organisation, ...] = (
                  ("reporting",), country_code="SE"),
     Organisation("authority-full", "Demo Financial Supervisory Authority", "BusinessId",
                  business_id("9900105"), ("authority",)),
-    # Some authorities may see consumer credits only (domain.md §6).
+    # Some authorities may see consumer credits only (docs/register-facts.md#authorities-and-cics).
     Organisation("authority-consumer", "Demo Consumer Credit Authority", "BusinessId",
                  business_id("9900106"), ("authority",), scope=CONSUMER_CREDIT_ONLY),
     Organisation("cic", "Demo Credit Information Oy", "BusinessId", business_id("9900108"),

@@ -1,6 +1,6 @@
 """The register's deterministic test population (population.json, interfaces.md §7).
 
-Every identity code is artificial (individual number 900-999, domain.md §3.1) and valid. The same seed gives
+Every identity code is artificial (individual number 900-999, docs/register-facts.md#personal-identity-code-hetu) and valid. The same seed gives
 the same codes, statuses, bans and amounts; only the dates that must be relative to today (income months,
 ban and death dates) move with ``today``.
 """
@@ -14,10 +14,10 @@ from typing import Any
 
 from .identifiers import CENTURY_OF_SIGN, CENTURY_SIGNS, hetu
 
-BAN_REASONS = ("RiskOfIdentityTheft", "ControlOfPersonalFinances", "Other")  # domain.md §6
+BAN_REASONS = ("RiskOfIdentityTheft", "ControlOfPersonalFinances", "Other")  # docs/register-facts.md#authorities-and-cics
 
 # Share of each century sign among generated persons. The 1800s sign '+' is rare (and mostly deceased);
-# the new 2023 signs (domain.md §3.1) are all present so that registers are tested against them.
+# the new 2023 signs (docs/register-facts.md#personal-identity-code-hetu) are all present so that registers are tested against them.
 _SIGN_WEIGHTS: dict[str, int] = {
     "+": 1, "-": 34, "Y": 5, "X": 5, "W": 5, "V": 5, "U": 5,
     "A": 25, "B": 3, "C": 3, "D": 3, "E": 3, "F": 3,
@@ -148,7 +148,7 @@ def generate_population(
         people[i].status = "not-in-use"
 
     active = [i for i in range(n_base) if people[i].status == "active"]
-    # Century twins (domain.md §3.1): same DDMMYYZZZ, other sign of the same century, both active with income.
+    # Century twins (docs/register-facts.md#personal-identity-code-hetu): same DDMMYYZZZ, other sign of the same century, both active with income.
     twin_bases = rng.sample(
         [i for i in active if people[i].sign != "+" and people[i].birth < _ADULT_BORN_BEFORE],
         profile.century_twin_pairs,

@@ -1,4 +1,4 @@
-"""Validate requests and responses against the spec files themselves (design.md §4).
+"""Validate requests and responses against the spec files themselves.
 
 specs/*.yaml are loaded with yaml; the cross-file $refs (``components.yaml#/...``) are resolved by a small
 bundler that copies every referenced file into the API document under ``x-bundled`` and rewrites the refs to
