@@ -168,6 +168,9 @@ def test_suite_hypothesis_test(n):
 UNRELATED = '''
 from hypothesis import given, settings, strategies as st
 
+# The project's own profile (explicit, so the check does not depend on Hypothesis' "ci" profile under CI=true).
+settings.register_profile("unrelated", max_examples=100, derandomize=False)
+settings.load_profile("unrelated")
 SEEN = []
 
 
@@ -180,7 +183,7 @@ def test_own_settings(n):
 
 def test_z_after_the_suite_tests():
     assert len(SEEN) == 7  # its own max_examples, not the kit profile's 25
-    assert settings.get_current_profile_name() == "default"
+    assert settings.get_current_profile_name() == "unrelated"
     assert not settings.default.derandomize and settings.default.max_examples == 100
 '''
 
