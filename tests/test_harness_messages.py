@@ -12,7 +12,7 @@ from pcr_conformance.testdata import TestData, new_run_id, parse_pool
 
 LN = {"type": "Other", "number": "PCR-20261121120000-abcd-1"}
 HETU = "010594Y9032"
-ENVELOPE = {"targetEnvironment": "Test", "owner": {"idCodeType": "BusinessId", "idCode": "0112038-9"}}
+ENVELOPE = {"targetEnvironment": "Test", "owner": {"idCodeType": "BusinessId", "idCode": "9900101-0"}}
 
 BUILT = {
     "AddLoans": [m.lump_sum_loan(LN, HETU, "R1"), m.running_account_loan(LN, HETU, "R2"),

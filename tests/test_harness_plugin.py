@@ -136,7 +136,7 @@ ca_bundle = "{tmp_path / 'ca.pem'}"
 [identities.lender]
 cert = "{tmp_path / 'c.pem'}"
 key = "{tmp_path / 'c.key'}"
-owner = {{ idCodeType = "BusinessId", idCode = "0112038-9" }}
+owner = {{ idCodeType = "BusinessId", idCode = "9900101-0" }}
 ''')
     _suite(pytester, 'import pytest\n\n@pytest.mark.verifies("RPT-003")\ndef test_x(pcr_clients):\n    """x."""\n')
     result = pytester.runpytest("suites", "--pcr-target", str(target), "--pcr-output", "out")
