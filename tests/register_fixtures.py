@@ -49,25 +49,25 @@ def wrong_check(code: str) -> str:
 
 
 ORGS: dict[str, dict[str, Any]] = {
-    "lender-a": {"name": "Lender A Oy", "idCodeType": "BusinessId", "idCode": business_id("0112038"), "countryCode": None,
+    "lender-a": {"name": "Lender A Oy", "idCodeType": "BusinessId", "idCode": business_id("9900111"), "countryCode": None,
                  "roles": ["reporting", "using-data"], "extractPermission": True, "isKela": False, "scope": "full"},
-    "lender-b": {"name": "Lender B Oy", "idCodeType": "BusinessId", "idCode": business_id("0111027"), "countryCode": None,
+    "lender-b": {"name": "Lender B Oy", "idCodeType": "BusinessId", "idCode": business_id("9900112"), "countryCode": None,
                  "roles": ["reporting", "using-data"], "extractPermission": True, "isKela": False, "scope": "full"},
-    "kela": {"name": "Kela", "idCodeType": "BusinessId", "idCode": business_id("0246246"), "countryCode": None,
+    "kela": {"name": "Demo Kela role", "idCodeType": "BusinessId", "idCode": business_id("9900113"), "countryCode": None,
              "roles": ["reporting"], "extractPermission": False, "isKela": True, "scope": "full"},
-    "lender-noperm": {"name": "No Permission Oy", "idCodeType": "BusinessId", "idCode": business_id("0194099"),
+    "lender-noperm": {"name": "No Permission Oy", "idCodeType": "BusinessId", "idCode": business_id("9900114"),
                       "countryCode": None, "roles": ["reporting", "using-data"], "extractPermission": False,
                       "isKela": False, "scope": "full"},
-    "lender-foreign": {"name": "Utlandsk Bank AB", "idCodeType": "ForeignBusinessId", "idCode": "5560000001",
+    "lender-foreign": {"name": "Utlandsk Bank AB", "idCodeType": "ForeignBusinessId", "idCode": "5560000000",
                        "countryCode": "SE", "roles": ["reporting"], "extractPermission": False, "isKela": False,
                        "scope": "full"},
-    "authority-full": {"name": "Finanssivalvonta (test)", "idCodeType": "BusinessId", "idCode": business_id("0202248"),
+    "authority-full": {"name": "Demo Supervisory Authority", "idCodeType": "BusinessId", "idCode": business_id("9900118"),
                        "countryCode": None, "roles": ["authority"], "extractPermission": False, "isKela": False,
                        "scope": "full"},
     "authority-consumer": {"name": "Consumer Authority (test)", "idCodeType": "BusinessId",
-                           "idCode": business_id("0202250"), "countryCode": None, "roles": ["authority"],
+                           "idCode": business_id("9900116"), "countryCode": None, "roles": ["authority"],
                            "extractPermission": False, "isKela": False, "scope": "consumer-credit-only"},
-    "cic": {"name": "Credit Info Oy", "idCodeType": "BusinessId", "idCode": business_id("0202264"), "countryCode": None,
+    "cic": {"name": "Credit Info Oy", "idCodeType": "BusinessId", "idCode": business_id("9900117"), "countryCode": None,
             "roles": ["credit-information-company"], "extractPermission": False, "isKela": False, "scope": "full"},
 }
 

@@ -197,7 +197,7 @@ def test_bad_business_id_d05(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_foreign_owner_without_country_code_d40(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     body = add_loans()
-    body["owner"] = {"idCodeType": "ForeignBusinessId", "idCode": "5560000001"}
+    body["owner"] = {"idCodeType": "ForeignBusinessId", "idCode": "5560000000"}
     code, out, _ = run(capsys, write(tmp_path, "foreign.json", body))
     assert code == 1
     assert "/owner/countryCode  IDN-004 D40" in out
