@@ -46,7 +46,8 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same files give the 
 # A field whose value is a secret or names one: literal values are dropped, `${VAR}` references stay.
 _SECRET_FIELD = re.compile(r"^(key|password|passphrase|secret|token|pin)$|[_-](key|password|passphrase|secret|token)$",
                            re.IGNORECASE)
-_PAIR = re.compile(r"""(?P<name>[A-Za-z0-9_-]+)(?P<eq>\s*=\s*)(?P<val>"(?:[^"\\\n]|\\.)*"|'[^'\n]*')""")
+# name = "value" or 'value' on one line (a multi-line string is never matched: the check after catches it)
+_PAIR = re.compile(r"""(?P<name>[A-Za-z0-9_-]+)(?P<eq>\s*=\s*)(?P<val>"(?:[^"\\\n]|\\.)*"(?!")|'[^'\n]*'(?!'))""")
 _ONLY_REFS = re.compile(r"^(\$\{[A-Za-z_][A-Za-z0-9_]*\})+$")
 _PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
