@@ -1,7 +1,7 @@
 """`pcr-conformance`: run kits against a target, validate message files, list requirements, rebuild reports.
 
 This module is the shell: argument parsing, `main`, exit codes and CliError. Each command is a module of
-`pcr_conformance.commands` (run, validate, requirements, report, selftest) with `main(args) -> exit code`,
+`pcr_conformance.commands` (run, validate, requirements, report, selftest, bundle, verify) with `main(args) -> exit code`,
 imported only when that command runs.
 
 Exit codes (docs/concepts.md#verdicts-and-exit-codes): 0 every kit conformant / every file valid; 1 a requirement failed / a file has
@@ -93,6 +93,31 @@ def build_parser() -> argparse.ArgumentParser:
                                      "folder, or reports/ for all of them).")
     rep.add_argument("dir", metavar="DIR")
     rep.set_defaults(command_module="report")
+
+    bun = sub.add_parser("bundle", help="a signed evidence bundle of a report folder",
+                         description="Write one zip archive of REPORT_DIR with the kit, specs, target file "
+                                     "(secrets removed) and certificates the run used, and an in-toto statement "
+                                     "of every file's SHA-256 in a DSSE envelope signed with KEY.")
+    bun.add_argument("report_dir", metavar="REPORT_DIR", help="a reports/<kit>/<target>/ folder")
+    bun.add_argument("--sign-key", required=True, metavar="KEY",
+                     help="PEM private key of the attesting organisation (ECDSA P-256, RSA or Ed25519; "
+                          "encrypted: set PCR_SIGN_KEY_PASSWORD)")
+    bun.add_argument("--cert", metavar="CERT", help="PEM certificate (chain) of KEY, carried in the bundle")
+    bun.add_argument("--attested-by-org", metavar="NAME", help="attesting organisation (default: the certificate's O=)")
+    bun.add_argument("--attested-by-person", metavar="NAME", help="the person who attests the run")
+    bun.add_argument("--attested-by-role", metavar="ROLE", help="that person's role")
+    bun.add_argument("--target", metavar="FILE", help="the run's target file (default: summary.json's target name)")
+    bun.add_argument("-o", "--output", metavar="BUNDLE",
+                     help="archive to write (default: pcr-evidence-<kit>-<target>-<run id>.zip)")
+    bun.set_defaults(command_module="bundle")
+
+    ver = sub.add_parser("verify", help="check an evidence bundle and print the verdict it certifies",
+                         description="Check every file of BUNDLE against its signed statement and the signature "
+                                     "against the bundled certificate (with --ca: that it chains to CA). "
+                                     "Exit 0 valid, 1 invalid (the file or signature named), 2 not a bundle.")
+    ver.add_argument("bundle", metavar="BUNDLE")
+    ver.add_argument("--ca", metavar="CA", help="PEM file of the CA the signer's certificate must chain to")
+    ver.set_defaults(command_module="verify")
 
     st = sub.add_parser("selftest", help="seeded-fault self-test of the suites",
                         description="Run the suites against the reference register with each fault switch; "
