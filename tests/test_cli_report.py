@@ -231,8 +231,13 @@ def test_verdict_page_shows_verdict_and_every_requirement(verdict: str, new_fiel
     assert len(re.findall(r'<tr id="', page)) == len(status_of)
     if new_fields:
         assert "2026-01-02T03:04:05Z" in page and "9.9.9 (abcdef123456)" in page and "why inconclusive" in page
-    for link in _links(index):  # no external resource; every link is a file beside the page
-        assert "//" not in link and (index.parent / link.split("#")[0]).is_file()
+    rows = set(re.findall(r'<tr id="([^"]+)"', page))
+    for link in _links(index):  # no external resource; every link is a file beside the page or a row of it
+        file, _, fragment = link.partition("#")
+        assert "//" not in link and ((index.parent / file).is_file() if file else fragment in rows), link
+    attention = page[page.index("Not shown to be met"):].split("</p>")[0]
+    assert re.findall(r'href="#([^"]+)"', attention) == [r for s in ("failed", "inconclusive", "not-run")
+                                                         for r, st in status_of.items() if st == s]
 
 
 def test_verdict_page_without_allure_names_the_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -307,7 +312,7 @@ def test_two_runs_keep_a_history_and_the_page_links_into_allure(tmp_path: Path) 
     embedded = allure_html.read_text(encoding="utf-8")
     for link in links:
         file, _, fragment = link.partition("#")
-        assert (index.parent / file).is_file()
-        if fragment:
+        assert not file or (index.parent / file).is_file()
+        if file and fragment:
             assert f'd("data/test-results/{fragment}.json"' in embedded, link
     assert "Allure quality gate</th><td>passed" in page

@@ -37,6 +37,7 @@ STATUS_ORDER = ("failed", "inconclusive", "not-run", "skipped", "not-applicable"
 DECIDED_BY = {"passed": {"passed"}, "failed": {"failed", "xfailed"}, "not-run": {"broken", "not-run"},
               "skipped": {"skipped"}, "not-applicable": {"skipped"}, "inconclusive": {"failed", "broken", "skipped"}}
 SHOWN_TESTS = 6
+ATTENTION = ("failed", "inconclusive", "not-run")  # listed under the verdict, linked to their rows
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -212,6 +213,11 @@ def render(summary: Mapping[str, Any], requirements: Mapping[str, Req], results:
     test_counts = " · ".join(f"{e(str(k))} {e(str(v))}" for k, v in counts.items())
     req_counts = " · ".join(f"{_pill(s)} {n}" for s, n in by_status.items() if n)
     error = f'<p class="error">{e(str(summary["error"]))}</p>' if summary.get("error") else ""
+    attention = [rid for s in ATTENTION for rid in sorted(entries) if entries[rid]["status"] == s]
+    if attention:
+        error += ('<p class="attention"><b>Not shown to be met:</b> '
+                  + " ".join(f'<a href="#{e(r)}">{e(r)}</a>&nbsp;{_pill(entries[r]["status"])}' for r in attention)
+                  + "</p>")
     link = (f'<p><a class="button" href="{ALLURE_FILE}">Open the full Allure report</a> every test with its '
             f'requests, responses and curl commands; trends across runs</p>' if allure
             else f'<p class="muted">{e(allure_note or "The Allure report was not generated.")}</p>')
@@ -240,6 +246,8 @@ td.tests a {{ color: #0969da; text-decoration: none; }} td.tests a:hover {{ text
 .o-failed, .o-broken {{ color: #cf222e; font-weight: 700; }}
 tr.s-failed td.id {{ color: #cf222e; }}
 .reason {{ color: #57606a; font-size: 13px; }}
+.attention {{ background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 8px 16px; }}
+.attention a {{ font-family: ui-monospace, monospace; font-weight: 700; color: #1f2328; }}
 .muted {{ color: #57606a; }} .error {{ color: #cf222e; font-weight: 600; }}
 a.button {{ background: #0969da; color: #fff; padding: 6px 14px; border-radius: 6px; text-decoration: none; font-weight: 600; }}
 </style></head>
