@@ -1,9 +1,13 @@
-"""Reports: summary.json reading, the verdict table, allurerc.mjs categories, the Allure 3 HTML (fast)."""
+"""Reports: summary.json reading, the verdict table, allurerc.mjs categories, history and quality gate, the
+verdict page and the Allure 3 HTML (fast, but for the two real runs that keep a history)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import html as html_lib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from pcr_conformance import report
+from pcr_conformance import report, verdict_page
+from pcr_conformance.allure_support import stable_id
 from pcr_conformance.cli import main
 from pcr_conformance.commands.run import failure_reason
+from pcr_conformance.kits import load_requirements
 
 SUMMARY = {
     "kit": "lender-reporting", "target": "reference", "verdict": "not-conformant",
@@ -100,6 +106,11 @@ def _fake_results(tmp_path: Path) -> Path:
     return folder
 
 
+def _embedded(allure_html: Path, name: str) -> list[str]:
+    """The base64 payloads the single-file report embeds under names matching the regex `name`."""
+    return re.findall(rf'd\("{name}","([^"]+)"\)', allure_html.read_text(encoding="utf-8"))
+
+
 def _categories(index: Path) -> dict[str, str]:
     """{test name: category} from the single-file report's embedded widgets/categories.json."""
     m = re.search(r'd\("widgets/categories\.json","([^"]+)"\)', index.read_text(encoding="utf-8"))
@@ -122,10 +133,11 @@ def test_html_report_with_categories(tmp_path: Path, capsys: pytest.CaptureFixtu
     folder = _fake_results(tmp_path)
     assert main(["report", str(tmp_path / "reports")]) == 0
     out = capsys.readouterr().out
-    index = folder / "html" / "index.html"
-    assert index.is_file() and f"HTML report: {index}" in out
+    allure_html = folder / "html" / "allure.html"
+    assert allure_html.is_file() and f"HTML report: {allure_html}" in out  # no summary.json: no verdict page
+    assert not (folder / "html" / "index.html").exists()
     assert not (folder / ".html.tmp").exists()
-    assert _categories(index) == EXPECTED_CATEGORIES
+    assert _categories(allure_html) == EXPECTED_CATEGORIES
 
 
 def test_missing_allure_is_one_line_and_the_rest_stays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -143,3 +155,164 @@ def test_report_of_a_folder_without_results_exits_2(tmp_path: Path, capsys: pyte
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no allure-results" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- the verdict page, history, quality gate ---------------------------------------------------------------
+
+STATUSES = ("passed", "failed", "inconclusive", "skipped", "not-applicable", "not-run", "not-tested")
+VERDICT_WORDS = ("conformant", "not-conformant", "incomplete", "error")
+
+
+def _synthetic(folder: Path, verdict: str = "not-conformant", *, new_fields: bool = True) -> dict[str, str]:
+    """A report folder with summary.json (one requirement per status) and hand-written Allure results.
+
+    new_fields: the summary as the verdict engine writes it (requirement objects with reason and tests,
+    started_utc, tool_version...); without, the older shape (status strings, tests only under `tests`)."""
+    rids = list(load_requirements())[:len(STATUSES)]
+    status_of = dict(zip(rids, STATUSES, strict=True))
+    outcome_of = {"passed": "passed", "failed": "failed", "inconclusive": "passed", "skipped": "skipped",
+                  "not-applicable": "skipped", "not-run": "broken"}
+    tests = {f"suites/x/test_{rid.lower().replace('-', '_')}.py::test_it[{rid}]":
+             {"outcome": outcome_of[status], "verifies": [rid]}
+             for rid, status in status_of.items() if status in outcome_of}
+    results = folder / "allure-results"
+    results.mkdir(parents=True)
+    for i, (nodeid, t) in enumerate(tests.items()):
+        module, name = nodeid.split("::")
+        result = {"uuid": f"00000000-0000-0000-0000-{i:012d}", "name": name, "status": t["outcome"],
+                  "fullName": module[:-3].replace("/", ".") + "#" + name.split("[")[0], "start": 1, "stop": 2,
+                  "labels": [{"name": "as_id", "value": stable_id(nodeid)},
+                             *({"name": "requirement", "value": r} for r in t["verifies"])]}
+        (results / f"{result['uuid']}-result.json").write_text(json.dumps(result), encoding="utf-8")
+    if new_fields:
+        requirements: dict[str, object] = {
+            rid: {"status": st, "reason": f"why {st}",
+                  "tests": [n for n, t in tests.items() if rid in t["verifies"]]} for rid, st in status_of.items()}
+        extra = {"started_utc": "2026-01-02T03:04:05Z", "ended_utc": "2026-01-02T03:09:05Z",
+                 "tool_version": "9.9.9", "git_commit": "abcdef1234567890", "capabilities": ["transfer"]}
+    else:
+        requirements, extra = dict(status_of), {}
+    summary = {"kit": "lender-reporting", "kit_title": "Lender reporting", "target": "reference", "verdict": verdict,
+               "counts": {"passed": 2, "failed": 1, "broken": 1, "skipped": 2, "xfailed": 0},
+               "deciding_levels": ["must"], "requirements": requirements, "tests": tests, "suite_version": "0.1.0",
+               "profile": "certification", "seed": "derandomized", "run_id": "run-1", **extra}
+    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return status_of
+
+
+def _links(index: Path) -> list[str]:
+    return re.findall(r'href="([^"]+)"', index.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("new_fields", [True, False], ids=["with-verdict-engine-fields", "older-summary"])
+@pytest.mark.parametrize("verdict", VERDICT_WORDS)
+def test_verdict_page_shows_verdict_and_every_requirement(verdict: str, new_fields: bool, tmp_path: Path) -> None:
+    folder = tmp_path / "lender-reporting" / "reference"
+    status_of = _synthetic(folder, verdict, new_fields=new_fields)
+    (folder / "html").mkdir()
+    (folder / "html" / verdict_page.ALLURE_FILE).write_text("<html></html>", encoding="utf-8")
+    index = verdict_page.write(folder, folder / "html", allure=True, gate="passed")
+    assert index == folder / "html" / "index.html"
+    page = index.read_text(encoding="utf-8")
+    assert f'<div class="word">{verdict}</div>' in page and verdict_page.VERDICTS[verdict][0] in page
+    assert "Lender reporting" in page and "reference" in page and "Allure quality gate" in page
+    requirements = load_requirements()
+    for rid, status in status_of.items():
+        row = re.search(rf'<tr id="{rid}" class="s-{status}">(.*?)</tr>', page, re.S)
+        assert row, f"no row for {rid} ({status})"
+        assert html_lib.escape(requirements[rid].title) in row.group(1)
+        assert f'<td class="level{" deciding" if requirements[rid].level == "must" else ""}">' in row.group(1)
+        assert f'<span class="pill" style="background:{verdict_page.STATUS_COLOURS[status]}">{status}</span>' \
+            in row.group(1)
+        if status != "not-tested":
+            uuid = json.loads(next(p for p in (folder / "allure-results").glob("*-result.json")
+                                   if f"[{rid}]" in p.read_text(encoding="utf-8")).read_text(encoding="utf-8"))["uuid"]
+            assert f'href="allure.html#{hashlib.md5(uuid.encode()).hexdigest()}"' in row.group(1)
+    assert len(re.findall(r'<tr id="', page)) == len(status_of)
+    if new_fields:
+        assert "2026-01-02T03:04:05Z" in page and "9.9.9 (abcdef123456)" in page and "why inconclusive" in page
+    rows = set(re.findall(r'<tr id="([^"]+)"', page))
+    for link in _links(index):  # no external resource; every link is a file beside the page or a row of it
+        file, _, fragment = link.partition("#")
+        assert "//" not in link and ((index.parent / file).is_file() if file else fragment in rows), link
+    attention = page[page.index("Not shown to be met"):].split("</p>")[0]
+    assert re.findall(r'href="#([^"]+)"', attention) == [r for s in ("failed", "inconclusive", "not-run")
+                                                         for r, st in status_of.items() if st == s]
+
+
+def test_verdict_page_without_allure_names_the_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "k" / "t"
+    _synthetic(folder)
+    monkeypatch.setenv("PCR_ALLURE", str(tmp_path / "no-such-allure"))
+    outcome = report.generate_html(folder)
+    assert not outcome.ok and "npm ci" in outcome.message and outcome.index == str(folder / "html" / "index.html")
+    page = (folder / "html" / "index.html").read_text(encoding="utf-8")
+    assert "allure.html" not in page and "npm ci" in page and "::test_it[" in page
+    assert not (folder / "html" / "allure.html").exists()
+
+
+def test_allurerc_has_history_and_the_quality_gate_of_the_deciding_levels(tmp_path: Path) -> None:
+    rc = report.write_allurerc(tmp_path, "k on t", ["must", "should"]).read_text(encoding="utf-8")
+    assert "__" not in rc.replace("__REPORT_NAME__", "")
+    assert 'historyPath: "./history.jsonl"' in rc and 'process.env.PCR_ALLURE_APPEND_HISTORY === "1"' in rc
+    gate = rc[rc.index("qualityGate:"):]
+    assert 'id: "deciding-requirement-failed"' in gate and "maxFailures: 0" in gate
+    assert 'id: "test-could-not-run"' in gate and "minTestsCount: 1" in gate
+    assert 'const DECIDING_SEVERITIES = ["critical", "normal"];' in rc
+
+
+def _gate_folder(tmp_path: Path, failing: str) -> Path:
+    """Results of three tests; `failing` names one that fails (with its severity) or is broken."""
+    folder = tmp_path / failing
+    results = folder / "allure-results"
+    results.mkdir(parents=True)
+    for i, (status, severity) in enumerate([("passed", "critical"), ("passed", "normal"),
+                                            {"must": ("failed", "critical"), "should": ("failed", "normal"),
+                                             "broken": ("broken", "minor"), "none": ("passed", "minor")}[failing]]):
+        (results / f"u{i}-result.json").write_text(json.dumps(
+            {"uuid": f"u{i}-{failing}", "name": f"t{i}", "fullName": f"m#t{i}", "status": status, "start": 1, "stop": 2,
+             "historyId": f"h{i}", "labels": [{"name": "severity", "value": severity}]}), encoding="utf-8")
+    report.write_allurerc(folder, "gate")
+    return folder
+
+
+@pytest.mark.skipif(report.find_allure() is None, reason="Allure 3 not installed (npm ci)")
+@pytest.mark.parametrize(("failing", "gate"), [
+    ("none", "passed"), ("should", "passed"),
+    ("must", "failed: deciding-requirement-failed/maxFailures"), ("broken", "failed: test-could-not-run/maxFailures")])
+def test_the_quality_gate_mirrors_the_verdict(failing: str, gate: str, tmp_path: Path) -> None:
+    folder = _gate_folder(tmp_path, failing)
+    assert report.quality_gate(folder) == gate
+    assert sorted(p.name for p in folder.iterdir()) == ["allure-results", "allurerc.mjs"]  # no history, no output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(report.find_allure() is None, reason="Allure 3 not installed (npm ci)")
+def test_two_runs_keep_a_history_and_the_page_links_into_allure(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    folder = reports / "credit-information-company" / "reference"
+    env = {**os.environ, "COLUMNS": "240"}
+    for run in (1, 2):
+        proc = subprocess.run([sys.executable, "-m", "pcr_conformance.cli", "run", "--kit", "credit-information-company",
+                               "--output", str(reports)], capture_output=True, text=True, timeout=900, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        assert len(report.history_points(folder)) == run
+    assert main(["report", str(folder)]) == 0  # regenerating adds no point to the history
+    assert len(report.history_points(folder)) == 2
+    allure_html = folder / "html" / "allure.html"
+    assert _embedded(allure_html, r"data/history/[^\"]+\.json")  # the earlier run, for trends and flaky tests
+    index = folder / "html" / "index.html"
+    page = index.read_text(encoding="utf-8")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert f'<div class="word">{summary["verdict"]}</div>' in page
+    assert set(re.findall(r'<tr id="([A-Z]{3}-\d{3})"', page)) == set(summary["requirements"])
+    links = _links(index)
+    test_links = [link for link in links if "#" in link]
+    assert len(test_links) >= len(summary["tests"])
+    embedded = allure_html.read_text(encoding="utf-8")
+    for link in links:
+        file, _, fragment = link.partition("#")
+        assert not file or (index.parent / file).is_file()
+        if file and fragment:
+            assert f'd("data/test-results/{fragment}.json"' in embedded, link
+    assert "Allure quality gate</th><td>passed" in page

@@ -1,27 +1,32 @@
 """Reports of a run (docs/concepts.md#reports): summaries, the verdict table, the single-file Allure 3 HTML.
 
 A report folder is `reports/<kit>/<target>/` with `allure-results/`, `junit.xml`, `summary.json` (written by
-the plugin) and `html/index.html` (written here by the npm package `allure`, pinned in package.json, run
-offline). Without Node or the package the HTML is skipped with one line saying how to install it; the rest of
-the report stays usable.
+the plugin), `history.jsonl` (Allure's history of this kit against this target, one line per run) and `html/`:
+`index.html`, the verdict page (verdict_page.py), and `allure.html`, the single-file Allure 3 report written
+here by the npm package `allure` (pinned in package.json, run offline). Without Node or the package the Allure
+report is skipped with one line saying how to install it; the verdict page and the rest stay usable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pcr_conformance import resources
+from pcr_conformance import resources, verdict_page
 
 ALLURERC_TEMPLATE = Path(__file__).with_name("allurerc.mjs")
 ALLURE_TIMEOUT_S = 120
+HISTORY_FILE = "history.jsonl"  # beside allure-results/; allurerc.mjs names it (historyPath)
+SEVERITY_OF_LEVEL = {"must": "critical", "should": "normal", "may": "minor"}  # as allure_support.SEVERITY
 # The report's tree: kit -> API -> operation or flow (docs/concepts.md#allure-mapping). Not by story: a test verifying several
 # requirements would be counted once per requirement. The stories are shown on each test.
 GROUP_BY = "parentSuite,epic,feature"
@@ -75,9 +80,9 @@ class KitOutcome:
 
 @dataclasses.dataclass(frozen=True)
 class HtmlOutcome:
-    ok: bool
+    ok: bool  # the Allure report was generated
     message: str
-    index: str = ""
+    index: str = ""  # html/index.html, the verdict page, when it was written
 
 
 def read_summary(path: str | Path) -> Summary:
@@ -163,12 +168,55 @@ def outcomes_to_json(outcomes: Sequence[KitOutcome]) -> list[dict[str, Any]]:
 # ---- Allure 3 HTML --------------------------------------------------------------------------------------
 
 
-def write_allurerc(folder: Path, report_name: str) -> Path:
-    """Write allurerc.mjs (the categories of docs/concepts.md#categories) into a report folder."""
-    text = ALLURERC_TEMPLATE.read_text(encoding="utf-8").replace("__REPORT_NAME__", json.dumps(report_name))
+def write_allurerc(folder: Path, report_name: str, deciding_levels: Sequence[str] = ("must",)) -> Path:
+    """Write allurerc.mjs (categories, history, the quality gate of the kit's deciding levels) into a folder."""
+    severities = sorted({SEVERITY_OF_LEVEL.get(lv, "normal") for lv in deciding_levels})
+    text = (ALLURERC_TEMPLATE.read_text(encoding="utf-8").replace("__REPORT_NAME__", json.dumps(report_name))
+            .replace("__DECIDING_SEVERITIES__", json.dumps(severities)))
     path = folder / "allurerc.mjs"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _deciding_levels(folder: Path) -> list[str]:
+    try:
+        levels = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("deciding_levels")
+    except (OSError, ValueError, AttributeError):
+        return ["must"]
+    return [str(lv) for lv in levels] if isinstance(levels, list) and levels else ["must"]
+
+
+# ---- history ----------------------------------------------------------------------------------------------
+
+
+def carry_history(previous: Path, folder: Path) -> None:
+    """Copy previous/history.jsonl into the new report folder (run_kit replaces the previous folder)."""
+    old = previous / HISTORY_FILE
+    if old.is_file() and not (folder / HISTORY_FILE).exists():
+        shutil.copy2(old, folder / HISTORY_FILE)
+
+
+def history_points(folder: Path) -> list[dict[str, Any]]:
+    """The runs in folder/history.jsonl, oldest first (unreadable lines left out)."""
+    path = folder / HISTORY_FILE
+    points = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        try:
+            point = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(point, dict):
+            points.append(point)
+    return points
+
+
+def results_in_history(folder: Path) -> bool:
+    """Whether the results of folder/allure-results are a point of the history already (a regenerated report)."""
+    ids = {hashlib.md5(str(r["uuid"]).encode("utf-8")).hexdigest()
+           for r in verdict_page.read_results(folder / "allure-results") if r.get("uuid")}
+    return bool(ids) and any(isinstance(item, dict) and item.get("id") in ids
+                             for point in history_points(folder)
+                             for item in (point.get("testResults") or {}).values())
 
 
 def find_allure() -> list[str] | None:
@@ -193,40 +241,80 @@ def find_allure() -> list[str] | None:
 
 
 def generate_html(folder: str | Path, *, report_name: str = "", timeout_s: float = ALLURE_TIMEOUT_S) -> HtmlOutcome:
-    """Generate folder/html/index.html (single file) from folder/allure-results; never half-written."""
+    """Write folder/html/: index.html (the verdict page) and allure.html (Allure 3, single file); never half-written.
+
+    The run's results join folder/history.jsonl unless they are in it already (regenerating adds no point)."""
     folder = Path(folder).resolve()
     results = folder / "allure-results"
     if not results.is_dir():
         return HtmlOutcome(False, f"HTML report skipped: {results} does not exist")
+    tmp = folder / ".html.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    allure = _run_allure(folder, tmp, report_name or f"PCR conformance: {folder.parent.name} on {folder.name}",
+                         timeout_s)
+    gate = quality_gate(folder, timeout_s) if allure.ok else ""
+    index = verdict_page.write(folder, tmp, allure=allure.ok, allure_note=allure.message, gate=gate)
+    if not tmp.is_dir():
+        return allure
+    final = folder / "html"
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    page = str(final / "index.html") if index else ""
+    if allure.ok:
+        return HtmlOutcome(True, f"HTML report: {final / ('index.html' if index else verdict_page.ALLURE_FILE)}", page)
+    return dataclasses.replace(allure, index=page)
+
+
+def _run_allure(folder: Path, tmp: Path, report_name: str, timeout_s: float) -> HtmlOutcome:
+    """Allure awesome into tmp/allure.html; ok False with one line when it cannot (tmp then removed)."""
     command = find_allure()
     if command is None:
         return HtmlOutcome(False, ALLURE_MISSING)
-    rc = write_allurerc(folder, report_name or f"PCR conformance: {folder.parent.name} on {folder.name}")
-    tmp = folder / ".html.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [*command, "awesome", str(results), "--single-file", "--output", str(tmp), "--config", str(rc),
-           "--cwd", str(folder), "--group-by", GROUP_BY]
-    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
+    rc = write_allurerc(folder, report_name, _deciding_levels(folder))
+    cmd = [*command, "awesome", str(folder / "allure-results"), "--single-file", "--output", str(tmp),
+           "--config", str(rc), "--cwd", str(folder), "--group-by", GROUP_BY]
+    append = "0" if results_in_history(folder) else "1"
+    output, code = _node(cmd, folder, timeout_s, {"PCR_ALLURE_APPEND_HISTORY": append})
+    index = tmp / "index.html"
+    if code is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return HtmlOutcome(False, f"HTML report skipped: {output}")
+    if code != 0 or not index.is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        last = output.strip().splitlines()[-1:] or ["no output"]
+        return HtmlOutcome(False, f"HTML report failed: allure exited {code}: {last[0][:300]}")
+    index.rename(tmp / verdict_page.ALLURE_FILE)
+    return HtmlOutcome(True, f"HTML report: {tmp / verdict_page.ALLURE_FILE}")
+
+
+def quality_gate(folder: Path, timeout_s: float = ALLURE_TIMEOUT_S) -> str:
+    """`allure quality-gate` with folder/allurerc.mjs: "passed", "failed: <rules>", or "" when it cannot run."""
+    command = find_allure()
+    if command is None or not (folder / "allurerc.mjs").is_file():
+        return ""
+    with tempfile.TemporaryDirectory(prefix="pcr-gate-") as scratch:  # Allure writes a report folder there
+        output, code = _node([*command, "quality-gate", "--config", str(folder / "allurerc.mjs"), "--cwd",
+                              str(folder), str(folder / "allure-results")], Path(scratch), timeout_s, {})
+    if code == 0:
+        return "passed"
+    rules = [ln.strip().split()[-1] for ln in output.splitlines() if ln.strip().startswith("⨯")]
+    return f"failed: {', '.join(rules)}" if code == 1 and rules else ""
+
+
+def _node(cmd: list[str], cwd: Path, timeout_s: float, extra_env: Mapping[str, str]) -> tuple[str, int | None]:
+    """(output, exit code) of an Allure command; (why, None) when it could not start or finish."""
+    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0", **extra_env}
     try:
-        proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=env, start_new_session=True)
     except OSError as e:
-        return HtmlOutcome(False, f"HTML report skipped: cannot start Allure ({e})")
+        return f"cannot start Allure ({e})", None
     try:
         output, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return HtmlOutcome(False, f"HTML report skipped: Allure did not finish within {timeout_s:.0f} s")
-    index = tmp / "index.html"
-    if proc.returncode != 0 or not index.is_file():
-        shutil.rmtree(tmp, ignore_errors=True)
-        last = (output or "").strip().splitlines()[-1:] or ["no output"]
-        return HtmlOutcome(False, f"HTML report failed: allure exited {proc.returncode}: {last[0][:300]}")
-    final = folder / "html"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return HtmlOutcome(True, f"HTML report: {final / 'index.html'}", str(final / "index.html"))
+        return f"Allure did not finish within {timeout_s:.0f} s", None
+    return output or "", proc.returncode
 
 
 def _kill_group(proc: subprocess.Popen[Any]) -> None:

@@ -10,7 +10,7 @@ from pcr_conformance.cli import EXIT_ERROR, EXIT_OK, CliError
 
 
 def main(args: argparse.Namespace) -> int:
-    root = Path(args.dir)
+    root = Path(args.dir).resolve()
     if not root.is_dir():
         raise CliError(f"{root} is not a folder; give reports/ or reports/<kit>/<target>/")
     folders = report.report_folders(root)

@@ -107,6 +107,7 @@ def run_kit(config: RunConfig, kit: str, kit_arg: str, *,
     (tmp / "pytest.log").write_text(output, encoding="utf-8")
     duration = time.monotonic() - started
     outcome = _outcome(kit, config, code, output, tmp)
+    report.carry_history(final, tmp)  # the kit's history against this target outlives the folder it replaces
     if config.html and not outcome.fatal and (tmp / "allure-results").is_dir():
         html = report.generate_html(tmp, report_name=f"PCR conformance: {kit} on {config.target_name}")
         if html.ok:
