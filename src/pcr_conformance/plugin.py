@@ -48,6 +48,7 @@ from pcr_conformance.session_report import write_reports
 from pcr_conformance.testdata import new_run_id
 
 REQUIREMENT_PROPERTY = junit_support.REQUIREMENT_PROPERTY
+RESULT_NAMES = pytest.StashKey["allure_support.ResultNames | None"]()
 IDENTITY_ATTR = "pcr_identity_slot"  # on a report: the slot whose refused certificate broke the test
 
 __all__ = ["pcr_cleanup", "pcr_clients", "pcr_data", "pcr_http", "pcr_target", "verified_ids"]
@@ -99,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
         started_utc=now.strftime("%Y-%m-%dT%H:%M:%SZ"), forced_seed=forced,
     )
     config.pluginmanager.register(Recorder(state), "pcr_conformance_recorder")
+    config.stash[RESULT_NAMES] = allure_support.install_result_names(config)
 
 
 # ---- collection: verifies marker, kit selection, expectations, Allure labels ----------------------------
@@ -174,6 +176,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"known deviation {dev['ticket']}: {dev['reason']}"))
         for label_type, value in allure_support.allure_labels(item, ids, reqs, kit):
             item.add_marker(pytest.mark.allure_label(value, label_type=label_type))
+        names = config.stash.get(RESULT_NAMES, None)
+        if names is not None:
+            names.remember(item)
 
 
 # ---- running: skips, profile, call log, outcomes, attachments ------------------------------------------
