@@ -59,7 +59,8 @@ def api_of(item: pytest.Item, reqs: Iterable[Req]) -> str:
     apis = [r.api for r in reqs if r.api in families]
     if apis:
         return apis[0]
-    for part in Path(str(item.path)).parts:
+    path = Path(str(item.path))
+    for part in [*path.parent.parts, path.stem.removeprefix("test_")]:  # suites/fuzz/test_voluntary_ban.py too
         if part.replace("_", "-") in families:
             return part.replace("_", "-")
     return "all"

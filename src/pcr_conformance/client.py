@@ -130,6 +130,10 @@ class ApiClient:
     def owner(self) -> dict[str, str]:
         return dict(self._owner)
 
+    def record(self, call: Call) -> None:
+        """Add a call made outside `call()` (the fuzz engine's schemathesis requests) to this test's CallLog."""
+        self._log.add(call)
+
     def envelope(self, **members: Any) -> dict[str, Any]:
         """targetEnvironment + owner + the given members (interfaces.md §1)."""
         return {"targetEnvironment": self.target.environment, "owner": self.owner, **members}
