@@ -261,3 +261,47 @@ def test_allure_full_name_and_grouping_of_ids_with_colons(pytester):
     assert other["historyId"] != case["historyId"] and ("feature", "GetDistribution") in {
         (lb["name"], lb["value"]) for lb in other["labels"]}
     assert results["test_plain"]["fullName"] == "suites.test_corpus#test_plain"
+
+
+REFUSED = '''
+import pytest
+from pcr_conformance.client import IdentityRefused
+
+LINE = "identity slot lender: the register refused the client certificate (TLS handshake: x): certificate expired"
+
+
+@pytest.mark.verifies("RPT-005")
+def test_needs_lender_1():
+    """broken by the refused slot."""
+    raise IdentityRefused("lender", LINE)
+
+
+@pytest.mark.verifies("RPT-006")
+def test_needs_lender_2():
+    """broken by the refused slot."""
+    raise IdentityRefused("lender", LINE)
+
+
+@pytest.mark.verifies("RPT-004")
+def test_fails():
+    """a real failure."""
+    raise AssertionError("RPT-004 AddLoans: expected D02, actual Accepted")
+'''
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_a_refused_identity_is_said_once(pytester, workers):
+    _suite(pytester, REFUSED)
+    result = pytester.runpytest_subprocess("suites", "--pcr-kit", "lender-reporting", "--pcr-output", "out",
+                                           "--junitxml", "junit.xml", "-rfE", *workers)
+    out = result.stdout.str()
+    lines = [ln for ln in out.splitlines() if "identity slot lender:" in ln]
+    assert lines == [f"{lines[0].split(' [')[0]} [2 test(s) needing slot lender broken, not failed]"], out
+    assert "FAILED suites/test_demo.py::test_fails - AssertionError: RPT-004" in out  # real failures stay listed
+    assert "test_needs_lender" not in out
+    result.stdout.fnmatch_lines(["*3 failed*"])  # pytest's own count and exit code are unchanged
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["counts"]["broken"] == 2 and summary["counts"]["failed"] == 1
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'errors="2"' in junit and 'failures="1"' in junit

@@ -50,6 +50,7 @@ from pcr_conformance.testdata import new_run_id
 REQUIREMENT_PROPERTY = junit_support.REQUIREMENT_PROPERTY
 RESULT_NAMES = pytest.StashKey["allure_support.ResultNames | None"]()
 IDENTITY_ATTR = "pcr_identity_slot"  # on a report: the slot whose refused certificate broke the test
+IDENTITY_LINE_ATTR = "pcr_identity_problem"  # ... and the one line naming it
 
 __all__ = ["pcr_cleanup", "pcr_clients", "pcr_data", "pcr_http", "pcr_target", "verified_ids"]
 
@@ -101,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.pluginmanager.register(Recorder(state), "pcr_conformance_recorder")
     config.stash[RESULT_NAMES] = allure_support.install_result_names(config)
+    config.pluginmanager.register(IdentityReports(state), "pcr_conformance_identity_reports")
 
 
 # ---- collection: verifies marker, kit selection, expectations, Allure labels ----------------------------
@@ -234,8 +236,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if ids:
         mark_report(report, call, ids)
         if call.excinfo is not None and isinstance(call.excinfo.value, IdentityRefused):
-            setattr(report, IDENTITY_ATTR, call.excinfo.value.slot)  # travels to an xdist controller too
+            # Both travel to an xdist controller, whose session never probed the slots itself.
+            setattr(report, IDENTITY_ATTR, call.excinfo.value.slot)
+            setattr(report, IDENTITY_LINE_ATTR, str(call.excinfo.value))
     return report
+
+
+class IdentityReports:
+    """An xdist controller learns the identity problems from the workers' reports (for the summary line and
+    summary.json, which read `identity_problems`); in a single process they are known already."""
+
+    def __init__(self, state: PcrState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        slot, line = getattr(report, IDENTITY_ATTR, None), getattr(report, IDENTITY_LINE_ATTR, None)
+        if slot and line:
+            self.state.identity_problems.setdefault(slot, line)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
