@@ -202,3 +202,44 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"pcr-conformance {importlib.metadata.version('pcr-conformance')}"
+
+
+def test_an_expired_lender_certificate_is_one_named_line_and_exit_2(tmp_path: Path) -> None:
+    """A target whose lender slot holds the reference register's expired client certificate: the run says once
+    which slot and why, every test needing the slot is broken (JUnit <error>, never <failure>), exit 2."""
+    import xml.etree.ElementTree as ET
+
+    from pcr_conformance import embedded, tlsprobe
+    from pcr_conformance.target import load_target
+
+    handle = embedded.start(load_target("reference"))
+    try:
+        reg = handle.target
+        expired = reg.extra_certificates["expired"]
+        owner = ", ".join(f'{k} = "{v}"' for k, v in reg.identities["lender"].owner.items())
+        urls = "\n".join(f'{fam} = "{url}"' for fam, url in reg.base_urls.items())
+        target = tmp_path / "expired-lender.toml"
+        target.write_text(f'name = "expired-lender"\ncapabilities = ["reporting"]\npool = "{reg.pool}"\n'
+                          f'timeout_s = 5\n[base_urls]\n{urls}\n[tls]\nca_bundle = "{reg.tls.ca_bundle}"\n'
+                          f'[identities.lender]\ncert = "{expired.cert}"\nkey = "{expired.key}"\n'
+                          f'owner = {{ {owner} }}\n', encoding="utf-8")
+        expiry = f"{tlsprobe.certificate_info(expired.cert).not_after:%Y-%m-%d}"
+        proc = cli("run", "--target", str(target), "--kit", "lender-reporting", "--output", str(tmp_path / "reports"),
+                   "--no-html", timeout=300)
+    finally:
+        handle.stop()
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr
+    named = [ln for ln in proc.stdout.splitlines() if "identity slot lender:" in ln]
+    assert len(named) == 1, proc.stdout[-3000:]  # once, not once per test
+    assert "the register refused the client certificate (TLS handshake" in named[0]
+    assert f"certificate expired on {expiry}" in named[0] and "CN=" in named[0] and "sha256 " in named[0]
+    assert "RemoteProtocolError" not in proc.stdout and "Traceback" not in proc.stderr
+    folder = tmp_path / "reports" / "lender-reporting" / "expired-lender"
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert summary["verdict"] == "error" and summary["counts"]["failed"] == 0
+    assert summary["counts"]["broken"] > 50
+    suite = ET.parse(folder / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    assert int(suite.get("errors", "0")) == summary["counts"]["broken"]
+    errors = [e.get("message", "") for e in suite.iter("error")]
+    assert errors and all("identity slot lender: the register refused" in m for m in errors)

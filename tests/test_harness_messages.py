@@ -104,7 +104,13 @@ def test_call_log_renders_curl_with_certificates_and_masks():
                 request_body='{"idCode": "010594Y9032"}', status=202, response_body="{}",
                 cacert="/ca.pem", cert="/c.pem", key="/c.key")
     curl = call.render_curl()
-    assert "--cacert /ca.pem" in curl and "--cert /c.pem --key /c.key" in curl and "BatchReference: B1" in curl
+    # Certificates as the evidence bundle names them, never the run's (temporary) paths; the key is the reader's.
+    assert "--cacert certs/ca.pem" in curl and "--cert certs/lender.pem --key '<your key for slot lender>'" in curl
+    assert "--cacert /ca.pem" not in curl and " /c.pem" not in curl and "/c.key" not in curl
+    assert "never holds private keys" in curl and "BatchReference: B1" in curl
+    import shlex
+    command = [ln for ln in curl.splitlines() if not ln.startswith("#")]
+    assert shlex.split(" ".join(x.rstrip("\\") for x in command))[:2] == ["curl", "-sS"]  # still valid shell
     assert "010594Y9032" in curl and "010594Y9032" not in call.render_curl(mask=True)
     assert mask_pii("a 131052-308T b") == "a 131052-**** b"
     log = CallLog()

@@ -196,3 +196,112 @@ def test_hypothesis_profile_applies_to_suite_tests_only(pytester):
     result = pytester.runpytest("test_a_unrelated_first.py", "suites", "test_z_unrelated_last.py",
                                 "--pcr-kit", "lender-reporting", "-p", "no:randomly")
     result.assert_outcomes(passed=6)
+
+
+def test_junit_broken_is_error_and_requirements_are_properties(pytester):
+    """A TargetUnreachable in the test body is an <error> (pytest's junitxml would write a <failure>); an
+    AssertionError stays a <failure>; every test case names its requirement IDs as properties."""
+    import xml.etree.ElementTree as ET
+
+    _suite(pytester, OUTCOMES)
+    result = pytester.runpytest("suites", "--pcr-kit", "lender-reporting", "--pcr-output", "out",
+                                "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=1, failed=2, skipped=1, deselected=1)  # pytest's own counts are unchanged
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("1", "1", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["test_broken"].find("failure") is None
+    assert "TargetUnreachable" in cases["test_broken"].find("error").get("message")
+    assert cases["test_fails"].find("failure") is not None and cases["test_fails"].find("error") is None
+    props = {name: [(p.get("name"), p.get("value")) for p in c.iter("property")] for name, c in cases.items()}
+    assert props["test_fails"] == [("requirement", "RPT-004")]
+    assert props["test_unclaimed"] == [("requirement", "RPT-007")]  # skipped tests carry them too
+
+
+PARAM_IDS = '''
+import pytest
+
+
+@pytest.mark.verifies("AUT-001")
+@pytest.mark.parametrize(("operation", "api", "case"), [
+    pytest.param("OrderData", "authorities", {"id": "a"}, id="OrderData::missing-legal-basis"),
+    pytest.param("GetDistribution", "authorities", {"id": "b"}, id="GetDistribution::unknown-order"),
+])
+def test_corpus(operation, api, case):
+    """a corpus-like case."""
+
+
+@pytest.mark.verifies("RPT-005")
+def test_plain():
+    """not parametrized."""
+'''
+
+
+def _allure_results(folder):
+    return {r["name"]: r for r in (json.loads(p.read_text()) for p in folder.glob("*-result.json"))}
+
+
+def test_allure_full_name_and_grouping_of_ids_with_colons(pytester):
+    from allure_commons.utils import md5
+
+    _suite(pytester, PARAM_IDS, name="test_corpus.py")
+    result = pytester.runpytest("suites", "--alluredir", "ar", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    results = _allure_results(pytester.path / "ar")
+    case = results["test_corpus[OrderData::missing-legal-basis]"]
+    nodeid = "suites/test_corpus.py::test_corpus[OrderData::missing-legal-basis]"
+    assert case["fullName"] == "suites.test_corpus#test_corpus[OrderData::missing-legal-basis]"
+    assert case["testCaseId"] == md5(case["fullName"]) and case["historyId"] == md5(nodeid)
+    assert case["titlePath"] == ["suites", "test_corpus.py"]
+    labels = {(lb["name"], lb["value"]) for lb in case["labels"]}
+    assert {("epic", "authorities"), ("feature", "OrderData"), ("subSuite", "OrderData")} <= labels
+    assert not any(lb["value"].startswith("test_corpus[") for lb in case["labels"])
+    other = results["test_corpus[GetDistribution::unknown-order]"]
+    assert other["historyId"] != case["historyId"] and ("feature", "GetDistribution") in {
+        (lb["name"], lb["value"]) for lb in other["labels"]}
+    assert results["test_plain"]["fullName"] == "suites.test_corpus#test_plain"
+
+
+REFUSED = '''
+import pytest
+from pcr_conformance.client import IdentityRefused
+
+LINE = "identity slot lender: the register refused the client certificate (TLS handshake: x): certificate expired"
+
+
+@pytest.mark.verifies("RPT-005")
+def test_needs_lender_1():
+    """broken by the refused slot."""
+    raise IdentityRefused("lender", LINE)
+
+
+@pytest.mark.verifies("RPT-006")
+def test_needs_lender_2():
+    """broken by the refused slot."""
+    raise IdentityRefused("lender", LINE)
+
+
+@pytest.mark.verifies("RPT-004")
+def test_fails():
+    """a real failure."""
+    raise AssertionError("RPT-004 AddLoans: expected D02, actual Accepted")
+'''
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_a_refused_identity_is_said_once(pytester, workers):
+    _suite(pytester, REFUSED)
+    result = pytester.runpytest_subprocess("suites", "--pcr-kit", "lender-reporting", "--pcr-output", "out",
+                                           "--junitxml", "junit.xml", "-rfE", *workers)
+    out = result.stdout.str()
+    lines = [ln for ln in out.splitlines() if "identity slot lender:" in ln]
+    assert lines == [f"{lines[0].split(' [')[0]} [2 test(s) needing slot lender broken, not failed]"], out
+    assert "FAILED suites/test_demo.py::test_fails - AssertionError: RPT-004" in out  # real failures stay listed
+    assert "test_needs_lender" not in out
+    result.stdout.fnmatch_lines(["*3 failed*"])  # pytest's own count and exit code are unchanged
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["counts"]["broken"] == 2 and summary["counts"]["failed"] == 1
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'errors="2"' in junit and 'failures="1"' in junit

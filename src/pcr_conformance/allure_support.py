@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from allure_commons import hookimpl as allure_hookimpl
 
 from pcr_conformance import catalogue, specs
 from pcr_conformance.calllog import CallLog
@@ -58,7 +59,8 @@ def api_of(item: pytest.Item, reqs: Iterable[Req]) -> str:
     apis = [r.api for r in reqs if r.api in families]
     if apis:
         return apis[0]
-    for part in Path(str(item.path)).parts:
+    path = Path(str(item.path))
+    for part in [*path.parent.parts, path.stem.removeprefix("test_")]:  # suites/fuzz/test_voluntary_ban.py too
         if part.replace("_", "-") in families:
             return part.replace("_", "-")
     return "all"
@@ -70,16 +72,29 @@ def subject_of(item: pytest.Item) -> str:
     return stem.removeprefix("test_").replace("_", " ") or stem
 
 
+def corpus_case(item: pytest.Item) -> tuple[str, str] | None:
+    """(API family, operationId) of a data-driven case (a test parametrized with `operation` and `api`)."""
+    params = getattr(getattr(item, "callspec", None), "params", None) or {}
+    operation, api = params.get("operation"), params.get("api")
+    if isinstance(operation, str) and isinstance(api, str):
+        return api, operation
+    return None
+
+
 def allure_labels(item: pytest.Item, ids: list[str], reqs: Mapping[str, Req], kit: Kit) -> list[tuple[str, str]]:
-    """(label type, value) pairs for a suite test; labels the test sets itself are kept."""
+    """(label type, value) pairs for a suite test; labels the test sets itself are kept. A corpus case is
+    grouped by its operation: epic = its API family, feature and subSuite = its operationId."""
     verified = [reqs[i] for i in ids if i in reqs]
+    case = corpus_case(item)
     labels: list[tuple[str, str]] = []
     if not _existing(item, "parentSuite"):
         labels.append(("parentSuite", kit.title))
     if not _existing(item, "epic"):
-        labels.append(("epic", api_of(item, verified)))
+        labels.append(("epic", case[0] if case else api_of(item, verified)))
     if not _existing(item, "feature"):
-        labels.append(("feature", subject_of(item)))
+        labels.append(("feature", case[1] if case else subject_of(item)))
+    if case and not _existing(item, "subSuite"):
+        labels.append(("subSuite", case[1]))
     for r in verified:
         labels.append(("story", f"{r.id} {r.title}"))
         labels.append(("requirement", r.id))
@@ -91,6 +106,64 @@ def allure_labels(item: pytest.Item, ids: list[str], reqs: Mapping[str, Req], ki
     if not _existing(item, "as_id"):
         labels.append(("as_id", stable_id(item.nodeid)))
     return labels
+
+
+def result_names(nodeid: str) -> tuple[str, list[str]]:
+    """(fullName, titlePath) of a node id. allure-pytest splits the whole node id at "::", so a parameter id
+    containing "::" (the corpus' `OrderData::missing-legal-basis`) gives `...test_corpus[OrderData#test_corpus`;
+    here only the part before "[" is split, and the parameter id stays whole."""
+    base, bracket, param = nodeid.partition("[")
+    filepath, *classes, function = base.split("::") if "::" in base else (base, "")
+    segments = filepath.split("/")
+    package = ".".join([*segments[:-1], segments[-1].rsplit(".", 1)[0]])
+    class_part = "".join(f".{c}" for c in classes)
+    return f"{package}{class_part}#{function}{bracket}{param}", [*segments, *classes]
+
+
+class ResultNames:
+    """An allure_commons plugin that gives each suite test's result its fullName, testCaseId, historyId and
+    titlePath from the node id, just before the result file is written (`report_result`, tryfirst).
+
+    historyId is md5(node id): the node id is the test's stable ID (docs/concepts.md#outcomes), so the history
+    survives changes to how a parameter is rendered (a corpus case's whole mapping is one)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, str] = {}  # as_id label -> node id
+
+    def remember(self, item: pytest.Item) -> None:
+        as_ids = [m.args[0] for m in item.iter_markers("allure_label")
+                  if m.kwargs.get("label_type") == "as_id" and m.args]
+        for as_id in as_ids or [stable_id(item.nodeid)]:
+            self.by_id[str(as_id)] = item.nodeid
+
+    @allure_hookimpl(tryfirst=True)
+    def report_result(self, result: Any) -> None:
+        as_id = next((lb.value for lb in getattr(result, "labels", []) if lb.name == "as_id"), None)
+        nodeid = self.by_id.get(str(as_id)) if as_id is not None else None
+        if nodeid is None:
+            return
+        from allure_commons.utils import md5
+
+        full_name, title_path = result_names(nodeid)
+        bad_sub_suite = "::".join(nodeid.split("::")[1:-1])  # what allure-pytest took for a class
+        result.fullName = full_name
+        result.testCaseId = md5(full_name)
+        result.historyId = md5(nodeid)
+        result.titlePath = title_path
+        if "[" in bad_sub_suite:
+            result.labels = [lb for lb in result.labels if not (lb.name == "subSuite" and lb.value == bad_sub_suite)]
+
+
+def install_result_names(config: pytest.Config) -> ResultNames | None:
+    """Register ResultNames with allure_commons for this session (None without --alluredir)."""
+    if not config.getoption("allure_report_dir", None):
+        return None
+    import allure_commons
+
+    names = ResultNames()
+    allure_commons.plugin_manager.register(names)
+    config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(names))
+    return names
 
 
 def dynamic_parameters(item: pytest.Item) -> None:
@@ -112,7 +185,7 @@ def attach_calls(log: CallLog, *, mask: bool) -> None:
     import allure
 
     for i, call in enumerate(log.calls, 1):
-        prefix = f"{i}. {call.operation} ({call.slot})"
+        prefix = f"{i}. {call.operation} ({call.slot}{', ' + call.note if call.note else ''})"
         allure.attach(call.render_request(mask), name=f"{prefix} request", attachment_type=allure.attachment_type.TEXT)
         allure.attach(call.render_response(mask), name=f"{prefix} response",
                       attachment_type=allure.attachment_type.TEXT)

@@ -21,6 +21,18 @@ def mask_pii(text: str) -> str:
     return _HETU_TOKEN.sub(lambda m: f"{m.group(1)}{m.group(2)}****", text)
 
 
+# Certificate files as an evidence bundle ships them (the bundle holds certificates, never private keys).
+BUNDLE_CA = "certs/ca.pem"
+CURL_NOTE = ("# Run in the folder of the evidence bundle: certs/ca.pem is the register's CA bundle and "
+             "certs/<slot>.pem the identity slot's client certificate.\n"
+             "# The bundle never holds private keys: after --key give your own key file for that slot.")
+
+
+def bundle_cert(slot: str) -> str:
+    """certs/<slot>.pem: where the evidence bundle keeps the client certificate of an identity slot."""
+    return f"certs/{re.sub(r'[^A-Za-z0-9_.-]', '_', slot) or 'client'}.pem"
+
+
 @dataclasses.dataclass
 class Call:
     slot: str
@@ -37,10 +49,12 @@ class Call:
     cacert: str = ""
     cert: str = ""
     key: str = ""
+    note: str = ""  # e.g. "failing case" for the fuzz case that failed a check
 
     def title(self) -> str:
         outcome = str(self.status) if self.status is not None else f"no response ({self.error})"
-        return f"{self.method} {self.operation} as {self.slot or 'no identity'} -> {outcome}"
+        note = f" [{self.note}]" if self.note else ""
+        return f"{self.method} {self.operation} as {self.slot or 'no identity'} -> {outcome}{note}"
 
     def render_request(self, mask: bool = False) -> str:
         lines = [f"{self.method} {self.url}"] + [f"{k}: {v}" for k, v in self.request_headers.items()]
@@ -54,19 +68,22 @@ class Call:
         return _m("\n".join(lines) + "\n\n" + _pretty(self.response_body), mask)
 
     def render_curl(self, mask: bool = False) -> str:
-        """A command that repeats the request with the same certificate (docs/concepts.md#allure-mapping)."""
+        """A command that repeats the request with the same certificate (docs/concepts.md#allure-mapping).
+
+        The certificate files are named as the evidence bundle holds them (certs/ca.pem, certs/<slot>.pem),
+        not by the run's paths (an embedded register's are temporary); the key is the reader's own."""
         lines = [f"curl -sS -i -X {self.method} {shlex.quote(self.url)}"]
         if self.cacert:
-            lines.append(f"--cacert {shlex.quote(self.cacert)}")
+            lines.append(f"--cacert {BUNDLE_CA}")
         if self.cert:
-            lines.append(f"--cert {shlex.quote(self.cert)} --key {shlex.quote(self.key)}")
+            lines.append(f"--cert {bundle_cert(self.slot)} --key {shlex.quote(f'<your key for slot {self.slot}>')}")
         for k, v in self.request_headers.items():
             if k.lower() in ("content-length", "host", "accept-encoding", "connection", "user-agent", "accept"):
                 continue
             lines.append(f"-H {shlex.quote(f'{k}: {v}')}")
         if self.request_body:
             lines.append(f"--data-binary {shlex.quote(self.request_body)}")
-        return _m(" \\\n  ".join(lines), mask)
+        return _m(CURL_NOTE + "\n" + " \\\n  ".join(lines), mask)
 
 
 class CallLog:

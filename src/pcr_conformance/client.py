@@ -130,6 +130,10 @@ class ApiClient:
     def owner(self) -> dict[str, str]:
         return dict(self._owner)
 
+    def record(self, call: Call) -> None:
+        """Add a call made outside `call()` (the fuzz engine's schemathesis requests) to this test's CallLog."""
+        self._log.add(call)
+
     def envelope(self, **members: Any) -> dict[str, Any]:
         """targetEnvironment + owner + the given members (interfaces.md §1)."""
         return {"targetEnvironment": self.target.environment, "owner": self.owner, **members}
@@ -231,13 +235,28 @@ class ApiClient:
             "creditRegisterExtractPurpose": list(purposes)}))
 
 
+class IdentityRefused(HarnessError):
+    """An identity slot whose certificate cannot connect (tlsprobe found it at session start): the test that
+    asks for it is broken, never failed, with the one line naming the slot and the cause. Not a
+    TargetUnreachable: the security tests read a TargetUnreachable of kind "tls" as the expected refusal."""
+
+    def __init__(self, slot: str, line: str) -> None:
+        super().__init__(line)
+        self.slot = slot
+
+
 class Clients:
-    """The pcr_clients fixture: ApiClients by identity slot, all recording into one test's CallLog."""
+    """The pcr_clients fixture: ApiClients by identity slot, all recording into one test's CallLog.
+
+    `problems` ({slot: line}, from tlsprobe at session start) names the slots that cannot connect; asking for
+    one raises IdentityRefused."""
 
     def __init__(self, target: Target, pool: HttpPool, log: CallLog,
-                 new_batch_reference: Callable[[str], str], ledger: LoanLedger | None = None) -> None:
+                 new_batch_reference: Callable[[str], str], ledger: LoanLedger | None = None,
+                 problems: Mapping[str, str] | None = None) -> None:
         self.target = target
         self.log = log
+        self.problems = dict(problems or {})
         self._ledger = ledger
         self._pool = pool
         self._new_batch_reference = new_batch_reference
@@ -247,7 +266,10 @@ class Clients:
         return slot in self.target.identities
 
     def get(self, slot: str) -> ApiClient:
-        """The client of an identity slot; the test is skipped (not claimed) when the slot is not configured."""
+        """The client of an identity slot; the test is skipped (not claimed) when the slot is not configured,
+        broken (IdentityRefused) when its certificate cannot connect."""
+        if slot in self.problems:
+            raise IdentityRefused(slot, self.problems[slot])
         if slot not in self._cache:
             identity = self.target.identities.get(slot)
             if identity is None:

@@ -228,6 +228,7 @@ def probe(target: Target, *, deadline_s: float = START_DEADLINE_S) -> None:
     """Wait until every base URL completes a TLS handshake with a client certificate (or the deadline)."""
     ident = next(iter(target.identities.values()), None)
     ctx = ssl_context(target.tls.ca_bundle, ident.cert if ident else "", ident.key if ident else "")
+    as_slot = f" (handshake as identity slot {ident.slot})" if ident else ""
     deadline = time.monotonic() + deadline_s
     for url in sorted(set(target.base_urls.values())):
         parts = urlsplit(url)
@@ -246,9 +247,15 @@ def probe(target: Target, *, deadline_s: float = START_DEADLINE_S) -> None:
                 break
             except ssl.SSLCertVerificationError as e:
                 # Waiting will not fix a certificate the CA bundle does not trust.
-                raise TargetUnreachable(f"{url}: server certificate not trusted by {target.tls.ca_bundle or 'the system store'}: "
-                                        f"{e}", kind="tls") from e
-            except (OSError, ssl.SSLError) as e:
+                raise TargetUnreachable(f"{url}: the server certificate is not trusted by the ca_bundle "
+                                        f"{target.tls.ca_bundle or '(system store)'}{as_slot}: "
+                                        f"{e.verify_message or e}", kind="tls") from e
+            except ssl.SSLError as e:
+                if "ALERT" in str(e.reason or "").upper():
+                    break  # the server is up and refuses this certificate: tlsprobe names the slot and the cause
+                last = f"{type(e).__name__}: {e}"
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            except OSError as e:
                 last = f"{type(e).__name__}: {e}"
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 

@@ -31,6 +31,7 @@ def pcr_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         state.handle = handle
         state.resolved = handle.target
         try:
+            state.identity_problems = _identity_problems(handle.target)
             yield handle.target
         finally:
             handle.stop()
@@ -40,7 +41,15 @@ def pcr_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         except HarnessError as e:
             startup_failed(state, f"target {target.name!r} unreachable: {e}")
         state.resolved = target
+        state.identity_problems = _identity_problems(target)
         yield target
+
+
+def _identity_problems(target: Target) -> dict[str, str]:
+    """Each configured slot's certificate checked once (tlsprobe): {slot: one line} for those that cannot connect."""
+    from pcr_conformance import tlsprobe
+
+    return tlsprobe.probe_identities(target, timeout_s=target.timeout_s)
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +83,7 @@ def pcr_cleanup(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool,
     mode = request.config.getoption("pcr_cleanup")
     if not len(state.ledger) or not should_clean(mode, embedded=pcr_target.embedded, read_only=pcr_target.read_only):
         return
-    clients = Clients(pcr_target, pcr_http, CallLog(), pcr_data.batch_reference)
+    clients = Clients(pcr_target, pcr_http, CallLog(), pcr_data.batch_reference, problems=state.identity_problems)
     state.cleanup_line = cancel_all(state.ledger, clients.get, pcr_data.report_reference).line()
 
 
@@ -85,4 +94,5 @@ def pcr_clients(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool, pcr_
     log = request.node.stash.get(LOG, None)
     if log is None:
         log = request.node.stash[LOG] = CallLog()
-    return Clients(pcr_target, pcr_http, log, pcr_data.batch_reference, ledger=pcr_cleanup)
+    problems = state_of(request.config).identity_problems
+    return Clients(pcr_target, pcr_http, log, pcr_data.batch_reference, ledger=pcr_cleanup, problems=problems)

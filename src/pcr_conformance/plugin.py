@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import allure_support, profiles
+from pcr_conformance import allure_support, junit_support, profiles
 from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import CLEANUP_MODES
+from pcr_conformance.client import IdentityRefused
 from pcr_conformance.expectations import ExpectationsError, load_expectations
 from pcr_conformance.fixtures import pcr_cleanup, pcr_clients, pcr_data, pcr_http, pcr_target
 from pcr_conformance.outcomes import Recorder, mark_report
@@ -45,6 +46,11 @@ from pcr_conformance.plugin_state import (
 )
 from pcr_conformance.session_report import write_reports
 from pcr_conformance.testdata import new_run_id
+
+REQUIREMENT_PROPERTY = junit_support.REQUIREMENT_PROPERTY
+RESULT_NAMES = pytest.StashKey["allure_support.ResultNames | None"]()
+IDENTITY_ATTR = "pcr_identity_slot"  # on a report: the slot whose refused certificate broke the test
+IDENTITY_LINE_ATTR = "pcr_identity_problem"  # ... and the one line naming it
 
 __all__ = ["pcr_cleanup", "pcr_clients", "pcr_data", "pcr_http", "pcr_target", "verified_ids"]
 
@@ -95,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
         started_utc=now.strftime("%Y-%m-%dT%H:%M:%SZ"), forced_seed=forced,
     )
     config.pluginmanager.register(Recorder(state), "pcr_conformance_recorder")
+    config.stash[RESULT_NAMES] = allure_support.install_result_names(config)
+    config.pluginmanager.register(IdentityReports(state), "pcr_conformance_identity_reports")
 
 
 # ---- collection: verifies marker, kit selection, expectations, Allure labels ----------------------------
@@ -170,6 +178,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"known deviation {dev['ticket']}: {dev['reason']}"))
         for label_type, value in allure_support.allure_labels(item, ids, reqs, kit):
             item.add_marker(pytest.mark.allure_label(value, label_type=label_type))
+        names = config.stash.get(RESULT_NAMES, None)
+        if names is not None:
+            names.remember(item)
 
 
 # ---- running: skips, profile, call log, outcomes, attachments ------------------------------------------
@@ -178,8 +189,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[LOG] = CallLog()
-    if not verified_ids(item):
+    ids = verified_ids(item)
+    if not ids:
         return
+    # junit.xml: <property name="requirement" value="RPT-004"/> per verified ID (skipped tests too).
+    item.user_properties.extend((REQUIREMENT_PROPERTY, rid) for rid in ids
+                                if (REQUIREMENT_PROPERTY, rid) not in item.user_properties)
     state = state_of(item.config)
     target = ensure_target(state)
     for mark in item.iter_markers("capability"):
@@ -220,25 +235,82 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ids = verified_ids(item)
     if ids:
         mark_report(report, call, ids)
+        if call.excinfo is not None and isinstance(call.excinfo.value, IdentityRefused):
+            # Both travel to an xdist controller, whose session never probed the slots itself.
+            setattr(report, IDENTITY_ATTR, call.excinfo.value.slot)
+            setattr(report, IDENTITY_LINE_ATTR, str(call.excinfo.value))
     return report
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The cleanup outcome, after the tests (output written during fixture teardown would be captured)."""
+class IdentityReports:
+    """An xdist controller learns the identity problems from the workers' reports (for the summary line and
+    summary.json, which read `identity_problems`); in a single process they are known already."""
+
+    def __init__(self, state: PcrState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        slot, line = getattr(report, IDENTITY_ATTR, None), getattr(report, IDENTITY_LINE_ATTR, None)
+        if slot and line:
+            self.state.identity_problems.setdefault(slot, line)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: Any) -> Iterator[None]:
+    """Once per run, after the short test summary: each identity slot that cannot connect (and how many tests
+    it broke), then the cleanup outcome (output written during fixture teardown would be captured).
+
+    The tests a refused identity broke are left out of pytest's FAILURES section and short summary (they
+    would repeat the same line for every test); junit.xml, the Allure results and summary.json list them."""
     state = terminalreporter.config.stash.get(STATE, None)
-    if state is not None and state.cleanup_line:
-        terminalreporter.write_line(state.cleanup_line)
+    stats = terminalreporter.stats
+    hidden: dict[str, list[Any]] = {}
+    if state is not None and state.identity_problems:
+        for key, reports in stats.items():
+            hidden[key] = [r for r in reports if getattr(r, IDENTITY_ATTR, None)]
+            reports[:] = [r for r in reports if not getattr(r, IDENTITY_ATTR, None)]
+    try:
+        return (yield)
+    finally:
+        for key, reports in hidden.items():
+            stats[key].extend(reports)
+        if state is not None:
+            for line in identity_summary(state.identity_problems, stats):
+                terminalreporter.write_line(line, red=True, bold=True)
+            if state.cleanup_line:
+                terminalreporter.write_line(state.cleanup_line)
 
 
 # ---- session end: environment.properties, categories.json, summary.json -------------------------------
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """trylast: after pytest's junitxml has written junit.xml, whose broken tests become <error>s here."""
     state = state_of(session.config)
-    if state.output is None or session.config.getoption("collectonly"):
-        return
-    if hasattr(session.config, "workerinput"):
+    if session.config.getoption("collectonly") or hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller writes the reports from the workers' test reports
+    xmlpath = getattr(session.config.option, "xmlpath", None)
+    if xmlpath:
+        broken = [nodeid for nodeid, outcome in state.outcomes.items() if outcome == "broken"]
+        junit_support.broken_as_errors(Path(xmlpath), broken, getattr(session.config.option, "junitprefix", None))
+    if state.output is None:
+        return
     if not state.verifies and not state.startup_error:
         return  # a unit-test run (no suite tests): nothing to report
     write_reports(state)
+
+
+def identity_summary(problems: dict[str, str], stats: dict[str, list[Any]]) -> list[str]:
+    """One line per identity slot that cannot connect, with the number of tests it broke."""
+    broke: dict[str, int] = {}
+    for reports in stats.values():
+        for rep in reports:
+            slot = getattr(rep, IDENTITY_ATTR, None)
+            if slot and getattr(rep, "when", "") in ("setup", "call"):
+                broke[slot] = broke.get(slot, 0) + 1
+    lines = []
+    for slot, line in sorted(problems.items()):
+        n = broke.get(slot, 0)
+        lines.append(f"{line} [{n} test(s) needing slot {slot} broken, not failed]")
+    return lines

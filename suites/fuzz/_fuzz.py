@@ -63,8 +63,83 @@ def _own_envelope(case: Any, client: Any) -> None:
         case.body["owner"] = client.owner
 
 
+class FuzzLog:
+    """Which of a fuzz test's calls become its attachments (request, response, curl, as for every test): the
+    first FIRST passing cases, every EVERY-th after them, and the failing case. Hypothesis replays the minimal
+    failing example last, so the last failing call is the one the failure message describes."""
+
+    FIRST = 5
+    EVERY = 10
+
+    def __init__(self, client: Any, operation_id: str) -> None:
+        self.client = client
+        self.operation_id = operation_id
+        self.passing = 0
+        self.sampled: list[Any] = []
+        self.failing: Any = None
+
+    def call(self, case: Any, response: Any = None, error: str = "") -> Any:
+        """A calllog.Call of one schemathesis request and its answer (or the error instead of an answer)."""
+        from pcr_conformance.calllog import Call
+
+        request = getattr(response, "request", None) if response is not None else None
+        method = str(getattr(request, "method", None) or case.method).upper()
+        url = str(getattr(request, "url", None) or case.formatted_path)
+        headers = {str(k): str(v) for k, v in (getattr(request, "headers", None) or case.headers or {}).items()}
+        body = getattr(request, "body", None) if request is not None else None
+        if body is None and case.body is not None and not isinstance(case.body, (bytes, str)):
+            import json
+
+            body = json.dumps(case.body, ensure_ascii=False, default=str)
+        record = Call(slot=self.client.slot, operation=self.operation_id, method=method, url=url,
+                      request_headers=headers, request_body=_text(body), cacert=self.client.target.tls.ca_bundle,
+                      cert=self.client.cert, key=self.client.key, error=error)
+        if response is not None:
+            record.status = response.status_code
+            record.duration_s = float(getattr(response, "elapsed", 0.0) or 0.0)
+            record.response_headers = {k: ", ".join(v) if isinstance(v, list) else str(v)
+                                       for k, v in (response.headers or {}).items()}
+            record.response_body = _text(response.content)
+        return record
+
+    def passed(self, record: Any) -> None:
+        self.passing += 1
+        n = self.passing
+        if n <= self.FIRST or n % self.EVERY == 0:
+            record.note = f"passing case {n}"
+            self.sampled.append(record)
+
+    def failed(self, record: Any, reason: str) -> None:
+        record.note = f"failing case: {reason.splitlines()[0][:200]}"
+        self.failing = record
+
+    def flush(self) -> None:
+        """Into the test's CallLog: the sample of passing cases, then the failing one."""
+        for record in self.sampled + ([self.failing] if self.failing is not None else []):
+            self.client.record(record)
+        self.sampled, self.failing = [], None
+
+
+def _text(body: Any, limit: int = 64 * 1024) -> str:
+    if not body:
+        return ""
+    if isinstance(body, str):
+        body = body.encode("utf-8", "replace")
+    text = bytes(body[:limit]).decode("utf-8", "replace")
+    return text + (f"\n... ({len(body)} bytes in all)" if len(body) > limit else "")
+
+
 def fuzz_operation(target: Any, family: str, operation_id: str, client: Any, data: Any) -> None:
-    """Send the spec's request examples and then generated cases; every answer must pass every check."""
+    """Send the spec's request examples and then generated cases; every answer must pass every check.
+    The failing case and a sample of the passing ones are attached to the test (FuzzLog)."""
+    log = FuzzLog(client, operation_id)
+    try:
+        _fuzz(target, family, operation_id, client, data, log)
+    finally:
+        log.flush()
+
+
+def _fuzz(target: Any, family: str, operation_id: str, client: Any, data: Any, log: FuzzLog) -> None:
     from schemathesis import GenerationMode
 
     schema = schema_for(target, family, client)
@@ -77,7 +152,7 @@ def fuzz_operation(target: Any, family: str, operation_id: str, client: Any, dat
                    if operation_id in catalogue.submit_operations() else None)
         case = operation.Case(body=copy.deepcopy(body), headers=headers)
         _own_envelope(case, client)
-        checks.run_all(_call(case, timeout), case)
+        _check(case, timeout, log)
 
     # 2. Generated cases: schema-valid ones sent as the caller, schema-invalid ones as generated.
     positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
@@ -90,14 +165,26 @@ def fuzz_operation(target: Any, family: str, operation_id: str, client: Any, dat
         mode = getattr(getattr(case.meta, "generation", None), "mode", None)
         if own and mode == GenerationMode.POSITIVE:
             _own_envelope(case, client)
-        checks.run_all(_call(case, timeout), case)
+        _check(case, timeout, log)
 
     if settings.derandomize:
         run = hypothesis.seed(CERTIFICATION_SEED)(run)
     run()
 
 
-def _call(case: Any, timeout: float) -> Any:
+def _check(case: Any, timeout: float, log: FuzzLog) -> None:
+    """One request, recorded, and every check on its answer."""
+    response = _call(case, timeout, log)
+    record = log.call(case, response)
+    try:
+        checks.run_all(response, case)
+    except AssertionError as exc:
+        log.failed(record, str(exc))
+        raise
+    log.passed(record)
+
+
+def _call(case: Any, timeout: float, log: FuzzLog) -> Any:
     """One request; a network failure is the harness's problem (broken), never a check failure."""
     import requests
 
@@ -106,5 +193,6 @@ def _call(case: Any, timeout: float) -> Any:
     try:
         return case.call(timeout=timeout)
     except requests.exceptions.RequestException as exc:
+        log.failed(log.call(case, error=f"{type(exc).__name__}: {exc}"), f"no answer: {type(exc).__name__}")
         raise TargetUnreachable(f"{case.operation.label}: no answer: {type(exc).__name__}: {exc}",
                                 kind="tls" if "SSL" in str(exc) else "network") from exc
