@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {
     "messages": 1, "suite": 1, "target": 1, "testdata": 1, "validate": 1, "validate_model": 1,
     "validate_rules": 1, "validate_schema": 1,
     "plugin": 2, "plugin_state": 2, "expectations": 2, "profiles": 2, "outcomes": 2, "fixtures": 2,
-    "session_report": 2, "allure_support": 2, "summary": 2,
+    "session_report": 2, "allure_support": 2, "summary": 2, "evidence": 2,
     "cli": 3, "commands": 3, "collect": 3, "report": 3, "selftest": 3,
 }
 
