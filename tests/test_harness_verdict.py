@@ -315,3 +315,25 @@ def test_git_commit_of_a_checkout_and_of_no_checkout(tmp_path: Path):
     if root is not None and (root / ".git").exists():
         got = evidence.git_commit(root)
         assert len(got["git_commit"]) == 40 and isinstance(got["git_dirty"], bool)
+
+
+def test_selftest_names_a_fault_by_the_failed_requirement_of_summary_json(tmp_path: Path):
+    from pcr_conformance import selftest
+
+    doc = {"verdict": "not-conformant", "requirements": {"RPT-004": "failed", "RPT-005": "inconclusive",
+                                                         "ENV-014": "failed"}}
+    (tmp_path / "summary.json").write_text(json.dumps(doc), encoding="utf-8")
+    assert selftest.read_summary(tmp_path / "summary.json") == ("not-conformant", ("ENV-014", "RPT-004"))
+    assert selftest.read_summary(tmp_path / "none.json") == ("", ())
+    fault = selftest.Fault("skip_d02", "RPT-004", "")
+    result = selftest.FaultResult(fault, tests_selected=2)
+    run = selftest.RunOutcome(1, 1, 0, 1, ("RPT-004 AddLoans: x",), 1.0, verdict="not-conformant",
+                              failed_requirements=("ENV-014", "RPT-004"))
+    selftest._record(result, run)
+    assert result.detected and result.named and result.also_failed == ["ENV-014"]
+    control = selftest.RunOutcome(0, 0, 0, 301, (), 50.0, verdict="conformant")
+    assert selftest.selftest_passed([result], control)
+    assert not selftest.selftest_passed([result], selftest.RunOutcome(0, 0, 0, 3, (), 1.0, verdict="incomplete"))
+    matrix = selftest.render_matrix([result], control)
+    assert "ENV-014" in matrix and "and only it failed for 0/1" in matrix and "verdict conformant" in matrix
+    assert selftest.to_json([result], control)["score"] == {"detected": 1, "named": 1, "exact": 0, "total": 1}
