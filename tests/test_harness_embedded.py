@@ -46,12 +46,17 @@ def test_embedded_register_starts_once_and_stops(pytester):
     pytester.mkdir("suites")
     (pytester.path / "suites" / "test_flow.py").write_text(SUITE, encoding="utf-8")
     started = time.monotonic()
+    # A kit of just the two requirements: with the whole register kit the others would be gaps (incomplete).
+    (pytester.path / "two.toml").write_text('name = "two"\ntitle = "Two"\nactors = ["nobody"]\n'
+                                            'include = ["RPT-003", "RPT-039"]\n', encoding="utf-8")
     result = pytester.runpytest_subprocess("suites", "--pcr-output", "out", "-p", "no:cacheprovider",
-                                           timeout=60)
+                                           "--pcr-kit", str(pytester.path / "two.toml"), timeout=60)
     assert time.monotonic() - started < 20
     result.assert_outcomes(passed=2)
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
     assert summary["verdict"] == "conformant"
+    # The certificates were read while the register ran (its files are gone now).
+    assert summary["identities"]["lender"]["sha256"] and summary["identities"]["lender"]["subject"]
     assert summary["stakeholder"][0]["idCode"]
     seen = json.loads((pytester.path / "seen.json").read_text())
     assert not Path(seen["data_dir"]).exists()  # the temp dir went with the register

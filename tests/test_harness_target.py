@@ -111,3 +111,14 @@ def test_base_urls_keys_are_the_spec_families_and_the_old_voluntary_ban_key_is_t
                        'voluntary-ban = "https://ban.example"\nvoluntary_ban = "https://ban.example"')
     with pytest.raises(TargetError, match="set twice"):
         load_target(_write(pem_files, both, "both.toml"), env=env)
+
+
+def test_an_embedded_target_may_list_fewer_slots(tmp_path, pem_files):
+    t = load_target(_write(tmp_path, 'name = "few"\nembedded = true\nslots = ["lender", "expired"]\n'))
+    assert t.slots == ("lender", "expired")
+    with pytest.raises(TargetError, match="slots"):
+        load_target(_write(tmp_path, 'name = "bad"\nembedded = true\nslots = ["lendr"]\n', "bad.toml"))
+    env = {"PCR_HOST": "example.invalid", "PCR_LENDER_CERT": "lender.pem"}
+    with pytest.raises(TargetError, match="only an embedded target"):
+        load_target(_write(pem_files, REMOTE.replace("[base_urls]", 'slots = ["lender"]\n[base_urls]', 1),
+                           "remote.toml"), env=env)

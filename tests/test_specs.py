@@ -455,7 +455,7 @@ def test_requirements_are_well_formed() -> None:
     for req in requirements:
         rid = req["id"]
         assert re.match(r"^[A-Z]{3}-\d{3}$", rid), rid
-        assert set(req) - {"not_tested"} == {"id", "title", "level", "actors", "api", "operations",
+        assert set(req) - {"not_tested", "applies_when"} == {"id", "title", "level", "actors", "api", "operations",
                                                "error_code", "source", "provenance", "description"}, rid
         assert req["level"] in {"must", "should", "may"}, rid
         assert req["actors"] and set(req["actors"]) <= ACTORS, rid
@@ -473,6 +473,30 @@ def test_requirements_are_well_formed() -> None:
             assert re.match(r"^https://\S+$", req["source"]), rid
         assert isinstance(req["title"], str) and req["title"], rid
         assert isinstance(req["description"], str) and len(req["description"]) > 20, rid
+
+
+def test_applies_when_names_claimable_capabilities_and_only_where_the_default_is_wrong() -> None:
+    """applies_when lists target capabilities (target.KNOWN_CAPABILITIES); it is written only where it differs
+    from the default the harness derives from `api` (kits.default_applies_when)."""
+    from pcr_conformance.kits import default_applies_when, load_requirements
+    from pcr_conformance.target import KNOWN_CAPABILITIES
+
+    explicit = {}
+    for req in specs.load_requirements():
+        if "applies_when" not in req:
+            continue
+        caps = req["applies_when"]
+        assert isinstance(caps, list) and caps, req["id"]
+        assert all(c in KNOWN_CAPABILITIES for c in caps), (req["id"], caps)
+        assert len(set(caps)) == len(caps), req["id"]
+        assert tuple(caps) != default_applies_when(req["api"]), f"{req['id']}: applies_when repeats the default"
+        explicit[req["id"]] = caps
+    assert explicit == {"RPT-007": ["transfer"], "BAT-011": ["restart"]}
+    reqs = load_requirements()
+    assert reqs["RPT-007"].applies_when == ("transfer",) and not reqs["RPT-007"].applies(["reporting"])
+    assert reqs["RPT-004"].applies_when == ("reporting",) and reqs["RPT-004"].applies(["reporting"])
+    assert reqs["ENV-001"].applies_when == () and reqs["ENV-001"].applies([])
+    assert reqs["EXT-001"].applies(["extract"]) and not reqs["EXT-001"].applies(["reporting"])
 
 
 def test_only_bat_011_is_not_tested() -> None:

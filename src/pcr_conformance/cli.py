@@ -5,8 +5,10 @@ This module is the shell: argument parsing, `main`, exit codes and CliError. Eac
 imported only when that command runs.
 
 Exit codes (docs/concepts.md#verdicts-and-exit-codes): 0 every kit conformant / every file valid; 1 a requirement failed / a file has
-errors; 2 the run could not be made (bad target or kit file, unreachable target, pytest usage or collection
-error, missing summary.json, timeout) or a file could not be validated.
+errors; 3 incomplete: nothing failed, but a deciding requirement that applies was not shown (skipped, not run,
+inconclusive); 2 the run could not be made or judged (bad target or kit file, unreachable target, pytest usage
+or collection error, missing summary.json, timeout, every test broken) or a file could not be validated. Over
+several kits the worst counts: 2 before 1 before 3 before 0 (`worst_exit_code`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
+# The exit code of each verdict, and which verdict of several kits wins: error > not-conformant > incomplete.
+VERDICT_EXIT_CODES = {"conformant": EXIT_OK, "not-conformant": EXIT_FAILED, "incomplete": EXIT_INCOMPLETE,
+                      "error": EXIT_ERROR}
+_SEVERITY = (EXIT_OK, EXIT_INCOMPLETE, EXIT_FAILED, EXIT_ERROR)
+
+
+def worst_exit_code(codes: Sequence[int]) -> int:
+    """The exit code of several kits: could not judge (2) > a requirement failed (1) > incomplete (3) > 0."""
+    return max(codes, key=lambda c: _SEVERITY.index(c) if c in _SEVERITY else len(_SEVERITY), default=EXIT_OK)
 KIT_TIMEOUT_S = 40 * 60  # one kit's pytest session; a hang is killed and reported, never waited out
 PROFILES = ("certification", "regression")
 
@@ -43,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pcr-conformance",
         description="Conformance kit for the Finnish Positive Credit Register APIs.",
         epilog="Exit codes: 0 conformant / valid, 1 a requirement failed / a message has errors, "
-               "2 could not run (configuration, network, TLS, unreadable file).")
+               "3 incomplete (nothing failed, but a deciding requirement was not shown), "
+               "2 could not run or judge (configuration, network, TLS, unreadable file).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -20,7 +20,7 @@ import httpx
 from pcr_conformance import catalogue
 from pcr_conformance.calllog import Call, CallLog, headers_dict
 from pcr_conformance.cleanup import LoanLedger
-from pcr_conformance.errors import HarnessError, TargetUnreachable
+from pcr_conformance.errors import HarnessError, RequirementFailure, TargetUnreachable
 from pcr_conformance.messages import apply_overrides
 from pcr_conformance.target import Target
 
@@ -194,23 +194,23 @@ class ApiClient:
         return self.call("GetBatchStatus", self.envelope(batchReference=batch_reference))
 
     def wait_batch(self, batch_reference: str) -> dict[str, Any]:
-        """Polls GetBatchStatus with backoff until a final state; past batch_deadline_s: AssertionError BAT-010."""
+        """Polls GetBatchStatus with backoff until a final state; past batch_deadline_s: RequirementFailure BAT-010."""
         deadline = time.monotonic() + self.target.batch_deadline_s
         delay = 0.05
         last = "no answer yet"
         while True:
             resp = self.batch_status(batch_reference)
             if resp.status_code != 200:
-                raise AssertionError(f"BAT-001 GetBatchStatus: expected 200 for accepted batch {batch_reference}, "
-                                     f"actual {resp.status_code}: {resp.text[:500]}")
+                raise RequirementFailure("BAT-001", "GetBatchStatus", f"200 for accepted batch {batch_reference}",
+                                         f"{resp.status_code}: {resp.text[:500]}")
             status = _json(resp, "BAT-001", "GetBatchStatus")
             last = str(status.get("batchStatus"))
             if last in FINAL_BATCH_STATES:
                 return status
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"BAT-010 GetBatchStatus: expected a final state of batch {batch_reference} "
-                                     f"within {self.target.batch_deadline_s:g} s, actual {last!r}")
+                raise RequirementFailure("BAT-010", "GetBatchStatus", f"a final state of batch {batch_reference} "
+                                         f"within {self.target.batch_deadline_s:g} s", repr(last))
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
 
@@ -220,8 +220,8 @@ class ApiClient:
         """submit, require 202 (RPT-002), then wait for the final batch status and return it."""
         sub = self.submit(operation, reports, batch_reference=batch_reference, body_overrides=body_overrides)
         if sub.response.status_code != 202:
-            raise AssertionError(f"RPT-002 {operation}: expected 202 Accepted for batch {sub.batch_reference}, "
-                                 f"actual {sub.response.status_code}: {sub.response.text[:500]}")
+            raise RequirementFailure("RPT-002", operation, f"202 Accepted for batch {sub.batch_reference}",
+                                     f"{sub.response.status_code}: {sub.response.text[:500]}")
         return self.wait_batch(sub.batch_reference)
 
     def get_loan(self, loan_number: Mapping[str, str]) -> httpx.Response:
@@ -329,7 +329,7 @@ def _json(resp: httpx.Response, requirement: str, operation: str) -> dict[str, A
     try:
         data = resp.json()
     except ValueError:
-        raise AssertionError(f"{requirement} {operation}: expected a JSON body, actual {resp.text[:300]!r}") from None
+        raise RequirementFailure(requirement, operation, "a JSON body", repr(resp.text[:300])) from None
     if not isinstance(data, dict):
-        raise AssertionError(f"{requirement} {operation}: expected a JSON object, actual {data!r:.300}")
+        raise RequirementFailure(requirement, operation, "a JSON object", f"{data!r:.300}")
     return data

@@ -199,6 +199,8 @@ def _resolve(target: Target, base: str, data: Path, pool_file: Path, pool: dict)
     orgs = pool.get("organisations", {})
     identities: dict[str, Identity] = {}
     for slot, org_key in EMBEDDED_SLOTS.items():
+        if target.slots and slot not in target.slots:
+            continue  # the target file lists fewer slots: tests needing this one are skipped (not claimed)
         org = orgs.get(org_key)
         role = SLOT_ROLES[slot]
         pair = (org or {}).get("certificates", {}).get(role)
@@ -219,6 +221,8 @@ def _resolve(target: Target, base: str, data: Path, pool_file: Path, pool: dict)
         extra["expired"] = CertificatePair(str(data / "clients" / "expired-lender-reporting.pem"),
                                            str(data / "clients" / "expired-lender-reporting.key"))
     ca = pool.get("ca_bundle") or str(data / "ca.pem")
+    if target.slots:
+        extra = {kind: pair for kind, pair in extra.items() if kind in target.slots}
     return replace(target, base_urls={fam: base for fam in catalogue.families()}, tls=TlsConfig(ca_bundle=ca),
                    identities=identities, extra_certificates=extra, pool=str(pool_file), data_dir=str(data),
                    environment=pool.get("environment", target.environment))

@@ -1,8 +1,9 @@
 """Named expectations (docs/interfaces.md §10).
 
-Every failure is an AssertionError whose message starts with the requirement ID, then the operation,
-expected and actual: "RPT-005 AddLoans: expected ..., actual ...". The plugin's failure categories and
-summary.json read the ID from the start of the message.
+Every failure is a `RequirementFailure` (an AssertionError) carrying the requirement it names; its message
+starts with the requirement ID, then the operation, expected and actual: "RPT-005 AddLoans: expected ...,
+actual ...". summary.json fails exactly that requirement (docs/concepts.md#verdicts-and-exit-codes); the
+Allure categories read the ID from the start of the message.
 """
 
 from __future__ import annotations
@@ -12,11 +13,17 @@ from typing import Any
 
 import httpx
 
+from pcr_conformance.errors import RequirementFailure
+
+__all__ = ["RequirementFailure", "batch_state", "body_of", "error_code", "error_codes", "fail", "report_accepted",
+           "report_rejected", "report_result", "status", "that"]
+
 _EXCERPT = 600
 
 
 def fail(requirement: str, operation: str, expected: Any, actual: Any) -> None:
-    raise AssertionError(f"{requirement} {operation}: expected {expected}, actual {actual}")
+    """The implementation broke `requirement`: raises RequirementFailure."""
+    raise RequirementFailure(requirement, operation, expected, actual)
 
 
 def that(condition: Any, requirement: str, operation: str, expected: Any, actual: Any) -> None:

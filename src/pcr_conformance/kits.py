@@ -15,6 +15,7 @@ from typing import Any
 
 from pcr_conformance import catalogue, resources, specs
 from pcr_conformance.errors import HarnessError
+from pcr_conformance.target import KNOWN_CAPABILITIES
 
 LEVELS = ("must", "should", "may")
 
@@ -31,6 +32,12 @@ class Req:
     operations: tuple[str, ...]
     error_code: str | None
     not_tested: str | None
+    applies_when: tuple[str, ...] = ()  # target capabilities; the requirement applies when one is claimed
+
+    def applies(self, capabilities: Iterable[str]) -> bool:
+        """The requirement applies to a target claiming `capabilities`: no condition, or one of its capabilities
+        is claimed. A requirement that does not apply is not-applicable, which is no gap in the verdict."""
+        return not self.applies_when or bool(set(self.applies_when) & set(capabilities))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +147,16 @@ def load_requirements() -> dict[str, Req]:
     return {str(e["id"]): _req(e) for e in entries}
 
 
+def default_applies_when(api: str) -> tuple[str, ...]:
+    """A requirement of API family F applies when the target claims capability F; `api: all` always."""
+    return (api,) if api in KNOWN_CAPABILITIES else ()
+
+
 def _req(e: Mapping[str, Any]) -> Req:
+    api = str(e.get("api") or "all")
+    applies = e.get("applies_when")
     return Req(id=str(e["id"]), title=str(e.get("title", "")), level=str(e.get("level", "must")),
-               actors=tuple(e.get("actors") or ()), api=str(e.get("api") or "all"),
+               actors=tuple(e.get("actors") or ()), api=api,
                operations=tuple(e.get("operations") or ()), error_code=e.get("error_code") or None,
-               not_tested=e.get("not_tested") or None)
+               not_tested=e.get("not_tested") or None,
+               applies_when=tuple(applies) if applies is not None else default_applies_when(api))

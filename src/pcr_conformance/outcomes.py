@@ -1,8 +1,10 @@
 """Outcome of a suite test (docs/concepts.md#outcomes): passed, failed (the implementation broke the contract), broken
 (the test could not run: harness, network, TLS), skipped (not claimed) or xfailed (a known deviation).
 
-`classify` judges one report; the outcome travels on the report (so an xdist controller sees it too) and
-`Recorder` keeps one outcome per test for summary.json.
+`classify` judges one report; `named_requirements` reads which requirement a failure names (the
+RequirementFailure's `.requirement`, else the `XXX-NNN ` prefix of each line of an AssertionError's message, for
+checks that raise plain AssertionErrors). The outcome, the named requirements and a one-line reason travel on the
+report (so an xdist controller sees them too) and `Recorder` keeps them per test for summary.json.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pcr_conformance import evidence
+from pcr_conformance.errors import REQUIREMENT_PREFIX, RequirementFailure
+
 if TYPE_CHECKING:
     from pcr_conformance.plugin_state import PcrState
 
 OUTCOME_ATTR = "pcr_outcome"
 VERIFIES_ATTR = "pcr_verifies"
+NAMED_ATTR = "pcr_failed_requirements"  # the requirement IDs a failure (or known deviation) names
+REASON_ATTR = "pcr_reason"  # one line: the skip reason, the error, the failure message's first line
+_REASON_MAX = 300
 
 
 def classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
@@ -41,15 +49,59 @@ def is_failure(exc: BaseException) -> bool:
     return cls.__module__.startswith("schemathesis") and "Failure" in cls.__name__
 
 
+def named_requirements(exc: BaseException) -> list[str]:
+    """The requirement IDs a failure names, in order: `.requirement` of a RequirementFailure, the members of
+    an exception group, else each line of the message that starts with "XXX-NNN " (a plain AssertionError of a
+    check, or several joined). Whether an ID is a known requirement is decided by summary.json."""
+    if isinstance(exc, RequirementFailure):
+        return [exc.requirement]
+    if isinstance(exc, BaseExceptionGroup):
+        ids: list[str] = []
+        for member in exc.exceptions:
+            ids.extend(named_requirements(member))
+        return list(dict.fromkeys(ids))
+    found = []
+    for line in str(exc).splitlines():
+        m = REQUIREMENT_PREFIX.match(line.lstrip(" \t-*"))
+        if m:
+            found.append(m.group(1))
+    return list(dict.fromkeys(found))
+
+
+def reason_of(report: pytest.TestReport, call: pytest.CallInfo[None], outcome: str) -> str:
+    """One line saying why: the skip or xfail reason, the error of a broken test, a failure's first line."""
+    text = ""
+    if outcome == "skipped":
+        longrepr = report.longrepr
+        text = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+        text = text.removeprefix("Skipped: ")
+    elif outcome == "xfailed":
+        text = str(getattr(report, "wasxfail", ""))
+    elif outcome in ("failed", "broken"):
+        if call.excinfo is not None:
+            exc = call.excinfo.value
+            text = str(exc) if isinstance(exc, AssertionError) and str(exc) else f"{type(exc).__name__}: {exc}"
+        else:
+            text = str(report.longrepr or "")  # "[XPASS(strict)] known deviation ..."
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return first if len(first) <= _REASON_MAX else first[:_REASON_MAX] + "..."
+
+
 def mark_report(report: pytest.TestReport, call: pytest.CallInfo[None], ids: list[str]) -> None:
-    """Carry the outcome and the requirement IDs on the report."""
-    setattr(report, OUTCOME_ATTR, classify(report, call))
+    """Carry the outcome, the requirement IDs, the requirements a failure names and the reason on the report."""
+    outcome = classify(report, call)
+    setattr(report, OUTCOME_ATTR, outcome)
     setattr(report, VERIFIES_ATTR, ids)
+    named: list[str] = []
+    if outcome in ("failed", "xfailed") and call.excinfo is not None:
+        named = named_requirements(call.excinfo.value)
+    setattr(report, NAMED_ATTR, named)
+    setattr(report, REASON_ATTR, reason_of(report, call, outcome))
 
 
 class Recorder:
     """Records one outcome per suite test from the reports (setup decides unless the call runs; a teardown
-    error turns a pass broken)."""
+    error turns a pass broken), with the requirements its failure names and its reason."""
 
     def __init__(self, state: PcrState) -> None:
         self.state = state
@@ -59,9 +111,14 @@ class Recorder:
         if outcome is None:
             return
         state = self.state
-        state.verifies.setdefault(report.nodeid, list(getattr(report, VERIFIES_ATTR, [])))
-        previous = state.outcomes.get(report.nodeid)
-        if report.when in ("setup", "call") or previous is None:
-            state.outcomes[report.nodeid] = outcome
-        elif report.when == "teardown" and outcome == "broken" and previous == "passed":
-            state.outcomes[report.nodeid] = "broken"
+        node = report.nodeid
+        state.verifies.setdefault(node, list(getattr(report, VERIFIES_ATTR, [])))
+        previous = state.outcomes.get(node)
+        if report.when in ("setup", "call") or previous is None or (
+                report.when == "teardown" and outcome == "broken" and previous == "passed"):
+            state.outcomes[node] = outcome
+            state.named[node] = list(getattr(report, NAMED_ATTR, []))
+            state.reasons[node] = str(getattr(report, REASON_ATTR, ""))
+        if state.certificates is None and state.resolved is not None:
+            # While the register runs: an embedded target's certificate files are gone at session end.
+            state.certificates = evidence.describe_certificates(state.resolved)

@@ -42,6 +42,9 @@ class PcrState:
     requirements: dict[str, Req] = dataclasses.field(default_factory=dict)
     verifies: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # nodeid -> IDs (kit tests)
     outcomes: dict[str, str] = dataclasses.field(default_factory=dict)  # nodeid -> outcome
+    named: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # nodeid -> IDs its failure names
+    reasons: dict[str, str] = dataclasses.field(default_factory=dict)  # nodeid -> skip reason, error, failure
+    certificates: dict[str, Any] | None = None  # evidence.describe_certificates of the resolved target
     deviations: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     unmatched_expectations: list[str] = dataclasses.field(default_factory=list)
     slots_used: set[str] = dataclasses.field(default_factory=set)

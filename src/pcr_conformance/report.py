@@ -45,9 +45,9 @@ class Summary:
 
     kit: str
     target: str
-    verdict: str  # conformant | not-conformant | error
+    verdict: str  # conformant | not-conformant | incomplete | error
     counts: Mapping[str, int]
-    requirements: Mapping[str, str]  # ID -> passed | failed | skipped | not-run | not-tested
+    requirements: Mapping[str, str]  # ID -> passed | failed | inconclusive | skipped | not-applicable | not-run | not-tested
     path: str = ""
     error: str = ""  # why the verdict is "error", when the plugin says
     broken_tests: tuple[str, ...] = ()  # node ids of tests that could not run (harness, network, TLS)
@@ -70,7 +70,7 @@ class KitOutcome:
 
     kit: str
     target: str
-    exit_code: int  # 0 conformant, 1 not conformant, 2 could not run
+    exit_code: int  # 0 conformant, 1 not conformant, 3 incomplete, 2 could not run or judge
     summary: Summary | None = None
     reason: str = ""
     folder: str = ""
@@ -115,7 +115,8 @@ def read_summary(path: str | Path) -> Summary:
 def requirements_cell(summary: Summary) -> str:
     """`met of selected`, naming those no test could meet in this run (not tested, not run, skipped)."""
     cell = f"{summary.met} of {len(summary.requirements)}"
-    rest = [f"{n} {status.replace('-', ' ')}" for status in ("not-tested", "not-run", "skipped")
+    rest = [f"{n} {status.replace('-', ' ')}" for status in ("inconclusive", "not-run", "skipped", "not-applicable",
+                                                            "not-tested")
             if (n := summary.requirement_count(status))]
     return f"{cell} ({', '.join(rest)})" if rest else cell
 

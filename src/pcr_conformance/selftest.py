@@ -2,9 +2,11 @@
 
 For each fault switch of the reference register: start the register with that fault (through the embedded
 target, which passes PCR_REGISTER_FAULTS on to the register process), run the tests that verify the broken
-requirement, and record whether at least one test failed and whether a failure named the requirement. A
+requirement, and record whether at least one test failed and whether summary.json failed the requirement (it
+fails exactly the requirements the failures name; any other failed requirement is listed as `also_failed`). A
 fault the targeted tests miss gets a second pass with the whole kit. One run without any fault must have
-zero failures (no false alarms). A suite that stays green against a broken register is a defect of the suite.
+zero failures (no false alarms) and the verdict conformant. A suite that stays green against a broken register
+is a defect of the suite.
 
 The fault list comes from `pcr-register faults` (JSON), never from importing pcr_register (ARCHITECTURE.md).
 """
@@ -52,6 +54,8 @@ class RunOutcome:
     passed: int
     failure_messages: tuple[str, ...]
     duration_s: float
+    verdict: str = ""  # summary.json's verdict ("" when pytest wrote none)
+    failed_requirements: tuple[str, ...] = ()  # summary.json's requirements with status failed
 
 
 @dataclass
@@ -64,6 +68,7 @@ class FaultResult:
     passes: list[str] = field(default_factory=list)  # "targeted", "kit"
     duration_s: float = 0.0
     note: str = ""
+    also_failed: list[str] = field(default_factory=list)  # requirements failed besides the broken one
 
 
 def load_faults(names: Iterable[str] = ()) -> list[Fault]:
@@ -130,12 +135,21 @@ def run_pytest(
     except subprocess.TimeoutExpired:
         exit_code = -1
     failed, broken, passed, messages = parse_junit(junit)
-    return RunOutcome(exit_code, failed, broken, passed, tuple(messages), time.monotonic() - started)
+    verdict, failed_reqs = read_summary(workdir / "summary.json")
+    return RunOutcome(exit_code, failed, broken, passed, tuple(messages), time.monotonic() - started,
+                      verdict=verdict, failed_requirements=failed_reqs)
 
 
-def names_requirement(messages: Iterable[str], requirement: str) -> bool:
-    """A failure names the requirement when its message starts with the ID (docs/concepts.md#outcomes)."""
-    return any(requirement in m.split("\n", 1)[0] or m.lstrip().startswith(requirement) for m in messages)
+def read_summary(path: Path) -> tuple[str, tuple[str, ...]]:
+    """(verdict, the requirements it failed) of a summary.json; ("", ()) when there is none."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "", ()
+    reqs = doc.get("requirements") if isinstance(doc, dict) else None
+    if not isinstance(reqs, dict):
+        return str(doc.get("verdict", "")) if isinstance(doc, dict) else "", ()
+    return str(doc.get("verdict", "")), tuple(sorted(r for r, s in reqs.items() if s == "failed"))
 
 
 def tests_verifying(verifies: dict[str, list[str]], requirement: str) -> list[str]:
@@ -200,17 +214,20 @@ def _record(result: FaultResult, outcome: RunOutcome) -> None:
     result.tests_failed += outcome.failed
     if outcome.failed:
         result.detected = True
-        result.named = result.named or names_requirement(outcome.failure_messages, result.fault.requirement)
+        # Named: summary.json failed the broken requirement (attribution by the requirement a failure names).
+        result.named = result.named or result.fault.requirement in outcome.failed_requirements
+        result.also_failed = sorted(set(result.also_failed)
+                                    | (set(outcome.failed_requirements) - {result.fault.requirement}))
     if outcome.exit_code == -1:
         result.note = "timed out"
 
 
 def render_matrix(results: list[FaultResult], control: RunOutcome) -> str:
-    rows = [("fault", "requirement", "detected", "named", "tests failed", "passes", "time s")]
+    rows = [("fault", "requirement", "detected", "named", "also failed", "tests failed", "passes", "time s")]
     for r in results:
         rows.append((r.fault.name, r.fault.requirement, "yes" if r.detected else "NO",
-                     "yes" if r.named else "no", str(r.tests_failed), "+".join(r.passes),
-                     f"{r.duration_s:.1f}"))
+                     "yes" if r.named else "no", ",".join(r.also_failed) or "-", str(r.tests_failed),
+                     "+".join(r.passes), f"{r.duration_s:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -218,32 +235,40 @@ def render_matrix(results: list[FaultResult], control: RunOutcome) -> str:
     named = sum(r.named for r in results)
     total = len(results)
     lines.append("")
-    lines.append(f"detected {detected}/{total} faults; the broken requirement named for {named}/{total}")
+    exact = sum(r.named and not r.also_failed for r in results)
+    lines.append(f"detected {detected}/{total} faults; the broken requirement named for {named}/{total}, "
+                 f"and only it failed for {exact}/{total}")
     lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
-                 f"{control.broken} broken (exit {control.exit_code})")
+                 f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
     # The plain closing line CI reads: each fault detected is a pass, each missed fault or false alarm a failure.
-    false_alarms = 1 if control.failed or control.broken else 0
+    false_alarms = 0 if control_clean(control) else 1
     lines.append(f"selftest: {detected + (1 - false_alarms)} passed, {total - detected + false_alarms} failed")
     return "\n".join(lines)
 
 
+def control_clean(control: RunOutcome) -> bool:
+    """The control run against the faultless register: nothing failed or broke, and the verdict is conformant."""
+    return control.failed == 0 and control.broken == 0 and control.exit_code in (0, 5) \
+        and control.verdict == "conformant"
+
+
 def selftest_passed(results: list[FaultResult], control: RunOutcome) -> bool:
     """Every fault detected, and no false alarm in the control run."""
-    return all(r.detected for r in results) and control.failed == 0 and control.exit_code in (0, 1, 5) \
-        and control.broken == 0
+    return all(r.detected for r in results) and control_clean(control)
 
 
 def to_json(results: list[FaultResult], control: RunOutcome) -> dict:
     return {
         "faults": [
             {**asdict(r.fault), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
-             "tests_failed": r.tests_failed, "passes": r.passes, "duration_s": round(r.duration_s, 1),
-             "note": r.note}
+             "also_failed": r.also_failed, "tests_failed": r.tests_failed, "passes": r.passes,
+             "duration_s": round(r.duration_s, 1), "note": r.note}
             for r in results
         ],
         "control": {"passed": control.passed, "failed": control.failed, "broken": control.broken,
-                    "exit_code": control.exit_code, "duration_s": round(control.duration_s, 1)},
+                    "exit_code": control.exit_code, "verdict": control.verdict,
+                    "duration_s": round(control.duration_s, 1)},
         "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
-                  "total": len(results)},
+                  "exact": sum(r.named and not r.also_failed for r in results), "total": len(results)},
         "passed": selftest_passed(results, control),
     }

@@ -3,10 +3,11 @@ the results folder and the output folder) and summary.json (summary.build) in th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
-from pcr_conformance import allure_support, summary
+from pcr_conformance import allure_support, evidence, summary
 from pcr_conformance.errors import HarnessError
 from pcr_conformance.kits import load_kit
 from pcr_conformance.plugin_state import PcrState, requirements
@@ -40,12 +41,17 @@ def write_reports(state: PcrState) -> None:
         reqs = requirements(state)
     except HarnessError:
         reqs = {}
+    ended = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     doc = summary.build(
         kit=kit, kit_name=kit_name, target_name=target_name, requirements=reqs,
         verifies=state.verifies, outcomes=state.outcomes, startup_error=state.startup_error,
         stakeholder=stakeholder(state, target), spec_hashes={k: v["sha256"] for k, v in specs.items()},
         suite_version=allure_support.suite_version(), profile=state.profile, seed=state.seed, run_id=state.run_id,
-        duration_s=time.monotonic() - state.started, known_deviations=state.deviations)
+        duration_s=time.monotonic() - state.started, known_deviations=state.deviations,
+        named=state.named, reasons=state.reasons,
+        capabilities=target.capabilities if target is not None else None,
+        evidence=evidence.fields(target=target, started_utc=state.started_utc, ended_utc=ended, specs=specs,
+                                 certificates=_certificates(state, target)))
     doc["unmatched_expectations"] = state.unmatched_expectations
     assert state.output is not None
     (state.output / "summary.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -63,3 +69,15 @@ def stakeholder(state: PcrState, target: Target | None) -> list[dict[str, str]]:
         entry = seen.setdefault(key, {"name": ident.name, "idCodeType": key[0], "idCode": key[1], "slots": ""})
         entry["slots"] = ",".join(filter(None, [entry["slots"], slot]))
     return list(seen.values())
+
+
+def _certificates(state: PcrState, target: Target | None) -> dict | None:
+    """The certificates read while the run went on; else read now, unless they were an embedded register's
+    (deleted when it stopped: then the identities are listed without certificate details)."""
+    if state.certificates is not None or target is None:
+        return state.certificates
+    if target.embedded and state.handle is not None:
+        return {"identities": {slot: {"role": i.role, "name": i.name, "owner": dict(i.owner),
+                                      "error": "certificate not read: the embedded register had stopped"}
+                               for slot, i in sorted(target.identities.items())}, "extra_certificates": {}}
+    return evidence.describe_certificates(target)

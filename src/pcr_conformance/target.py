@@ -84,6 +84,7 @@ class Target:
     extra_certificates: Mapping[str, CertificatePair] = dataclasses.field(default_factory=dict)
     source: str = ""  # the file it was loaded from
     data_dir: str = ""  # embedded: the register's data dir (set once started)
+    slots: tuple[str, ...] = ()  # embedded: the identity slots / extra certificates taken from the register; () = all
 
     def identity(self, slot: str) -> Identity | None:
         return self.identities.get(slot)
@@ -152,7 +153,7 @@ def _expand(value: Any, env: Mapping[str, str], field: str, path: Path) -> Any:
 
 _TOP_FIELDS = {"name", "embedded", "environment", "read_only", "rate_limit_per_s", "timeout_s",
                "batch_deadline_s", "pool", "capabilities", "base_urls", "tls", "identities",
-               "extra_certificates"}
+               "extra_certificates", "slots"}
 
 
 def parse_target(data: Mapping[str, Any], path: Path) -> Target:
@@ -266,6 +267,14 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
 
     pool = file_field("pool", data.get("pool", ""), must_exist=not embedded)
 
+    slots = data.get("slots", [])
+    allowed_slots = [*SLOT_ROLES, *EXTRA_CERTIFICATES]
+    if not isinstance(slots, list) or not all(isinstance(x, str) and x in allowed_slots for x in slots):
+        raise err("slots", f"must be a list of identity slots or extra certificates from {allowed_slots}")
+    if slots and not embedded:
+        raise err("slots", "only an embedded target takes its identities from the register; a remote target "
+                           "lists its identities as [identities.<slot>] tables")
+
     if not embedded:
         if not base_urls:
             raise err("base_urls", "a non-embedded target needs at least one base URL, "
@@ -282,7 +291,7 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
         name=name, embedded=embedded, environment=environment, read_only=read_only, rate_limit_per_s=rate,
         timeout_s=timeout, batch_deadline_s=deadline, pool=pool, capabilities=tuple(capabilities),
         base_urls=base_urls, tls=tls, identities=identities, extra_certificates=extra_certs,
-        source=str(path),
+        source=str(path), slots=tuple(slots),
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pcr_conformance import report, resources
-from pcr_conformance.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK, CliError, err
+from pcr_conformance.cli import EXIT_ERROR, VERDICT_EXIT_CODES, CliError, err, worst_exit_code
 from pcr_conformance.commands.console import stream_process
 
 
@@ -150,9 +150,11 @@ def _outcome(kit: str, config: RunConfig, code: int | None, output: str, folder:
         if code not in (0, 1, 5):
             reason = failure_reason(output, code)
         return report.KitOutcome(kit, target, EXIT_ERROR, reason=reason, fatal=True)
-    verdict_code = {"conformant": EXIT_OK, "not-conformant": EXIT_FAILED}.get(summary.verdict, EXIT_ERROR)
+    verdict_code = VERDICT_EXIT_CODES.get(summary.verdict, EXIT_ERROR)
     reason = ""
-    if verdict_code == EXIT_ERROR:
+    if summary.verdict == "incomplete":
+        reason = incomplete_reason(folder / "summary.json")
+    elif verdict_code == EXIT_ERROR:
         if summary.error:
             reason = summary.error
         elif summary.broken_tests:
@@ -164,6 +166,20 @@ def _outcome(kit: str, config: RunConfig, code: int | None, output: str, folder:
             reason = f"verdict {summary.verdict!r} in summary.json (no test ran?)"
     return report.KitOutcome(kit, target, verdict_code, summary=summary, reason=reason,
                              fatal=bool(summary.error))
+
+
+def incomplete_reason(path: Path, shown: int = 8) -> str:
+    """Why a kit is incomplete: each deciding requirement not shown, with what it needs (summary.json `gaps`)."""
+    try:
+        gaps = json.loads(path.read_text(encoding="utf-8")).get("gaps") or []
+    except (OSError, ValueError, AttributeError):
+        gaps = []
+    if not gaps:
+        return "incomplete: a deciding requirement was not shown (see summary.json)"
+    parts = [f"{g.get('requirement')} {g.get('status')} ({g.get('reason') or 'no reason given'})"
+             for g in gaps[:shown]]
+    more = f"; and {len(gaps) - shown} more in summary.json" if len(gaps) > shown else ""
+    return (f"incomplete: {len(gaps)} deciding requirement(s) not shown: " + "; ".join(parts) + more)
 
 
 PREFLIGHT_TIMEOUT_S = 10.0
@@ -274,4 +290,4 @@ def main(args: argparse.Namespace) -> int:
     print(f"reports: {config.output}")
     if args.json:
         Path(args.json).write_text(json.dumps(report.outcomes_to_json(outcomes), indent=1), encoding="utf-8")
-    return max(o.exit_code for o in outcomes)
+    return worst_exit_code([o.exit_code for o in outcomes])

@@ -1,0 +1,96 @@
+"""The evidence fields of summary.json (docs/concepts.md#summaryjson): which tool judged (version, git commit of
+the checkout), against which contract (spec versions), what it reached (base URLs, claimed capabilities) and as
+whom (per identity slot the client certificate's subject, SHA-256 fingerprint and validity; never the key).
+
+Certificates are read while the run goes on (`describe_certificates`, called by the outcome recorder once the
+target is resolved): an embedded register's certificates are deleted when it stops, before the session ends.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pcr_conformance import resources
+from pcr_conformance.target import Target
+
+GIT_TIMEOUT_S = 5.0
+
+
+def tool_version() -> str | None:
+    """The installed pcr-conformance version (importlib.metadata), None when it is not installed."""
+    try:
+        return importlib.metadata.version("pcr-conformance")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit(root: Path | None = None) -> dict[str, Any]:
+    """{"git_commit": HEAD of the checkout the harness runs from, "git_dirty": uncommitted changes}; both None
+    for an installed wheel or when git cannot tell."""
+    root = root if root is not None else resources.checkout()
+    none: dict[str, Any] = {"git_commit": None, "git_dirty": None}
+    if root is None or not (root / ".git").exists():
+        return none
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT_S)
+        if head.returncode != 0:
+            return none
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=GIT_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return none
+    return {"git_commit": head.stdout.strip() or None,
+            "git_dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
+
+
+def certificate_info(path: str) -> dict[str, Any]:
+    """Subject, issuer, SHA-256 fingerprint, notBefore and notAfter (UTC) of the first certificate of a PEM file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as e:
+        return {"error": f"cannot read certificate {path}: {e}"}
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": format(cert.serial_number, "x"),
+        "sha256": cert.fingerprint(hashes.SHA256()).hex(":").upper(),
+        "not_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def describe_certificates(target: Target) -> dict[str, dict[str, Any]]:
+    """{"identities": {slot: {role, owner, name, subject, sha256, not_after, ...}}, "extra_certificates": {...}}."""
+    identities = {}
+    for slot, ident in sorted(target.identities.items()):
+        identities[slot] = {"role": ident.role, "name": ident.name, "owner": dict(ident.owner),
+                            **certificate_info(ident.cert)}
+    extra = {kind: certificate_info(pair.cert) for kind, pair in sorted(target.extra_certificates.items())}
+    return {"identities": identities, "extra_certificates": extra}
+
+
+def fields(*, target: Target | None, started_utc: str, ended_utc: str, specs: Mapping[str, Mapping[str, str]],
+           certificates: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The evidence fields, in the order summary.json shows them."""
+    if certificates is None and target is not None:
+        certificates = describe_certificates(target)
+    return {
+        "started_utc": started_utc,
+        "ended_utc": ended_utc,
+        "tool_version": tool_version(),
+        **git_commit(),
+        "spec_versions": {name: v["version"] for name, v in specs.items() if v.get("version")},
+        "base_urls": dict(sorted(target.base_urls.items())) if target is not None else {},
+        "capabilities": list(target.capabilities) if target is not None else [],
+        "environment": target.environment if target is not None else None,
+        "identities": dict((certificates or {}).get("identities", {})),
+        "extra_certificates": dict((certificates or {}).get("extra_certificates", {})),
+    }
