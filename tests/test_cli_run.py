@@ -229,8 +229,10 @@ def test_an_expired_lender_certificate_is_one_named_line_and_exit_2(tmp_path: Pa
     finally:
         handle.stop()
     assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr
-    named = [ln for ln in proc.stdout.splitlines() if "identity slot lender:" in ln]
-    assert len(named) == 1, proc.stdout[-3000:]  # once, not once per test
+    named = [ln for ln in proc.stdout.splitlines() if "identity slot lender:" in ln and ln.startswith("[")]
+    assert len(named) == 1, proc.stdout[-3000:]  # once in pytest's output, not once per test
+    footer = [ln for ln in proc.stdout.splitlines() if ln.startswith("lender-reporting: identity slot lender:")]
+    assert len(footer) == 1, proc.stdout[-3000:]  # and once as the kit's reason under the verdict table
     assert "the register refused the client certificate (TLS handshake" in named[0]
     assert f"certificate expired on {expiry}" in named[0] and "CN=" in named[0] and "sha256 " in named[0]
     assert "RemoteProtocolError" not in proc.stdout and "Traceback" not in proc.stderr
@@ -243,3 +245,10 @@ def test_an_expired_lender_certificate_is_one_named_line_and_exit_2(tmp_path: Pa
     assert int(suite.get("errors", "0")) == summary["counts"]["broken"]
     errors = [e.get("message", "") for e in suite.iter("error")]
     assert errors and all("identity slot lender: the register refused" in m for m in errors)
+    # summary.json and the error line on stderr name the cause, not "N broken tests"
+    assert list(summary["identity_problems"]) == ["lender"]
+    assert summary["identity_problems"]["lender"] in named[0]
+    assert "identity slot lender: the register refused the client certificate" in proc.stderr
+    # the report keeps the public certificates the attachments' curl commands name (certs/<slot>.pem)
+    assert (folder / "certs" / "ca.pem").is_file() and (folder / "certs" / "lender.pem").is_file()
+    assert not any(b"PRIVATE KEY" in p.read_bytes() for p in (folder / "certs").iterdir())

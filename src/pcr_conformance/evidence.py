@@ -77,6 +77,30 @@ def describe_certificates(target: Target) -> dict[str, dict[str, Any]]:
     return {"identities": identities, "extra_certificates": extra}
 
 
+def write_public_certificates(target: Target, folder: Path) -> list[str]:
+    """The run's certificates, public parts only, into ``folder`` (the report's ``certs/``): ``ca.pem`` and
+    ``<slot>.pem`` per identity slot and extra certificate, the names the attachments' curl commands use
+    (calllog.bundle_cert). Written while the register runs: an embedded register's files are deleted when it
+    stops. Returns the files that could not be read (a key is never read or written)."""
+    from pcr_conformance import attestation, calllog
+
+    sources = {calllog.BUNDLE_CA: target.tls.ca_bundle}
+    sources.update({calllog.bundle_cert(slot): ident.cert for slot, ident in target.identities.items()})
+    sources.update({calllog.bundle_cert(kind): pair.cert for kind, pair in target.extra_certificates.items()})
+    problems = []
+    for rel, source in sources.items():
+        if not source:
+            continue
+        try:
+            pem = attestation.certificates_pem(attestation.load_certificates(Path(source).read_bytes()))
+        except (OSError, attestation.AttestationError) as e:
+            problems.append(f"{rel}: {source}: {e}")
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / Path(rel).name).write_bytes(pem)
+    return problems
+
+
 def fields(*, target: Target | None, started_utc: str, ended_utc: str, specs: Mapping[str, Mapping[str, str]],
            certificates: Mapping[str, Any] | None) -> dict[str, Any]:
     """The evidence fields, in the order summary.json shows them."""

@@ -11,7 +11,7 @@ from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import LoanLedger, cancel_all, should_clean
 from pcr_conformance.client import Clients, HttpPool
 from pcr_conformance.errors import HarnessError
-from pcr_conformance.plugin_state import LOG, ensure_target, startup_failed, state_of
+from pcr_conformance.plugin_state import LOG, PcrState, ensure_target, startup_failed, state_of
 from pcr_conformance.target import Target
 from pcr_conformance.testdata import TestData, load_pool
 
@@ -32,6 +32,7 @@ def pcr_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         state.resolved = handle.target
         try:
             state.identity_problems = _identity_problems(handle.target)
+            _keep_certificates(state, handle.target)
             yield handle.target
         finally:
             handle.stop()
@@ -42,7 +43,18 @@ def pcr_target(request: pytest.FixtureRequest) -> Iterator[Target]:
             startup_failed(state, f"target {target.name!r} unreachable: {e}")
         state.resolved = target
         state.identity_problems = _identity_problems(target)
+        _keep_certificates(state, target)
         yield target
+
+
+def _keep_certificates(state: PcrState, target: Target) -> None:
+    """The certificates' details for summary.json and their public parts in the report's certs/ (the curl
+    commands of the attachments name them), read now: an embedded register deletes them when it stops."""
+    from pcr_conformance import evidence
+
+    state.certificates = evidence.describe_certificates(target)
+    if state.output is not None:
+        evidence.write_public_certificates(target, state.output / "certs")
 
 
 def _identity_problems(target: Target) -> dict[str, str]:

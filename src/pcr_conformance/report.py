@@ -51,6 +51,7 @@ class Summary:
     path: str = ""
     error: str = ""  # why the verdict is "error", when the plugin says
     broken_tests: tuple[str, ...] = ()  # node ids of tests that could not run (harness, network, TLS)
+    identity_problems: tuple[str, ...] = ()  # one line per identity slot whose certificate was refused
 
     def requirement_count(self, status: str) -> int:
         return sum(1 for s in self.requirements.values() if s == status)
@@ -106,7 +107,8 @@ def read_summary(path: str | Path) -> Summary:
     broken = tuple(sorted(n for n, t in tests.items() if isinstance(t, dict) and t.get("outcome") == "broken"))
     return Summary(kit=str(data["kit"]), target=str(data["target"]), verdict=str(data["verdict"]),
                    counts=counts, requirements={str(k): str(v) for k, v in requirements.items()}, path=str(p),
-                   error=str(data.get("error") or ""), broken_tests=broken)
+                   error=str(data.get("error") or ""), broken_tests=broken,
+                   identity_problems=tuple(str(v) for v in (data.get("identity_problems") or {}).values()))
 
 
 # ---- the verdict table --------------------------------------------------------------------------------

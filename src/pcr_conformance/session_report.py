@@ -53,6 +53,8 @@ def write_reports(state: PcrState) -> None:
         evidence=evidence.fields(target=target, started_utc=state.started_utc, ended_utc=ended, specs=specs,
                                  certificates=_certificates(state, target)))
     doc["unmatched_expectations"] = state.unmatched_expectations
+    # One line per identity slot whose certificate the register refused (tlsprobe): its tests are broken.
+    doc["identity_problems"] = dict(sorted(state.identity_problems.items()))
     assert state.output is not None
     (state.output / "summary.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
 

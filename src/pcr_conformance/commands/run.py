@@ -155,7 +155,9 @@ def _outcome(kit: str, config: RunConfig, code: int | None, output: str, folder:
     if summary.verdict == "incomplete":
         reason = incomplete_reason(folder / "summary.json")
     elif verdict_code == EXIT_ERROR:
-        if summary.error:
+        if summary.identity_problems:  # the cause of the broken tests, said once per slot
+            reason = "; ".join(summary.identity_problems)
+        elif summary.error:
             reason = summary.error
         elif summary.broken_tests:
             n = len(summary.broken_tests)
