@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -139,11 +140,15 @@ def make_bundle(report: Path, out: Path, key: object, cert: object | None, *extr
 def good_bundle(report_dir: Path, pki: dict[str, object], target_file: Path,
                 tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "evidence.zip"
+    # A report whose run left no certs/: the certificates then come from the target file given.
+    bare = tmp_path_factory.mktemp("bare") / "reference"
+    shutil.copytree(report_dir, bare)
+    shutil.rmtree(bare / "certs", ignore_errors=True)
     env = {"PCR_TEST_CA": str(pki["ca"]), "PCR_TEST_LENDER_CERT": str(pki["cert"])}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        code = make_bundle(report_dir, out, pki["key"], pki["cert"], "--target", str(target_file),
+        code = make_bundle(bare, out, pki["key"], pki["cert"], "--target", str(target_file),
                            "--attested-by-person", "Maija Meikäläinen", "--attested-by-role", "Head of Compliance")
     finally:
         for k, v in old.items():
@@ -386,3 +391,22 @@ def test_help_of_bundle_and_verify(capsys: pytest.CaptureFixture[str]) -> None:
         assert exc.value.code == 0
         assert capsys.readouterr().out.startswith(f"usage: pcr-conformance {command}")
 
+
+
+def test_a_runs_own_bundle_ships_the_certificates_its_curl_commands_name(
+        report_dir: Path, pki: dict[str, object], tmp_path: Path) -> None:
+    """The run wrote its public certificates to certs/ while the register ran; the bundle of that report ships
+    them, so every --cacert/--cert of the attachments' curl commands names a file of the bundle."""
+    import re
+
+    out = tmp_path / "own.zip"
+    assert make_bundle(report_dir, out, pki["key"], pki["cert"]) == 0
+    with zipfile.ZipFile(out) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    assert files["certs/ca.pem"] == (report_dir / "certs" / "ca.pem").read_bytes()
+    named = set()
+    for name, data in files.items():
+        if name.startswith("allure-results/") and name.endswith(".txt"):
+            named |= set(re.findall(r"--(?:cacert|cert) (certs/[\w.-]+\.pem)", data.decode("utf-8", "replace")))
+    assert named and all(n in files for n in named), sorted(named - set(files))
+    assert not any(b"PRIVATE KEY" in data for data in files.values())
