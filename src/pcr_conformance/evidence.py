@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pcr_conformance import resources
+from pcr_conformance.errors import HarnessError
 from pcr_conformance.target import Target
 
 GIT_TIMEOUT_S = 5.0
@@ -49,21 +50,18 @@ def git_commit(root: Path | None = None) -> dict[str, Any]:
 
 
 def certificate_info(path: str) -> dict[str, Any]:
-    """Subject, issuer, SHA-256 fingerprint, notBefore and notAfter (UTC) of the first certificate of a PEM file."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+    """Subject, issuer, serial, SHA-256 fingerprint, notBefore and notAfter (UTC) of the first certificate of a
+    PEM file (read by tlsprobe.certificate_info, the one certificate reader), for summary.json."""
+    from pcr_conformance import tlsprobe
 
     try:
-        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
-    except (OSError, ValueError) as e:
-        return {"error": f"cannot read certificate {path}: {e}"}
+        info = tlsprobe.certificate_info(path)
+    except HarnessError as e:
+        return {"error": str(e)}
     return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "serial": format(cert.serial_number, "x"),
-        "sha256": cert.fingerprint(hashes.SHA256()).hex(":").upper(),
-        "not_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "subject": info.subject_dn, "issuer": info.issuer_dn, "serial": info.serial, "sha256": info.sha256.upper(),
+        "not_before": info.not_before.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "not_after": info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 

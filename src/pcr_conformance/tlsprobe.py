@@ -34,11 +34,17 @@ from pcr_conformance.target import Identity, Target
 
 @dataclasses.dataclass(frozen=True)
 class CertificateInfo:
-    subject: str
+    """What the harness says of a certificate: in the one-line causes (CN names) and in summary.json (full
+    distinguished names, serial)."""
+
+    subject: str  # CN=... (or the full name when it has no CN)
     issuer: str
     not_before: dt.datetime
     not_after: dt.datetime
     sha256: str  # colon-separated hex
+    subject_dn: str = ""  # RFC 4514
+    issuer_dn: str = ""
+    serial: str = ""  # hex
 
     def short(self) -> str:
         """``CN=..., sha256 ab:cd:ef:...`` (the first eight bytes of the fingerprint)."""
@@ -66,7 +72,9 @@ def certificate_info(path: str) -> CertificateInfo:
     digest = cert.fingerprint(hashes.SHA256()).hex()
     return CertificateInfo(subject=_name(cert.subject), issuer=_name(cert.issuer),
                            not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
-                           sha256=":".join(digest[i:i + 2] for i in range(0, len(digest), 2)))
+                           sha256=":".join(digest[i:i + 2] for i in range(0, len(digest), 2)),
+                           subject_dn=cert.subject.rfc4514_string(), issuer_dn=cert.issuer.rfc4514_string(),
+                           serial=format(cert.serial_number, "x"))
 
 
 def bundle_subjects(ca_bundle: str) -> list[str]:
