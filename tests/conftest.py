@@ -6,7 +6,21 @@ their classes for the whole session (otherwise trustme's `ec.SECP256R1()` fails 
 check after a reload).
 """
 
+from pathlib import Path
+
 import cryptography.hazmat.primitives.asymmetric.ec  # noqa: F401
 import cryptography.hazmat.primitives.asymmetric.rsa  # noqa: F401
 import cryptography.x509  # noqa: F401
+import pytest
 import trustme  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small register data dir (register_fixtures.make_data_dir) per test module that starts a register;
+    a module with another data dir defines its own fixture of this name."""
+    from register_fixtures import make_data_dir
+
+    path = tmp_path_factory.mktemp("register-data")
+    make_data_dir(path)
+    return path

@@ -28,7 +28,6 @@ from register_fixtures import (
     Running,
     codes,
     lump_sum_loan,
-    make_data_dir,
     owner_of,
     people,
     start_register,
@@ -140,13 +139,6 @@ def marked_specs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         entry["description"] += MARK
     (folder / "errors.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return folder
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("register-data")
-    make_data_dir(path)
-    return path
 
 
 @pytest.fixture(scope="module")

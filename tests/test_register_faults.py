@@ -21,7 +21,6 @@ from register_fixtures import (
     Running,
     codes,
     lump_sum_loan,
-    make_data_dir,
     no_cert_client,
     owner_of,
     people,
@@ -293,13 +292,6 @@ def test_every_fault_has_a_probe_and_a_requirement() -> None:
     import re
 
     assert all(re.fullmatch(r"[A-Z]{3}-\d{3}", req) for req, _ in FAULTS.values())
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fault-data")
-    make_data_dir(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from register_fixtures import (
     Running,
     codes,
     lump_sum_loan,
-    make_data_dir,
     no_cert_client,
     owner_of,
     people,
@@ -26,13 +25,6 @@ from register_fixtures import (
 )
 
 WHO = people()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("register-data")
-    make_data_dir(path)
-    return path
 
 
 @pytest.fixture(scope="module")
