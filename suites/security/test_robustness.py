@@ -174,14 +174,19 @@ class DeadlineAnswer:
 Check = Refused | Tolerated | RefusedOrClosed | DeadlineAnswer
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Case:
+    """One row of the table: a class of hostile input at one position, its requirement and expected answer."""
+
     id: str
     requirement: str
     what: str
     send: Callable[[Valid], list[Http] | list[Raw]]
     expected: Check
     applies: Callable[[dict[str, Any]], bool] = lambda body: True  # the operation's body has the position
+
+    def __repr__(self) -> str:  # the pytest and Allure parameter: stable across runs (Allure history keys on it)
+        return self.id
 
     @property
     def verifies(self) -> tuple[str, ...]:
@@ -337,8 +342,8 @@ def _huge_name(v: Valid) -> list[Http]:
 def _huge_array(v: Valid) -> list[Http]:
     path = b.first_array(v.body) or ("owner", "idCode")
     where = "/".join(map(str, path))
-    return [Http(f"{where} of 100 000 zeros", b.render(b.replaced(v.body, path, [0] * 100_000))),
-            Http(f"{where} of 50 000 empty objects", b.render(b.replaced(v.body, path, [{}] * 50_000)))]
+    return [Http(f"{where} of 20 000 zeros", b.render(b.replaced(v.body, path, [0] * 20_000))),
+            Http(f"{where} of 2 000 empty objects", b.render(b.replaced(v.body, path, [{}] * 2_000)))]
 
 
 # ---- methods, content types, body sizes ---------------------------------------------------------------------
@@ -493,7 +498,7 @@ CASES: list[Case] = [
     Case("huge-identifier", "ENV-015", "a 1 MiB identity code", _huge_identifier, Tolerated(refusal=True)),
     Case("huge-member-name", "ENV-015", "a 1 MiB member name", _huge_name, Tolerated(refusal=True)),
     Case("huge-text", "ENV-015", "a 1 MiB text value", _huge_text, Tolerated()),
-    Case("huge-array", "ENV-015", "an array of 100 000 wrong items", _huge_array, Tolerated(refusal=True)),
+    Case("huge-array", "ENV-015", "an array of 20 000 wrong items", _huge_array, Tolerated(refusal=True)),
     Case("body-empty", "ENV-007", "an empty body", lambda v: [Http("no bytes", b"")], Refused(400, "H00")),
     Case("body-over-limit", "ENV-008", "a body over 5 MiB", _over_limit, Refused(413, "H13")),
     Case("body-over-limit-chunked", "ENV-008", "a chunked body over 5 MiB", _over_limit_chunked,
