@@ -9,6 +9,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -72,9 +73,12 @@ def _context(target: Target, cert: str, key: str) -> ssl.SSLContext:
 
 
 def exchange(target: Target, slot: str, operation: str, chunks: list[bytes], *, deadline_s: float,
-             label: str = "") -> RawAnswer:
+             label: str = "", wait: Callable[[], None] | None = None) -> RawAnswer:
     """Connect with the slot's certificate, send `chunks` (stopping quietly if the peer closes), and read the
-    first final answer until `deadline_s` after connecting. A failed connect or handshake is TargetUnreachable."""
+    first final answer until `deadline_s` after connecting. A failed connect or handshake is TargetUnreachable.
+    `wait` is the session's rate limiter (pcr_http.limiter.wait), called before connecting."""
+    if wait is not None:
+        wait()
     identity = target.identities[slot]
     ep = endpoint(target, operation)
     sent = b"".join(chunks)

@@ -545,8 +545,8 @@ class DeadlineProbes:
     """The ENV-020 cases of the whole session, started together on the first matrix item: each holds a
     connection open and waits up to the read deadline plus a margin, so the matrix waits that long once."""
 
-    def __init__(self, target: Any, data: Any) -> None:
-        self.target, self.data = target, data
+    def __init__(self, target: Any, data: Any, wait: Callable[[], None]) -> None:
+        self.target, self.data, self.wait = target, data, wait
         self.deadline_s = read_deadline_s(target)
         self.bound_s = self.deadline_s + max(2.0, self.deadline_s / 4)
         self._futures: dict[tuple[str, str], concurrent.futures.Future] = {}
@@ -579,7 +579,7 @@ class DeadlineProbes:
         valid = _valid(operation, _Caller(self.target, slot), self.data, self.target)
         (variant,) = case.send(valid)
         return variant, raw.exchange(self.target, slot, operation, list(variant.chunks), deadline_s=self.bound_s,
-                                     label=variant.label)
+                                     label=variant.label, wait=self.wait)
 
     def result(self, operation: str, case: Case) -> tuple[Raw, raw.RawAnswer]:
         future = self._futures.get((operation, case.id))
@@ -591,8 +591,8 @@ class DeadlineProbes:
 
 
 @pytest.fixture(scope="session")
-def deadline_probes(pcr_target, pcr_data):
-    probes = DeadlineProbes(pcr_target, pcr_data)
+def deadline_probes(pcr_target, pcr_data, pcr_http):
+    probes = DeadlineProbes(pcr_target, pcr_data, pcr_http.limiter.wait)
     try:
         yield probes
     finally:
@@ -612,7 +612,7 @@ def _matrix() -> list[Any]:
 
 
 @pytest.mark.parametrize(("operation", "case"), _matrix())
-def test_robustness(operation, case, pcr_clients, pcr_data, pcr_target, deadline_probes, request):
+def test_robustness(operation, case, pcr_clients, pcr_data, pcr_target, pcr_http, deadline_probes, request):
     """Each hostile-input case on each operation gets its documented 4xx with the error object, never a 5xx."""
     client = pcr_clients.get(s.slot_for(catalogue.get(operation).family))
     deadline_probes.start(request.session.items)
@@ -625,7 +625,8 @@ def test_robustness(operation, case, pcr_clients, pcr_data, pcr_target, deadline
     for variant in case.send(valid):
         if isinstance(variant, Raw):
             answer = raw.exchange(pcr_target, client.slot, operation, list(variant.chunks),
-                                  deadline_s=pcr_target.timeout_s, label=variant.label)
+                                  deadline_s=pcr_target.timeout_s, label=variant.label,
+                                  wait=pcr_http.limiter.wait)
             client.record(answer.call)
             case.expected.check_raw(answer, case, operation, variant, pcr_target.timeout_s)
         else:
