@@ -89,15 +89,21 @@ class TargetDead(TargetUnreachable):
 
 
 class CircuitBreaker:
-    """Counts requests in a row that got no answer at all (a timeout or a refused connection), across tests.
-    At `limit` it opens: `tripped` names the cause, and every later request fails at once with TargetDead (the
-    plugin then stops the kit with that line) instead of waiting its timeout. Any answer closes it again."""
+    """Counts requests in a row, across tests, that got no usable answer. It opens when DEAD_LIMIT of them got
+    no answer at all (a timeout or a refused connection), or UNUSABLE_LIMIT got none that could be read (also
+    a broken or reset connection, a garbled answer, one over max_answer_bytes): `tripped` names the cause,
+    every later request fails at once with TargetDead, and the plugin stops the kit with that line instead
+    of every test waiting its timeout. An answer, or a test that passes, closes it again; a refused TLS
+    handshake counts neither way (the security tests expect it)."""
 
-    KINDS = ("timeout", "connect")
+    DEAD_KINDS = ("timeout", "connect")
+    UNUSABLE_KINDS = ("timeout", "connect", "network", "too-large")
+    DEAD_LIMIT = 3
+    UNUSABLE_LIMIT = 5
 
-    def __init__(self, limit: int = 3) -> None:
-        self.limit = limit
-        self.misses = 0
+    def __init__(self) -> None:
+        self.dead = 0
+        self.unusable = 0
         self.tripped = ""
         self._lock = threading.Lock()
 
@@ -107,17 +113,23 @@ class CircuitBreaker:
 
     def answered(self) -> None:
         with self._lock:
-            self.misses = 0
+            self.dead = self.unusable = 0
 
     def missed(self, kind: str, what: str) -> None:
-        """A request that got no answer (`what`: its one-line error); only KINDS count."""
-        if kind not in self.KINDS:
+        """A request that got no usable answer (`what`: its one-line error)."""
+        if kind not in self.UNUSABLE_KINDS:
             return
         with self._lock:
-            self.misses += 1
-            if self.misses >= self.limit and not self.tripped:
-                self.tripped = (f"target plainly dead: {self.misses} requests in a row got no answer "
-                                f"({'timeout' if kind == 'timeout' else 'connection refused'}); last: {what}")
+            self.unusable += 1
+            self.dead = self.dead + 1 if kind in self.DEAD_KINDS else 0
+            if self.tripped:
+                return
+            if self.dead >= self.DEAD_LIMIT:
+                how = "timeout" if kind == "timeout" else "connection refused"
+                self.tripped = f"target plainly dead: {self.dead} requests in a row got no answer ({how}); last: {what}"
+            elif self.unusable >= self.UNUSABLE_LIMIT:
+                self.tripped = (f"target gives no usable answer: {self.unusable} requests in a row got none "
+                                f"that could be read ({kind}); last: {what}")
 
 
 class HttpPool:
@@ -233,7 +245,8 @@ class ApiClient:
         except (deadline.AnswerTooLarge, httpx.DecodingError) as e:
             record.duration_s = time.monotonic() - started
             record.error = f"{type(e).__name__}: {e}"
-            self._pool.breaker.answered()
+            self._pool.breaker.missed("too-large" if isinstance(e, deadline.AnswerTooLarge) else "network",
+                                      f"{operation}: {record.error}")
             if isinstance(e, httpx.DecodingError):
                 raise HarnessError(f"{operation}: {url}: the answer's body could not be decoded "
                                    f"(Content-Encoding): {e}") from e

@@ -210,9 +210,11 @@ def _call(case: Any, timeout: float, log: FuzzLog) -> Any:
     breaker = client.breaker
     breaker.check()
     try:
-        response = case.call(timeout=timeout, session=_session(timeout, client.target.max_answer_bytes))
+        # Redirects are not followed, as by the harness's own clients: a 3xx is the answer the checks judge.
+        response = case.call(timeout=timeout, session=_session(timeout, client.target.max_answer_bytes),
+                             allow_redirects=False)
     except AnswerTooLarge as exc:
-        breaker.answered()
+        breaker.missed("too-large", f"{case.operation.label}: {exc}")
         log.failed(log.call(case, error=f"{type(exc).__name__}: {exc}"), "answer too large")
         raise AnswerTooLarge(f"{case.operation.label}: {exc}") from exc
     except requests.exceptions.RequestException as exc:
