@@ -168,3 +168,145 @@ def test_a_hostile_target_ends_the_run_by_itself(runs: dict[str, dict[str, Any]]
         assert r["summary"]["requirements"]["BAT-010"] == "failed"
     if expected == 2:
         assert r["summary"]["error"], "summary.json names no cause"
+
+
+# ---- the deadline itself, without a kit run ---------------------------------------------------------------
+
+
+def _client(server: hostile_server.HostileServer, folder: Path, **fields: Any) -> Any:
+    from pcr_conformance.calllog import CallLog
+    from pcr_conformance.client import Clients, HttpPool
+    from pcr_conformance.target import load_target, replace
+
+    target = replace(load_target(server.write_target(folder, timeout_s=TIMEOUT_S)), **fields)
+    pool = HttpPool(target)
+    return Clients(target, pool, CallLog(), lambda kind: f"Batch_{kind}_1").get("lender"), pool
+
+
+@pytest.mark.parametrize("mode", ["drip", "endless_chunked", "stalled_body", "no_answer", "no_handshake"])
+def test_a_request_ends_at_its_deadline_not_per_read(mode: str, tmp_path: Path) -> None:
+    """timeout_s bounds connect, first byte and the whole body: a drip or an endless body ends at the deadline."""
+    from pcr_conformance.errors import TargetUnreachable
+
+    with hostile_server.HostileServer(mode) as server:
+        client, pool = _client(server, tmp_path)
+        started = time.monotonic()
+        with pytest.raises(TargetUnreachable) as exc:
+            client.get_loan({"type": "Other", "number": "X"})
+        took = time.monotonic() - started
+        pool.close()
+    assert exc.value.kind == "timeout", exc.value
+    assert TIMEOUT_S - 0.2 < took < TIMEOUT_S + 1.0, took
+
+
+def test_an_answer_is_bounded_after_decompression(tmp_path: Path) -> None:
+    """A gzip bomb stops at max_answer_bytes with an error naming the bound (a broken test, never a failure)."""
+    import resource
+
+    from pcr_conformance.deadline import AnswerTooLarge
+
+    with hostile_server.HostileServer("gzip_bomb") as server:
+        client, pool = _client(server, tmp_path, max_answer_bytes=4 * 1024 * 1024)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with pytest.raises(AnswerTooLarge, match="max_answer_bytes = 4194304"):
+            client.get_loan({"type": "Other", "number": "X"})
+        grew_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        pool.close()
+    assert not isinstance(AnswerTooLarge("x"), AssertionError)
+    assert grew_kb < 200 * 1024, f"{grew_kb} kB"
+
+
+@pytest.mark.parametrize("mode", ["drip", "endless_chunked", "no_answer"])
+def test_the_fuzz_session_has_the_same_deadline(mode: str, tmp_path: Path) -> None:
+    """The requests session of the schemathesis calls ends each request at its deadline too."""
+    import requests
+
+    from pcr_conformance import deadline
+
+    with hostile_server.HostileServer(mode) as server:
+        server.write_target(tmp_path)
+        session = deadline.session(TIMEOUT_S)
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.Timeout):
+            session.post(f"{server.url}/GetLoan", json={}, timeout=TIMEOUT_S, verify=str(tmp_path / "ca.pem"),
+                         cert=(str(tmp_path / "lender.pem"), str(tmp_path / "lender.key")))
+        took = time.monotonic() - started
+        session.close()
+    assert took < TIMEOUT_S + 1.0, took
+
+
+def test_the_fuzz_session_bounds_the_answer(tmp_path: Path) -> None:
+    from pcr_conformance import deadline
+
+    with hostile_server.HostileServer("gzip_bomb") as server:
+        server.write_target(tmp_path)
+        session = deadline.session(TIMEOUT_S, max_bytes=1024 * 1024)
+        with pytest.raises(deadline.AnswerTooLarge):
+            session.post(f"{server.url}/GetLoan", json={}, verify=str(tmp_path / "ca.pem"),
+                         cert=(str(tmp_path / "lender.pem"), str(tmp_path / "lender.key")))
+        session.close()
+
+
+def test_the_slot_probe_ends_at_its_deadline(tmp_path: Path) -> None:
+    """tlsprobe's handshake and first byte together take at most timeout_s."""
+    from pcr_conformance import tlsprobe
+    from pcr_conformance.client import ssl_context
+
+    for mode in ("no_handshake", "drip"):
+        with hostile_server.HostileServer(mode) as server:
+            server.write_target(tmp_path)
+            ctx = ssl_context(str(tmp_path / "ca.pem"), str(tmp_path / "lender.pem"), str(tmp_path / "lender.key"))
+            started = time.monotonic()
+            tlsprobe.handshake(server.url, ctx, TIMEOUT_S)
+            assert time.monotonic() - started < TIMEOUT_S + 0.5, mode
+
+
+def test_the_breaker_opens_after_requests_without_an_answer() -> None:
+    from pcr_conformance.client import CircuitBreaker, TargetDead
+
+    breaker = CircuitBreaker()
+    breaker.missed("timeout", "a")
+    breaker.missed("timeout", "b")
+    breaker.answered()
+    breaker.missed("tls", "refused")  # expected by the security tests: counts neither way
+    breaker.missed("timeout", "c")
+    breaker.missed("timeout", "d")
+    assert not breaker.tripped
+    breaker.missed("connect", "e")
+    assert breaker.tripped.startswith("target plainly dead: 3 requests in a row got no answer")
+    with pytest.raises(TargetDead):
+        breaker.check()
+    other = CircuitBreaker()
+    for i in range(CircuitBreaker.UNUSABLE_LIMIT):
+        other.missed("network", str(i))
+    assert other.tripped.startswith("target gives no usable answer")
+
+
+# ---- a run stopped from outside keeps its reports and says why ---------------------------------------------
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_stopped_run_keeps_its_reports_and_the_reason(sig: str, tmp_path: Path) -> None:
+    """SIGTERM or SIGINT to `pcr-conformance run`: exit 2, one line with the signal, and the report folder in
+    place with junit.xml and a summary.json whose verdict is error with the reason."""
+    import signal
+
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "pcr_conformance.cli", "run", "--kit", KIT, "--no-html",
+                             "--output", str(reports)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    # Until the first test result is written: then pytest is running the suites.
+    deadline_at = time.monotonic() + 120
+    while time.monotonic() < deadline_at and not any(reports.glob(f"{KIT}/.*tmp-*/allure-results/*-result.json")):
+        time.sleep(0.2)
+    proc.send_signal(getattr(signal, sig))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2, stdout + stderr
+    assert "Traceback (most recent call last)" not in stdout + stderr
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("pcr-conformance: ")]
+    assert len(lines) == 1 and f"stopped by {sig} after" in lines[0], stderr
+    folder = reports / KIT / "reference"
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert summary["verdict"] == "error" and f"stopped by {sig}" in summary["error"]
+    assert (folder / "junit.xml").is_file() and (folder / "pytest.log").is_file()
+    assert not list(reports.glob(f"{KIT}/.*tmp-*"))
