@@ -93,7 +93,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
                 raise RuntimeError("a lone surrogate reached the handler") from None
             if problem.kind == "number" and faults.on("huge_number_500"):  # breaks ENV-022
                 raise RuntimeError("a number out of range reached the handler") from None
-            raise fail(400, problem.code, problem.pointer, problem.text) from None
+            raise fail(400, "H01" if problem.code == "H01" else "D01", problem.pointer, problem.text or None) from None
         try:
             body = normaliser(parsed)  # ENV-011, ENV-009
         except (casing.TooDeep, body_parser.TooDeep):

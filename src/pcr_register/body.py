@@ -42,7 +42,7 @@ class Problem(Exception):
 
     code: str
     pointer: str
-    text: str
+    text: str  # "": errors.yaml's description of the code
     kind: str  # "utf8", "unicode", "duplicate", "number": the faults' handle on one class
 
 
@@ -118,7 +118,7 @@ def _find(value: Any, path: list[str | int], unicode: bool, numbers: bool, depth
         raise TooDeep(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
         if unicode and _BAD_CHAR.search(value):
-            return Problem("H01", _pointer(path), "The value holds a lone surrogate or NUL.", "unicode")
+            return Problem("H01", _pointer(path), "", "unicode")
         return None
     if isinstance(value, OutOfRange):
         if numbers:
@@ -131,8 +131,7 @@ def _find(value: Any, path: list[str | int], unicode: bool, numbers: bool, depth
                            "duplicate")
         for key, item in value.items():
             if unicode and _BAD_CHAR.search(key):
-                return Problem("H01", _pointer([*path, key]), "A member name holds a lone surrogate or NUL.",
-                               "unicode")
+                return Problem("H01", _pointer([*path, key]), "", "unicode")
             found = _find(item, [*path, key], unicode, numbers, depth + 1)
             if found:
                 return found
@@ -148,11 +147,11 @@ def _find(value: Any, path: list[str | int], unicode: bool, numbers: bool, depth
 def parse(raw: bytes, *, check_duplicates: bool = True) -> Any:
     """The parsed body, or BadJson / TooDeep / Problem (check_duplicates=False: the fault's last value wins)."""
     if b"\x00" in raw:
-        raise Problem("H01", "", "The body holds a NUL byte.", "utf8")
+        raise Problem("H01", "", "", "utf8")
     try:
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Problem("H01", "", f"The body is not UTF-8 (byte {exc.start}).", "utf8") from None
+    except UnicodeDecodeError:
+        raise Problem("H01", "", "", "utf8") from None
     hooks = _Hooks()
     try:
         value = json.loads(text, object_pairs_hook=hooks.pairs if check_duplicates else None,

@@ -55,7 +55,7 @@ class RegisterProtocol(PeerCertProtocol):
 
     read_deadline_s: float = 10.0
     plain_text: bool = False
-    error_bytes: Callable[[int, str], bytes] = staticmethod(lambda status, code: b"{}")
+    error_bytes: Callable[[list[dict[str, Any]]], bytes] = staticmethod(lambda items: b"{}")
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -82,7 +82,7 @@ class RegisterProtocol(PeerCertProtocol):
             super().data_received(data)
         except Exception:  # anything uvicorn did not foresee in a request head: a 400, never a traceback
             log.warning("unreadable request head", exc_info=True)
-            self._refuse(400, "H40")
+            self._refuse(400, item("H40"))
             return
         self._watch()
 
@@ -97,7 +97,7 @@ class RegisterProtocol(PeerCertProtocol):
             super().send_400_response(msg)
             return
         hint = getattr(self._protocol_error, "error_status_hint", 400)
-        self._refuse(431 if hint == 431 else 400, "H40")
+        self._refuse(431 if hint == 431 else 400, item("H40"))
 
     # -- the header deadline (ENV-020) --------------------------------------------------------------------
     def _watch(self) -> None:
@@ -125,16 +125,16 @@ class RegisterProtocol(PeerCertProtocol):
         if self.transport.is_closing():
             return
         if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
-            self._refuse(408, "H08")  # part of a request head came, the rest did not
+            self._refuse(408, item("H08"))  # part of a request head came, the rest did not
         elif self.conn.their_state is h11.IDLE or self.conn.our_state in (h11.DONE, h11.MUST_CLOSE):
             self.transport.close()  # nothing of a request came, or the answer is out: nothing to say
 
-    def _refuse(self, status: int, code: str) -> None:
+    def _refuse(self, status: int, error: dict[str, Any]) -> None:
         """Write the error answer directly (h11 may not be able to frame it) and close the connection."""
         self._disarm()
         if self.transport.is_closing():
             return
-        body = self.error_bytes(status, code)
+        body = self.error_bytes([error])
         head = (f"HTTP/1.1 {status} {STATUS_PHRASES[status].decode()}\r\n"
                 f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n")
         self.transport.write(head.encode("ascii") + body)
@@ -146,8 +146,8 @@ def protocol_class(reg: Register) -> type[RegisterProtocol]:
     faults = reg.faults
     with_correlation_id = not faults.on("missing_correlation_id")
 
-    def error_bytes(status: int, code: str) -> bytes:
-        return encode(error_body(reg.specs.describe([item(code, "")]), with_correlation_id=with_correlation_id))
+    def error_bytes(items: list[dict[str, Any]]) -> bytes:
+        return encode(error_body(reg.specs.describe(items), with_correlation_id=with_correlation_id))
 
     return type("ConfiguredRegisterProtocol", (RegisterProtocol,), {
         "read_deadline_s": read_deadline_s(faults),
