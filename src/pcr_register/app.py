@@ -161,6 +161,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
                 with anyio.fail_after(deadline_s):  # ENV-020: a promised body that does not come
                     raw = await _read_body(receive)
             except _TooLarge:
+                memory.after_body(MAX_BODY_BYTES)
                 raise fail(413, "H13", "") from None
             except TimeoutError:
                 extra_headers["Connection"] = "close"

@@ -15,8 +15,10 @@ import threading
 import time
 
 M_ARENA_MAX = -8  # malloc.h
+M_MMAP_THRESHOLD = -3
 ARENAS = 2
-LARGE_BODY_BYTES = 256 * 1024
+MMAP_THRESHOLD = 256 * 1024  # fixed: glibc's dynamic threshold would rise to 5 MB and keep such bodies in the heap
+LARGE_BODY_BYTES = 64 * 1024
 
 _lock = threading.Lock()
 _last_trim = 0.0
@@ -39,6 +41,7 @@ def limit_arenas() -> None:
     """At most ARENAS malloc arenas for the process (call before the worker threads start)."""
     if _LIBC is not None:
         _LIBC.mallopt(M_ARENA_MAX, ARENAS)
+        _LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def after_body(size: int) -> None:
