@@ -210,12 +210,16 @@ CONTENT_TYPES = ["", "text/plain", "application/xml", "application/x-www-form-ur
                  "application/json-patch+json", "application/jsonx", "*/*", "application/\u00e4"]
 
 
-def cases(seed: int, n: int, *, operations: list[str] | None = None) -> Iterator[Case]:
-    """n hostile requests, the same for the same seed."""
+WEIGHTS = {"mutated": 50, "random_bytes": 6, "content_type": 6, "oversize": 1, "header_abuse": 14,
+           "method": 6, "path": 6, "missing_body": 3, "silent": 1, "valid": 7}
+
+
+def cases(seed: int, n: int, *, operations: list[str] | None = None,
+          weights: dict[str, int] | None = None) -> Iterator[Case]:
+    """n hostile requests, the same for the same seed (weights: how often each class comes, WEIGHTS)."""
     rnd = random.Random(seed)
     ops = operations or list(FAMILY)
-    weights = {"mutated": 50, "random_bytes": 6, "content_type": 6, "oversize": 1, "header_abuse": 14,
-               "method": 6, "path": 6, "missing_body": 3, "silent": 1, "valid": 7}
+    weights = weights or WEIGHTS
     kinds = list(weights)
     for _ in range(n):
         op = rnd.choice(ops)

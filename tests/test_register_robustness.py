@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +30,8 @@ MAX_GROWTH = 0.20
 
 
 def rss_kb(pid: int) -> int:
+    """Resident memory at rest: after the register's trimmer has run (memory.py, every 0.5 s)."""
+    time.sleep(1.5)
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])

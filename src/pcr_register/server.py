@@ -195,6 +195,7 @@ def serve(reg: Register, host: str, port: int, on_listening: Callable[[str], Non
     memory.limit_arenas()
     stop = threading.Event()
     worker.start(reg, stop)
+    memory.start_trimmer(stop)
     url_host = f"[{host}]" if ":" in host else host
     url = f"https://{url_host}:{actual_port}"
     if on_listening:
