@@ -151,6 +151,11 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
                     raise fail(403, "D43", "")
             else:
                 raise fail(403, "D43", "", "A client certificate is required.")
+            names = [k.decode("latin-1").lower() for k, _ in scope["headers"]]
+            if "transfer-encoding" in names and "content-length" in names:  # ENV-019: ambiguous framing
+                raise fail(400, "H40", "Content-Length", "Content-Length and Transfer-Encoding together.")
+            if names.count("content-type") > 1:  # ENV-019: which one would the register believe?
+                raise fail(400, "H40", "Content-Type", "More than one Content-Type header.")
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":  # ENV-006
                 raise fail(415, "H15", "Content-Type")

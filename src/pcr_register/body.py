@@ -107,9 +107,9 @@ class _Hooks:
         self.suspect = True
         return OutOfRange(text)
 
-    def constant(self, text: str) -> Any:  # NaN, Infinity, -Infinity: not JSON numbers (RFC 8259)
-        self.suspect = True
-        return OutOfRange(text)
+    def constant(self, text: str) -> Any:
+        # NaN, Infinity, -Infinity are not JSON (RFC 8259): the body is not JSON (ENV-007, H00)
+        raise BadJson(f"{text} is not a JSON value")
 
 
 def _find(value: Any, path: list[str | int], unicode: bool, numbers: bool, depth: int = 1) -> Problem | None:
@@ -146,11 +146,17 @@ def _find(value: Any, path: list[str | int], unicode: bool, numbers: bool, depth
 
 def parse(raw: bytes, *, check_duplicates: bool = True) -> Any:
     """The parsed body, or BadJson / TooDeep / Problem (check_duplicates=False: the fault's last value wins)."""
-    if b"\x00" in raw:
-        raise Problem("H01", "", "", "utf8")
+    # A raw NUL byte is a control character JSON does not allow unescaped: json.loads refuses it (H00); an
+    # escaped one (\u0000) is found below (H01).
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
+        # Bytes that are not UTF-8 inside what is otherwise JSON are invalid Unicode (ENV-018, H01); a body that
+        # would not be JSON either is simply not JSON (ENV-007, H00).
+        try:
+            json.loads(raw.decode("utf-8-sig", errors="replace"))
+        except (ValueError, RecursionError):
+            raise BadJson("not UTF-8 and not JSON") from None
         raise Problem("H01", "", "", "utf8") from None
     hooks = _Hooks()
     try:
