@@ -188,10 +188,12 @@ def test_a_kit_over_its_timeout_is_stopped_and_exits_2(tmp_path: Path) -> None:
     started = time.monotonic()
     proc = cli("run", "--kit", "authority", "--timeout", "3", "--output", str(tmp_path / "reports"), timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "did not finish within 3 s" in proc.stderr
+    assert "stopped by the kit's time limit (--timeout 3 s)" in proc.stderr
     assert time.monotonic() - started < 60
     folder = tmp_path / "reports" / "authority" / "reference"
     assert (folder / "pytest.log").is_file()
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert summary["verdict"] == "error" and "time limit" in summary["error"]
     assert [p.name for p in (tmp_path / "reports" / "authority").iterdir()] == ["reference"]
 
 

@@ -33,6 +33,7 @@ from register_fixtures import (
     start_register,
     unique,
 )
+from register_hostile import Case, Sender, request
 
 from pcr_register.validation import SpecError, load_error_codes
 
@@ -145,13 +146,21 @@ def marked_specs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reg(data_dir: Path, marked_specs: Path) -> Iterator[Running]:
     # server_error_on_bad_json: unparsable JSON becomes the one reachable 500 (H50); nesting is still H00
     running = start_register(data_dir, faults="server_error_on_bad_json",
-                             extra_env={"PCR_SPECS_DIR": str(marked_specs), "PCR_REGISTER_ORDER_DELAY_S": "60"})
+                             extra_env={"PCR_SPECS_DIR": str(marked_specs), "PCR_REGISTER_ORDER_DELAY_S": "60",
+                                        "PCR_REGISTER_READ_DEADLINE_S": "1"})
     yield running
     running.stop()
 
 
 def _json(client: httpx.Client, operation: str, content: bytes) -> httpx.Response:
     return client.post(f"/{operation}", content=content, headers={"Content-Type": "application/json"})
+
+
+def _raw(reg: Running, data: bytes) -> httpx.Response:
+    """Bytes httpx would not send (framing errors, a body promised and not sent), as an httpx.Response."""
+    answer = Sender(reg.url, reg.data, 10).send(Case("raw", "GetLoan", data))
+    assert answer.status is not None, answer.error
+    return httpx.Response(answer.status, content=answer.body, headers={"content-type": answer.content_type})
 
 
 def _answers(reg: Running) -> dict[str, httpx.Response]:
@@ -174,6 +183,9 @@ def _answers(reg: Running) -> dict[str, httpx.Response]:
         "H15": rep.post("/GetLoan", content=b"{}", headers={"Content-Type": "text/plain"}),
         "H13": _json(rep, "GetLoan", b" " * (5 * 1024 * 1024 + 1)),
         "H00": _json(rep, "GetLoan", b"[" * 40 + b"]" * 40),
+        "H01": _json(rep, "GetLoan", b'{"targetEnvironment": "Test\\ud800"}'),
+        "H08": _raw(reg, request("POST", "/GetLoan", b"", length="10")),
+        "H40": _raw(reg, b"POST /GetLoan HTTP/1.1\r\nHost: r\r\nContent-Length: x\r\n\r\n"),
         "H50": _json(rep, "GetLoan", b"{not json"),
         "D01": a.post("GetLoan", a.envelope()),
         "D07": a.post("GetLoan", {**a.envelope(loanNumber=number), "targetEnvironment": "Production"}),

@@ -8,6 +8,7 @@ in parallel (one process per fault) and the observations cached, so the parametr
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from register_fixtures import (
     wait_batch,
     wrong_check,
 )
+from register_hostile import Case, Sender, request
 
 from pcr_register.faults import FAULTS
 
@@ -223,6 +225,28 @@ def _ban(reg: Running, code: str) -> bool:
 
 TODAY = dt.date.today()
 
+
+def _raw(reg: Running, data: bytes, timeout_s: float = 5) -> tuple[Any, str]:
+    """(status or the error, content type) of bytes sent as they are over mutual TLS."""
+    answer = Sender(reg.url, reg.data, timeout_s).send(Case("probe", "GetLoan", data))
+    return (answer.status or answer.error), answer.content_type.split(";")[0]
+
+
+def _get_loan_text(reg: Running, loan_number: str) -> tuple[Any, str]:
+    """GetLoan with the JSON text of loanNumber given as is."""
+    envelope = json.dumps({"targetEnvironment": "Test", "owner": owner_of("lender-a")})
+    return _raw(reg, request("POST", "/GetLoan", f'{envelope[:-1]}, "loanNumber": {loan_number}}}'.encode()))
+
+
+def _duplicate_member(reg: Running) -> tuple[Any, list[str]]:
+    number = unique("F")
+    text = f'{{"type": "Other", "number": "{number}", "Number": "{number}"}}'
+    envelope = json.dumps({"targetEnvironment": "Test", "owner": owner_of("lender-a")})
+    with reg.client("lender-a", "reporting") as client:
+        resp = client.post("/GetLoan", content=f'{envelope[:-1]}, "loanNumber": {text}}}'.encode(),
+                           headers={"Content-Type": "application/json"})
+    return _answer(resp)
+
 PROBES: dict[str, Probe] = {
     "accept_invalid_hetu": lambda r: _with(r, "lender-a", lambda a: _first_codes(a.add(_loan(wrong_check(WHO.active[1]))))),
     "accept_invalid_business_id": lambda r: _get_loan_as(r, "lender-a", "reporting", _business_id_wrong_digit()),
@@ -281,9 +305,14 @@ PROBES: dict[str, Probe] = {
                                         "isGoodsOrServicesRelatedCredit": False}))) and len(
         _order_distribution(r, "authority-consumer", WHO.active[28])[0]["loans"]) > 0,
     "ban_without_consent": lambda r: _ban(r, WHO.banned_no_consent),
+    "lone_surrogate_500": lambda r: _get_loan_text(r, '{"type": "Other", "number": "x\\ud800"}'),
+    "header_abuse_plain_text": lambda r: _raw(r, b"POST /GetLoan HTTP/1.1\r\nHost: r\r\nno colon\r\n\r\n"),
+    "no_read_deadline": lambda r: _raw(r, request("POST", "/GetLoan", b"", length="10"), timeout_s=4),
+    "duplicate_members_last_wins": _duplicate_member,
+    "huge_number_500": lambda r: _get_loan_text(r, '{"type": "Other", "number": 1e400}'),
 }
 
-ENV = {"PCR_REGISTER_ORDER_DELAY_S": "0.1"}
+ENV = {"PCR_REGISTER_ORDER_DELAY_S": "0.1", "PCR_REGISTER_READ_DEADLINE_S": "1"}
 
 
 def test_every_fault_has_a_probe_and_a_requirement() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from pcr_conformance import catalogue
+from pcr_conformance import catalogue, deadline
 from pcr_conformance.calllog import Call, CallLog, headers_dict
 from pcr_conformance.cleanup import LoanLedger
 from pcr_conformance.errors import HarnessError, RequirementFailure, TargetUnreachable
@@ -25,6 +25,10 @@ from pcr_conformance.messages import apply_overrides
 from pcr_conformance.target import Target
 
 FINAL_BATCH_STATES = ("FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed")
+
+# After this many batches in a row missed batch_deadline_s, a batch is polled once, not waited for: a register
+# whose batches never finish fails BAT-010 test by test in moments instead of batch_deadline_s each.
+STALLED_BATCHES = 3
 
 # Bodies recorded for attachments are cut here: ENV-008 sends 5 MiB, which no report should hold.
 _MAX_RECORDED = 64 * 1024
@@ -80,12 +84,63 @@ def ssl_context(ca_bundle: str, cert: str = "", key: str = "") -> ssl.SSLContext
     return ctx
 
 
+class TargetDead(TargetUnreachable):
+    """The circuit breaker is open: the target gave no answer to BREAKER_LIMIT requests in a row."""
+
+
+class CircuitBreaker:
+    """Counts requests in a row, across tests, that got no usable answer. It opens when DEAD_LIMIT of them got
+    no answer at all (a timeout or a refused connection), or UNUSABLE_LIMIT got none that could be read (also
+    a broken or reset connection, a garbled answer, one over max_answer_bytes): `tripped` names the cause,
+    every later request fails at once with TargetDead, and the plugin stops the kit with that line instead
+    of every test waiting its timeout. An answer, or a test that passes, closes it again; a refused TLS
+    handshake counts neither way (the security tests expect it)."""
+
+    DEAD_KINDS = ("timeout", "connect")
+    UNUSABLE_KINDS = ("timeout", "connect", "network", "too-large")
+    DEAD_LIMIT = 3
+    UNUSABLE_LIMIT = 5
+
+    def __init__(self) -> None:
+        self.dead = 0
+        self.unusable = 0
+        self.tripped = ""
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        if self.tripped:
+            raise TargetDead(self.tripped, kind="timeout")
+
+    def answered(self) -> None:
+        with self._lock:
+            self.dead = self.unusable = 0
+
+    def missed(self, kind: str, what: str) -> None:
+        """A request that got no usable answer (`what`: its one-line error)."""
+        if kind not in self.UNUSABLE_KINDS:
+            return
+        with self._lock:
+            self.unusable += 1
+            self.dead = self.dead + 1 if kind in self.DEAD_KINDS else 0
+            if self.tripped:
+                return
+            if self.dead >= self.DEAD_LIMIT:
+                how = "timeout" if kind == "timeout" else "connection refused"
+                self.tripped = f"target plainly dead: {self.dead} requests in a row got no answer ({how}); last: {what}"
+            elif self.unusable >= self.UNUSABLE_LIMIT:
+                self.tripped = (f"target gives no usable answer: {self.unusable} requests in a row got none "
+                                f"that could be read ({kind}); last: {what}")
+
+
 class HttpPool:
     """Session-wide httpx clients, one per certificate, so connections are reused across tests."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.limiter = RateLimiter(target.rate_limit_per_s)
+        self.breaker = CircuitBreaker()
+        # Batches in a row that missed batch_deadline_s: from STALLED_BATCHES on, wait_batch stops waiting.
+        self.stalled_batches = 0
         self._clients: dict[tuple[str, str], httpx.Client] = {}
         self._lock = threading.Lock()
 
@@ -100,6 +155,7 @@ class HttpPool:
                     # Proxies from the environment must not capture the embedded register on 127.0.0.1.
                     trust_env=not self.target.embedded,
                 )
+                deadline.install(c)  # timeout_s bounds the whole request, not each read
                 self._clients[(cert, key)] = c
             return c
 
@@ -130,6 +186,11 @@ class ApiClient:
     def owner(self) -> dict[str, str]:
         return dict(self._owner)
 
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The session's circuit breaker: requests made outside `call()` (the fuzz engine's) report to it too."""
+        return self._pool.breaker
+
     def record(self, call: Call) -> None:
         """Add a call made outside `call()` (the fuzz engine's schemathesis requests) to this test's CallLog."""
         self._log.add(call)
@@ -158,15 +219,39 @@ class ApiClient:
                       request_body=_text(content), cacert=self.target.tls.ca_bundle, cert=self.cert,
                       key=self.key)
         self._log.add(record)
+        self._pool.breaker.check()
         self._pool.limiter.wait()
         started = time.monotonic()
+        client = self._pool.client(self.cert, self.key)
+        limit = self.target.timeout_s
         try:
-            resp = self._pool.client(self.cert, self.key).request(method, url, content=content, headers=hdrs)
+            with deadline.bounded(limit):
+                request = client.build_request(method, url, content=content, headers=hdrs)
+                resp = client.send(request, stream=True)
+                try:
+                    deadline.read_body(resp, self.target.max_answer_bytes)
+                finally:
+                    resp.close()
         except httpx.TransportError as e:
             record.duration_s = time.monotonic() - started
+            kind = _kind(e)
+            why = f"{type(e).__name__}: {e}"
+            if kind == "timeout":
+                why = (f"no complete answer within timeout_s = {limit:g} s (connect, first byte and whole body; "
+                       f"{type(e).__name__}: {e})")
+            record.error = why
+            self._pool.breaker.missed(kind, f"{operation}: {why}")
+            raise TargetUnreachable(f"{operation}: {url} did not answer ({kind}): {why}", kind=kind) from e
+        except (deadline.AnswerTooLarge, httpx.DecodingError) as e:
+            record.duration_s = time.monotonic() - started
             record.error = f"{type(e).__name__}: {e}"
-            raise TargetUnreachable(f"{operation}: {url} did not answer ({_kind(e)}): "
-                                    f"{type(e).__name__}: {e}", kind=_kind(e)) from e
+            self._pool.breaker.missed("too-large" if isinstance(e, deadline.AnswerTooLarge) else "network",
+                                      f"{operation}: {record.error}")
+            if isinstance(e, httpx.DecodingError):
+                raise HarnessError(f"{operation}: {url}: the answer's body could not be decoded "
+                                   f"(Content-Encoding): {e}") from e
+            raise deadline.AnswerTooLarge(f"{operation}: {url}: {e}") from e
+        self._pool.breaker.answered()
         record.duration_s = time.monotonic() - started
         record.status = resp.status_code
         record.response_headers = headers_dict(resp.headers)
@@ -195,7 +280,9 @@ class ApiClient:
 
     def wait_batch(self, batch_reference: str) -> dict[str, Any]:
         """Polls GetBatchStatus with backoff until a final state; past batch_deadline_s: RequirementFailure BAT-010."""
-        deadline = time.monotonic() + self.target.batch_deadline_s
+        limit = self.target.batch_deadline_s
+        stalled = self._pool.stalled_batches >= STALLED_BATCHES
+        deadline_at = time.monotonic() + (0.0 if stalled else limit)
         delay = 0.05
         last = "no answer yet"
         while True:
@@ -206,11 +293,15 @@ class ApiClient:
             status = _json(resp, "BAT-001", "GetBatchStatus")
             last = str(status.get("batchStatus"))
             if last in FINAL_BATCH_STATES:
+                self._pool.stalled_batches = 0
                 return status
-            remaining = deadline - time.monotonic()
+            remaining = deadline_at - time.monotonic()
             if remaining <= 0:
+                self._pool.stalled_batches += 1
+                note = (f" (not waited: {self._pool.stalled_batches - 1} batches in a row missed the deadline "
+                        f"before this one)" if stalled else "")
                 raise RequirementFailure("BAT-010", "GetBatchStatus", f"a final state of batch {batch_reference} "
-                                         f"within {self.target.batch_deadline_s:g} s", repr(last))
+                                         f"within {limit:g} s", repr(last) + note)
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
 

@@ -28,6 +28,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from pcr_conformance import catalogue, resources
+from pcr_conformance import deadline as deadline_mod
 from pcr_conformance.client import ssl_context
 from pcr_conformance.errors import HarnessError, TargetUnreachable
 from pcr_conformance.target import (
@@ -244,9 +245,11 @@ def probe(target: Target, *, deadline_s: float = START_DEADLINE_S) -> None:
                 raise TargetUnreachable(f"{url}: no TLS handshake within {deadline_s:g} s ({last})",
                                         kind="tls" if "SSL" in last else "connect")
             try:
-                with socket.create_connection((host, port), timeout=min(remaining, 5.0)) as sock:
+                step_end = time.monotonic() + min(remaining, 5.0)  # one attempt, as a whole: a watchdog ends it
+                with socket.create_connection((host, port), timeout=min(remaining, 5.0)) as sock, \
+                        deadline_mod.socket_deadline(sock, step_end):
                     with ctx.wrap_socket(sock, server_hostname=host) as tls:
-                        tls.settimeout(min(remaining, 5.0))
+                        tls.settimeout(max(0.01, step_end - time.monotonic()))
                         tls.do_handshake()
                 break
             except ssl.SSLCertVerificationError as e:

@@ -15,6 +15,9 @@ from pcr_conformance.plugin_state import LOG, PcrState, ensure_target, startup_f
 from pcr_conformance.target import Target
 from pcr_conformance.testdata import TestData, load_pool
 
+# The session's HttpPool, so the plugin's hooks can read its circuit breaker after each test.
+HTTP_POOL = pytest.StashKey[HttpPool]()
+
 
 @pytest.fixture(scope="session")
 def pcr_target(request: pytest.FixtureRequest) -> Iterator[Target]:
@@ -78,8 +81,9 @@ def pcr_data(pcr_target: Target, request: pytest.FixtureRequest) -> TestData:
 
 
 @pytest.fixture(scope="session")
-def pcr_http(pcr_target: Target) -> Iterator[HttpPool]:
+def pcr_http(pcr_target: Target, request: pytest.FixtureRequest) -> Iterator[HttpPool]:
     pool = HttpPool(pcr_target)
+    request.config.stash[HTTP_POOL] = pool
     try:
         yield pool
     finally:

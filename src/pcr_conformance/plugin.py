@@ -29,7 +29,7 @@ from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import CLEANUP_MODES
 from pcr_conformance.client import IdentityRefused
 from pcr_conformance.expectations import ExpectationsError, load_expectations
-from pcr_conformance.fixtures import pcr_cleanup, pcr_clients, pcr_data, pcr_http, pcr_target
+from pcr_conformance.fixtures import HTTP_POOL, pcr_cleanup, pcr_clients, pcr_data, pcr_http, pcr_target
 from pcr_conformance.outcomes import Recorder, mark_report
 from pcr_conformance.plugin_state import (
     LOG,
@@ -230,6 +230,25 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+    """After a suite test: a plainly dead target (the circuit breaker of the session's clients is open) stops the
+    kit with one line, exit code 2, instead of every further test waiting its timeout."""
+    result = yield
+    pool = item.config.stash.get(HTTP_POOL, None)
+    if pool is None or not verified_ids(item):
+        return result
+    state = state_of(item.config)
+    if state.outcomes.get(item.nodeid) == "passed":
+        pool.breaker.answered()  # a test that passed saw the target work (it may have expected a closed connection)
+    if pool.breaker.tripped:
+        if not state.startup_error:
+            ran = sum(1 for o in state.outcomes.values() if o != "skipped")
+            state.startup_error = f"{pool.breaker.tripped} (kit stopped after {ran} test(s))"
+        pytest.exit(state.startup_error, returncode=2)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
     ids = verified_ids(item)
@@ -298,6 +317,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if not state.verifies and not state.startup_error:
         return  # a unit-test run (no suite tests): nothing to report
+    if exitstatus == pytest.ExitCode.INTERRUPTED and not state.startup_error:
+        # Ctrl-C or the CLI's SIGINT (a kit's time limit, the CLI stopped): what ran is reported, but not judged.
+        ran = sum(1 for o in state.outcomes.values() if o != "skipped")
+        state.startup_error = (f"interrupted after {time.monotonic() - state.started:.0f} s "
+                               f"({ran} test(s) had run): the run is incomplete and was not judged")
     write_reports(state)
 
 

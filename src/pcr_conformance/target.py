@@ -76,6 +76,7 @@ class Target:
     rate_limit_per_s: float = 0.0
     timeout_s: float = 10.0
     batch_deadline_s: float = 60.0
+    max_answer_bytes: int = 16 * 1024 * 1024  # an answer's body after decompression; beyond: a broken test
     pool: str = ""
     capabilities: tuple[str, ...] = ()
     base_urls: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -152,7 +153,7 @@ def _expand(value: Any, env: Mapping[str, str], field: str, path: Path) -> Any:
 
 
 _TOP_FIELDS = {"name", "embedded", "environment", "read_only", "rate_limit_per_s", "timeout_s",
-               "batch_deadline_s", "pool", "capabilities", "base_urls", "tls", "identities",
+               "batch_deadline_s", "max_answer_bytes", "pool", "capabilities", "base_urls", "tls", "identities",
                "extra_certificates", "slots"}
 
 
@@ -189,6 +190,9 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
     rate = float(_typed(data, "rate_limit_per_s", (int, float), 0, err))
     timeout = float(_typed(data, "timeout_s", (int, float), 10, err))
     deadline = float(_typed(data, "batch_deadline_s", (int, float), 60, err))
+    max_answer = _typed(data, "max_answer_bytes", int, 16 * 1024 * 1024, err)
+    if max_answer < 1024:
+        raise err("max_answer_bytes", "must be >= 1024 bytes (the bound of an answer's body after decompression)")
     if rate < 0:
         raise err("rate_limit_per_s", "must be >= 0 (0 = unlimited)")
     if timeout <= 0:
@@ -289,7 +293,7 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
 
     return Target(
         name=name, embedded=embedded, environment=environment, read_only=read_only, rate_limit_per_s=rate,
-        timeout_s=timeout, batch_deadline_s=deadline, pool=pool, capabilities=tuple(capabilities),
+        timeout_s=timeout, batch_deadline_s=deadline, max_answer_bytes=max_answer, pool=pool, capabilities=tuple(capabilities),
         base_urls=base_urls, tls=tls, identities=identities, extra_certificates=extra_certs,
         source=str(path), slots=tuple(slots),
     )

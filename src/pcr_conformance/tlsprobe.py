@@ -22,11 +22,12 @@ import dataclasses
 import datetime as dt
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pcr_conformance import catalogue
+from pcr_conformance import catalogue, deadline
 from pcr_conformance.client import ssl_context
 from pcr_conformance.errors import HarnessError
 from pcr_conformance.target import Identity, Target
@@ -121,35 +122,52 @@ def slot_url(target: Target, identity: Identity) -> str:
 
 def handshake(url: str, ctx: ssl.SSLContext, timeout_s: float) -> str:
     """'' when the server answers HTTP over a TLS connection with this context, else why it did not:
-    "refused: <alert or how it closed>", "untrusted: <verification error>" or "unreachable: <error>"."""
+    "refused: <alert or how it closed>", "untrusted: <verification error>" or "unreachable: <error>".
+
+    timeout_s bounds the whole probe (connect, handshake, the first byte of the answer), not each step: a
+    watchdog shuts the socket down when it is over."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
+    end = time.monotonic() + timeout_s
     try:
         sock = socket.create_connection((host, port), timeout=timeout_s)
     except OSError as e:
         return f"unreachable: {type(e).__name__}: {e}"
-    with sock:
+    with sock, deadline.socket_deadline(sock, end) as watch:
+        sock.settimeout(max(0.01, end - time.monotonic()))
         try:
             tls = ctx.wrap_socket(sock, server_hostname=host)
         except ssl.SSLCertVerificationError as e:
             return f"untrusted: {e.verify_message or e}"
         except ssl.SSLError as e:
+            if watch.fired:
+                return f"unreachable: no TLS handshake within {timeout_s:g} s"
             return f"refused: {_alert(e)}"
-        except (ConnectionError, TimeoutError, OSError) as e:
+        except TimeoutError:
+            return f"unreachable: no TLS handshake within {timeout_s:g} s"
+        except (ConnectionError, OSError) as e:
+            if watch.fired:
+                return f"unreachable: no TLS handshake within {timeout_s:g} s"
             return f"refused: the server closed the connection during the handshake ({type(e).__name__})"
         with tls:
             try:
-                tls.settimeout(timeout_s)
+                tls.settimeout(max(0.01, end - time.monotonic()))
                 tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode("ascii"))
                 data = tls.recv(1)
             except ssl.SSLError as e:
+                if watch.fired:
+                    return ""
                 return f"refused: {_alert(e)}"
             except TimeoutError:
                 return ""  # no verdict within the timeout: the tests will tell
             except (ConnectionError, OSError) as e:
+                if watch.fired:
+                    return ""
                 return (f"refused: the server closed the {tls.version() or 'TLS'} connection after the handshake "
                         f"({type(e).__name__})")
             if not data:
+                if watch.fired:
+                    return ""
                 return (f"refused: the server closed the {tls.version() or 'TLS'} connection after the handshake, "
                         f"without an HTTP answer")
     return ""

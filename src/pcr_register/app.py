@@ -1,24 +1,27 @@
 """The ASGI application: POST /<OperationId>, the envelope checks and the error object (interfaces.md §1, §5).
 
-Order of checks: path (H04) -> method (H05) -> certificate -> content type (H15) -> size (H13) -> role (D43)
--> JSON (H00) -> member-name casing and nesting (ENV-011, H00) -> batch size (D62) -> schema (D01 ...) ->
-owner (D40, D05, D41, D42) -> targetEnvironment (D07) -> the operation.
+Order of checks: path (H04) -> method (H05) -> certificate -> content type (H15) -> size (H13) -> body within
+the read deadline (H08) -> role (D43) -> UTF-8 and NUL (H01) -> JSON (H00) -> lone surrogates (H01),
+duplicate members and numbers out of range (D01) -> member-name casing and nesting (ENV-011, H00) -> batch
+size (D62) -> schema (D01 ...) -> owner (D40, D05, D41, D42) -> targetEnvironment (D07) -> the operation.
+Framing and header errors below the application (H40, 431, header deadline) are answered in server.py.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from starlette.responses import Response
 
-from pcr_register import casing
-from pcr_register.config import MAX_BODY_BYTES, MAX_REPORTS
+from pcr_register import body as body_parser
+from pcr_register import casing, memory
+from pcr_register.config import MAX_BODY_BYTES, MAX_REPORTS, read_deadline_s
 from pcr_register.errors import ApiError, error_body, fail, item
 from pcr_register.identity import Caller, caller_from_certificate, check_owner, check_role
 from pcr_register.routes import OPERATIONS, Operation, check_specs
@@ -33,15 +36,12 @@ class _TooLarge(Exception):
     pass
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: not JSON (RFC 8259), answered H00
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400 would become inf and could not be answered as JSON
-        raise ValueError("number out of range")
-    return value
+def encode(payload: dict[str, Any]) -> bytes:
+    """The answer as UTF-8 JSON; a string that UTF-8 cannot hold is written as an escape, never a 500."""
+    try:
+        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload).encode("ascii")
 
 
 async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
@@ -74,6 +74,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
     validate_responses = reg.config.validate_responses or os.environ.get("PCR_REGISTER_VALIDATE_RESPONSES") == "1"
     normaliser = casing.Normaliser(casing.name_map(reg.specs.property_names))
     cert_cache: dict[bytes, Caller | None] = {}
+    deadline_s = read_deadline_s(faults)
 
     def error_response(error: ApiError, operation: str | None) -> tuple[int, dict]:
         return error.status, error_body(reg.specs.describe(error.items),
@@ -81,15 +82,21 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
 
     def process(operation: str, op: Operation, caller: Caller, raw: bytes, headers: dict[str, str]) -> tuple[int, dict]:
         """Everything after the body is read; runs in a worker thread (JSON, validation and SQLite block)."""
-        try:
-            parsed = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
-        except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        try:  # ENV-018 (H01), ENV-021 and ENV-022 (D01): once, before anything reads a member
+            parsed = body_parser.parse(raw, check_duplicates=not faults.on("duplicate_members_last_wins"))
+        except body_parser.BadJson as exc:
             if faults.on("server_error_on_bad_json"):  # breaks ENV-007
                 raise RuntimeError("bad json") from exc
             raise fail(400, "H00", "") from None
+        except body_parser.Problem as problem:
+            if problem.kind == "unicode" and faults.on("lone_surrogate_500"):  # breaks ENV-018
+                raise RuntimeError("a lone surrogate reached the handler") from None
+            if problem.kind == "number" and faults.on("huge_number_500"):  # breaks ENV-022
+                raise RuntimeError("a number out of range reached the handler") from None
+            raise fail(400, "H01" if problem.code == "H01" else "D01", problem.pointer, problem.text or None) from None
         try:
             body = normaliser(parsed)  # ENV-011, ENV-009
-        except casing.TooDeep:
+        except (casing.TooDeep, body_parser.TooDeep):
             raise fail(400, "H00", "", "The body is nested deeper than 32 levels.") from None
         if not isinstance(body, dict):
             raise fail(400, "D01", "", "The body must be a JSON object.")
@@ -144,6 +151,11 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
                     raise fail(403, "D43", "")
             else:
                 raise fail(403, "D43", "", "A client certificate is required.")
+            names = [k.decode("latin-1").lower() for k, _ in scope["headers"]]
+            if "transfer-encoding" in names and "content-length" in names:  # ENV-019: ambiguous framing
+                raise fail(400, "H40", "Content-Length", "Content-Length and Transfer-Encoding together.")
+            if names.count("content-type") > 1:  # ENV-019: which one would the register believe?
+                raise fail(400, "H40", "Content-Type", "More than one Content-Type header.")
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":  # ENV-006
                 raise fail(415, "H15", "Content-Type")
@@ -151,11 +163,19 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
             if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:  # ENV-008
                 raise fail(413, "H13", "")
             try:
-                raw = await _read_body(receive)
+                with anyio.fail_after(deadline_s):  # ENV-020: a promised body that does not come
+                    raw = await _read_body(receive)
             except _TooLarge:
+                memory.after_body(MAX_BODY_BYTES)
                 raise fail(413, "H13", "") from None
+            except TimeoutError:
+                extra_headers["Connection"] = "close"
+                raise fail(408, "H08", "") from None
             check_role(caller, op.family, reg.specs.certificate_roles[op.family], faults)  # SEC-004, AUT-001, BAN-001
-            status, payload = await anyio.to_thread.run_sync(process, operation, op, caller, raw, headers)
+            try:
+                status, payload = await anyio.to_thread.run_sync(process, operation, op, caller, raw, headers)
+            finally:
+                memory.after_body(len(raw))
         except ApiError as error:
             status, payload = error_response(error, operation)
         except Exception:  # SEC-011: no internals in the answer
@@ -168,7 +188,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
                 log.error("response of %s %s does not conform to the spec: %s", operation, status, problems)
                 status, payload = 500, error_body([item("H50", "", "Response does not conform to the spec.")])
         response = Response(
-            json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            encode(payload),
             status_code=status,
             media_type="application/json",
             headers=extra_headers,

@@ -27,13 +27,16 @@ class Normaliser:
 
     def __init__(self, names: dict[str, str]) -> None:
         self.names = names
+        self.known = frozenset(names.values())
         self._cache: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def _keys(self, keys: tuple[str, ...]) -> tuple[str, ...]:
         mapped = self._cache.get(keys)
         if mapped is None:
             mapped = tuple(self.names.get(k.lower(), k) if isinstance(k, str) else k for k in keys)
-            if len(self._cache) < 10_000:
+            # Only shapes made of the spec's names are kept: hostile bodies bring endless unknown (and huge)
+            # names, which a cache would hold for the life of the process.
+            if len(self._cache) < 10_000 and all(k in self.known for k in mapped):
                 self._cache[keys] = mapped
         return mapped
 

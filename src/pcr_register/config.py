@@ -12,6 +12,21 @@ from pcr_register.faults import Faults
 MAX_BODY_BYTES = 5 * 1024 * 1024  # H13 (ENV-008)
 MAX_REPORTS = 10_000  # D62 (BAT-012)
 MAX_DEPTH = 32  # H00 (ENV-009)
+MAX_HEADER_BYTES = 16 * 1024  # request line + headers; larger: 431 (ENV-019)
+READ_DEADLINE_ENV = "PCR_REGISTER_READ_DEADLINE_S"
+READ_DEADLINE_S = 10.0  # headers, and the body, must arrive within this (ENV-020)
+NO_DEADLINE_BOUND_S = 120.0  # fault no_read_deadline: "forever", bounded so that a test cannot hang
+
+
+def read_deadline_s(faults: Faults) -> float:
+    """The header and body read deadline: $PCR_REGISTER_READ_DEADLINE_S (default 10 s); 120 s under the fault."""
+    if faults.on("no_read_deadline"):  # breaks ENV-020
+        return NO_DEADLINE_BOUND_S
+    try:
+        value = float(os.environ.get(READ_DEADLINE_ENV, READ_DEADLINE_S))
+    except ValueError:
+        return READ_DEADLINE_S
+    return value if value > 0 else READ_DEADLINE_S
 
 
 SPECS_ENV_VAR = "PCR_SPECS_DIR"

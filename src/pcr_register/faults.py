@@ -49,6 +49,12 @@ FAULTS: dict[str, tuple[str, str]] = {
     "accept_unknown_members": ("ENV-010", "unknown members are ignored instead of rejected"),
     "accept_missing_members": ("ENV-017", "a missing required member below the envelope is not reported"),
     "schema_drift_extract": ("ENV-014", "the extract response renames creditInformationSummary to creditSummary"),
+    # hostile input
+    "lone_surrogate_500": ("ENV-018", "a string holding a lone surrogate escape reaches the handler and is answered 500"),
+    "header_abuse_plain_text": ("ENV-019", "malformed headers and framing are answered in plain text, as uvicorn does"),
+    "no_read_deadline": ("ENV-020", "a promised body that never comes is waited for (bounded at 120 s, not 10 s)"),
+    "duplicate_members_last_wins": ("ENV-021", "a member name given twice is accepted, the last value wins"),
+    "huge_number_500": ("ENV-022", "a number out of range (1e400, a 500-digit integer) is answered 500"),
     # security
     "ignore_client_cert": ("SEC-001", "connections without a client certificate are accepted as lender-a"),
     "skip_role_check": ("SEC-004", "a certificate of any role may use any API"),

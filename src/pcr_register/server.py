@@ -1,7 +1,11 @@
 """uvicorn over mutual TLS (SEC-001..003, SEC-010): client certificate verified against DIR/ca.pem, TLS >= 1.2.
 
 uvicorn 0.54 puts no TLS information in the ASGI scope, so a small subclass of its h11 protocol copies the
-peer certificate (DER) of each connection into scope["state"], where app.py reads it.
+peer certificate (DER) of each connection into scope["state"], where app.py reads it. The same subclass
+answers what never reaches the application with the error object (ENV-019, ENV-020): a malformed request
+line, header or framing (400 H40; a header block over 16 KB 431 H40; h11's 501 for an unknown
+Transfer-Encoding becomes 400 H40), and a request whose headers do not arrive within the read deadline
+(408 H08, or the connection closed when not a byte of it came). The body deadline is the app's (app.py).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
-from pcr_register import worker
-from pcr_register.app import PEER_CERT_KEY, create_app
+from pcr_register import memory, worker
+from pcr_register.app import PEER_CERT_KEY, create_app, encode
+from pcr_register.config import MAX_HEADER_BYTES, read_deadline_s
+from pcr_register.errors import error_body, item
 from pcr_register.state import Register
 
 log = logging.getLogger("pcr_register.server")
@@ -38,6 +45,115 @@ class PeerCertProtocol(H11Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         self.app_state = {**self.app_state, PEER_CERT_KEY: der}
+
+
+class RegisterProtocol(PeerCertProtocol):
+    """PeerCertProtocol that answers framing errors and the header deadline with the error object.
+
+    Configured per server by subclassing (``protocol_class``): read_deadline_s, the error answer's bytes, and
+    plain_text (the fault header_abuse_plain_text: uvicorn's own text/plain 400)."""
+
+    read_deadline_s: float = 10.0
+    plain_text: bool = False
+    error_bytes: Callable[[list[dict[str, Any]]], bytes] = staticmethod(lambda items: b"{}")
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._protocol_error: h11.ProtocolError | None = None
+        next_event = self.conn.next_event
+
+        def remembering_next_event() -> Any:  # uvicorn swallows the error; its status hint (431) is needed
+            try:
+                return next_event()
+            except h11.RemoteProtocolError as exc:
+                self._protocol_error = exc
+                raise
+
+        self.conn.next_event = remembering_next_event  # type: ignore[method-assign]
+        self._arm()  # the first request line must come within the deadline
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            super().data_received(data)
+        except Exception:  # anything uvicorn did not foresee in a request head: a 400, never a traceback
+            log.warning("unreadable request head", exc_info=True)
+            self._refuse(400, item("H40"))
+            return
+        self._watch()
+
+    def on_response_complete(self) -> None:
+        self._disarm()  # an idle keep-alive connection is uvicorn's timeout_keep_alive
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._watch()
+
+    def send_400_response(self, msg: str) -> None:
+        if self.plain_text:  # fault header_abuse_plain_text (breaks ENV-019)
+            super().send_400_response(msg)
+            return
+        hint = getattr(self._protocol_error, "error_status_hint", 400)
+        self._refuse(431 if hint == 431 else 400, item("H40"))
+
+    # -- the header deadline (ENV-020) --------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Arm the deadline while the client owes something: the rest of a request head, or the rest of a body
+        the app has already answered; otherwise the app (body) or keep-alive (idle) is in charge."""
+        their, ours = self.conn.their_state, self.conn.our_state
+        owes_head = their is h11.IDLE and bool(self.conn.trailing_data[0])
+        owes_unread_body = their is h11.SEND_BODY and ours in (h11.DONE, h11.MUST_CLOSE)
+        if owes_head or owes_unread_body:
+            self._arm()
+        elif their is not h11.IDLE:
+            self._disarm()
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.read_deadline_s, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
+            self._refuse(408, item("H08"))  # part of a request head came, the rest did not
+        elif self.conn.their_state is h11.IDLE or self.conn.our_state in (h11.DONE, h11.MUST_CLOSE):
+            self.transport.close()  # nothing of a request came, or the answer is out: nothing to say
+
+    def _refuse(self, status: int, error: dict[str, Any]) -> None:
+        """Write the error answer directly (h11 may not be able to frame it) and close the connection."""
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        body = self.error_bytes([error])
+        head = (f"HTTP/1.1 {status} {STATUS_PHRASES[status].decode()}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n")
+        self.transport.write(head.encode("ascii") + body)
+        self.transport.close()
+
+
+def protocol_class(reg: Register) -> type[RegisterProtocol]:
+    """RegisterProtocol configured for this register (deadline, faults, the error texts of errors.yaml)."""
+    faults = reg.faults
+    with_correlation_id = not faults.on("missing_correlation_id")
+
+    def error_bytes(items: list[dict[str, Any]]) -> bytes:
+        return encode(error_body(reg.specs.describe(items), with_correlation_id=with_correlation_id))
+
+    return type("ConfiguredRegisterProtocol", (RegisterProtocol,), {
+        "read_deadline_s": read_deadline_s(faults),
+        "plain_text": faults.on("header_abuse_plain_text"),
+        "error_bytes": staticmethod(error_bytes),
+    })
 
 
 def ssl_context(reg: Register) -> ssl.SSLContext:
@@ -66,7 +182,9 @@ def serve(reg: Register, host: str, port: int, on_listening: Callable[[str], Non
 
     config = uvicorn.Config(
         create_app(reg),
-        http=PeerCertProtocol,
+        http=protocol_class(reg),
+        ws="none",  # no upgrade to WebSocket: an Upgrade header is a plain request
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # 431 H40 beyond it (ENV-019)
         ssl_context_factory=factory,
         lifespan="off",
         log_level="warning",
@@ -74,8 +192,10 @@ def serve(reg: Register, host: str, port: int, on_listening: Callable[[str], Non
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
+    memory.limit_arenas()
     stop = threading.Event()
     worker.start(reg, stop)
+    memory.start_trimmer(stop)
     url_host = f"[{host}]" if ":" in host else host
     url = f"https://{url_host}:{actual_port}"
     if on_listening:

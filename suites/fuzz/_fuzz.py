@@ -184,15 +184,51 @@ def _check(case: Any, timeout: float, log: FuzzLog) -> None:
     log.passed(record)
 
 
-def _call(case: Any, timeout: float, log: FuzzLog) -> Any:
-    """One request; a network failure is the harness's problem (broken), never a check failure."""
-    import requests
-
-    from pcr_conformance.errors import TargetUnreachable
+@functools.lru_cache(maxsize=4)
+def _session(timeout: float, max_bytes: int) -> Any:
+    """A requests session whose requests end at `timeout` as a whole (connect, first byte, body) and whose
+    bodies stop at max_bytes after decompression (pcr_conformance.deadline); schemathesis's own session class,
+    so redirects are followed only within the host, as without it."""
+    from pcr_conformance import deadline
 
     try:
-        return case.call(timeout=timeout)
+        from schemathesis.transport.requests import SameHostRedirectsSession as base
+    except ImportError:  # pragma: no cover - another schemathesis layout
+        base = None
+    return deadline.session(timeout, max_bytes, base)
+
+
+def _call(case: Any, timeout: float, log: FuzzLog) -> Any:
+    """One request under the target's deadline; a network failure is the harness's problem (broken), never a
+    check failure, and counts for the circuit breaker like any other request of the session."""
+    import requests
+
+    from pcr_conformance.deadline import AnswerTooLarge
+    from pcr_conformance.errors import TargetUnreachable
+
+    client = log.client
+    breaker = client.breaker
+    breaker.check()
+    try:
+        # Redirects are not followed, as by the harness's own clients: a 3xx is the answer the checks judge.
+        response = case.call(timeout=timeout, session=_session(timeout, client.target.max_answer_bytes),
+                             allow_redirects=False)
+    except AnswerTooLarge as exc:
+        breaker.missed("too-large", f"{case.operation.label}: {exc}")
+        log.failed(log.call(case, error=f"{type(exc).__name__}: {exc}"), "answer too large")
+        raise AnswerTooLarge(f"{case.operation.label}: {exc}") from exc
     except requests.exceptions.RequestException as exc:
-        log.failed(log.call(case, error=f"{type(exc).__name__}: {exc}"), f"no answer: {type(exc).__name__}")
-        raise TargetUnreachable(f"{case.operation.label}: no answer: {type(exc).__name__}: {exc}",
-                                kind="tls" if "SSL" in str(exc) else "network") from exc
+        if isinstance(exc, requests.exceptions.Timeout):
+            kind = "timeout"
+        elif "SSL" in str(exc):
+            kind = "tls"
+        elif isinstance(exc, requests.exceptions.ConnectionError) and "refused" in str(exc).lower():
+            kind = "connect"
+        else:
+            kind = "network"
+        why = f"{type(exc).__name__}: {exc}"
+        breaker.missed(kind, f"{case.operation.label}: {why}")
+        log.failed(log.call(case, error=why), f"no answer: {type(exc).__name__}")
+        raise TargetUnreachable(f"{case.operation.label}: no answer ({kind}): {why}", kind=kind) from exc
+    breaker.answered()
+    return response

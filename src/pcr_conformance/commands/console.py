@@ -73,11 +73,23 @@ class ConsoleFilter:
         return rest
 
 
+class ProcessStopped(Exception):
+    """stream_process was interrupted (Ctrl-C, SIGTERM): the process group was stopped; `cause` is what
+    interrupted it, `output` what the process had written until then."""
+
+    def __init__(self, cause: BaseException, output: str) -> None:
+        super().__init__(f"stopped by {type(cause).__name__}")
+        self.cause = cause
+        self.output = output
+
+
 def stream_process(cmd: Sequence[str], *, cwd: Path, prefix: str, timeout_s: float,
                    out: IO[str] | None = None, env: dict[str, str] | None = None) -> tuple[int | None, str]:
     """Run cmd, showing its output through ConsoleFilter on `out`; kill its process group after timeout_s.
 
-    Returns (exit code or None on timeout, the whole output).
+    Returns (exit code or None on timeout, the whole output). Interrupted itself (KeyboardInterrupt, or any
+    BaseException a signal handler raises), it stops the process group first and raises ProcessStopped with
+    the output so far.
     """
     out = out or sys.stdout
     proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -105,9 +117,12 @@ def stream_process(cmd: Sequence[str], *, cwd: Path, prefix: str, timeout_s: flo
     except subprocess.TimeoutExpired:
         kill_group(proc)
         code = None
-    except BaseException:  # Ctrl-C or SIGTERM: never leave pytest or the register behind
+    except BaseException as e:  # Ctrl-C or SIGTERM: never leave pytest or the register behind
         kill_group(proc)
-        raise
+        reader.join(timeout=10)
+        out.write(console.flush())
+        out.flush()
+        raise ProcessStopped(e, "".join(chunks)) from e
     reader.join(timeout=10)
     out.write(console.flush())
     out.flush()

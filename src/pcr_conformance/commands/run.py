@@ -23,7 +23,7 @@ from typing import Any
 
 from pcr_conformance import report, resources
 from pcr_conformance.cli import EXIT_ERROR, VERDICT_EXIT_CODES, CliError, err, worst_exit_code
-from pcr_conformance.commands.console import stream_process
+from pcr_conformance.commands.console import ProcessStopped, stream_process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,15 +98,24 @@ def run_kit(config: RunConfig, kit: str, kit_arg: str, *,
     columns = max(shutil.get_terminal_size((240, 24)).columns, 240)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": str(columns)}
     print(f"== {kit} against {config.target_name} ({config.profile})", flush=True)
+    stopped = ""
     try:
         code, output = stream_process(pytest_command(config, kit_arg, tmp), cwd=Path.cwd(),
                                       prefix=f"[{kit}] ", timeout_s=config.timeout_s, env=env)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    except ProcessStopped as e:
+        code, output = None, e.output
+        stopped = f"stopped by {_cause(e.cause)} after {time.monotonic() - started:.0f} s"
+    if code is None and not stopped:
+        stopped = (f"stopped by the kit's time limit (--timeout {config.timeout_s:g} s) after "
+                   f"{time.monotonic() - started:.0f} s")
     (tmp / "pytest.log").write_text(output, encoding="utf-8")
     duration = time.monotonic() - started
-    outcome = _outcome(kit, config, code, output, tmp)
+    if stopped:
+        # What pytest wrote stays (junit.xml, allure-results, its summary.json), with the reason in summary.json.
+        keep_stop_reason(tmp / "summary.json", stopped, kit=kit, target=config.target_name)
+        outcome = report.KitOutcome(kit, config.target_name, EXIT_ERROR, fatal=True, reason=stopped)
+    else:
+        outcome = _outcome(kit, config, code, output, tmp)
     report.carry_history(final, tmp)  # the kit's history against this target outlives the folder it replaces
     if config.html and not outcome.fatal and (tmp / "allure-results").is_dir():
         html = report.generate_html(tmp, report_name=f"PCR conformance: {kit} on {config.target_name}")
@@ -116,6 +125,36 @@ def run_kit(config: RunConfig, kit: str, kit_arg: str, *,
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return dataclasses.replace(outcome, folder=str(final), duration_s=duration)
+
+
+class Signalled(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds through stream_process, which stops pytest and the register."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, Signalled):
+        return signal.Signals(exc.signum).name
+    if isinstance(exc, KeyboardInterrupt):
+        return "SIGINT"
+    return type(exc).__name__
+
+
+def keep_stop_reason(path: Path, reason: str, *, kit: str, target: str) -> None:
+    """summary.json of a stopped run says so: verdict error and the reason (written if pytest could not)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        data = {"kit": kit, "target": target, "counts": {}, "requirements": {}, "tests": {},
+                "note": "pytest was stopped before it wrote summary.json; junit.xml and allure-results hold what ran"}
+    data["verdict"] = "error"
+    data["error"] = reason
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def _remove_stale_temp_folders(final: Path) -> None:
@@ -136,11 +175,8 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _outcome(kit: str, config: RunConfig, code: int | None, output: str, folder: Path) -> report.KitOutcome:
+def _outcome(kit: str, config: RunConfig, code: int, output: str, folder: Path) -> report.KitOutcome:
     target = config.target_name
-    if code is None:
-        return report.KitOutcome(kit, target, EXIT_ERROR, fatal=True,
-                                 reason=f"pytest did not finish within {config.timeout_s:.0f} s and was stopped")
     if code in (2, 3, 4) or code < 0:
         return report.KitOutcome(kit, target, EXIT_ERROR, reason=failure_reason(output, code), fatal=True)
     try:
@@ -263,13 +299,14 @@ def _as_argument(given: str, file: Path, pytest_folder: Path) -> str:
     return str(file.resolve())
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds through stream_process, which stops pytest and the register
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise Signalled(signum)
 
 
 def main(args: argparse.Namespace) -> int:
     config = run_config(args)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     notices: list[str] = []
 
     def notice(message: str) -> None:
@@ -279,7 +316,11 @@ def main(args: argparse.Namespace) -> int:
 
     outcomes: list[report.KitOutcome] = []
     for index, (kit, kit_arg) in enumerate(zip(config.kits, config.kit_args, strict=True)):
-        outcome = run_kit(config, kit, kit_arg, html_notice=notice)
+        try:
+            outcome = run_kit(config, kit, kit_arg, html_notice=notice)
+        except (Signalled, KeyboardInterrupt) as e:  # between two kits, or while a folder was moved
+            err(f"{kit}: stopped by {_cause(e)}")
+            return EXIT_ERROR
         outcomes.append(outcome)
         if outcome.exit_code == EXIT_ERROR:
             err(f"{kit}: {'could not run' if outcome.fatal else 'error'}: {outcome.reason}")

@@ -163,6 +163,7 @@ def test_large_batch(pcr_clients, pcr_data):
 
     # BAT-001: every state seen is Processing (with no results yet) until a final state, which then stays.
     seen: list[str] = []
+    polling_ends = time.monotonic() + lender.target.batch_deadline_s
     while True:
         resp = lender.batch_status(sub.batch_reference)
         expect.status(resp, 200, "BAT-001", "GetBatchStatus")
@@ -173,7 +174,7 @@ def test_large_batch(pcr_clients, pcr_data):
             break
         expect.that(not body.get("reportResults"), "BAT-001", "GetBatchStatus", "no report results while Processing",
                     f"{len(body.get('reportResults') or [])} results")
-        if len(seen) > 2000:
+        if len(seen) > 2000 or time.monotonic() > polling_ends:
             break  # wait_batch below applies the deadline (BAT-010)
         time.sleep(0.02)
     expect.that(seen[-1] in ("Processing", "FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed"),
