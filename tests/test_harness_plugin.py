@@ -310,3 +310,17 @@ def test_a_refused_identity_is_said_once(pytester, workers):
     assert summary["counts"]["broken"] == 2 and summary["counts"]["failed"] == 1
     junit = (pytester.path / "junit.xml").read_text()
     assert 'errors="2"' in junit and 'failures="1"' in junit
+
+
+def test_a_call_with_a_lone_surrogate_escape_renders_as_utf8() -> None:
+    """ENV-018's requests carry "\\ud800": the attachment keeps the escape instead of failing the teardown."""
+    from pcr_conformance.calllog import Call
+
+    call = Call(slot="lender", operation="GetLoan", method="POST", url="https://x/GetLoan",
+                request_headers={"Content-Type": "application/json"}, request_body='{"number": "\\ud800"}',
+                status=500, response_body='{"detail": "\\udfff"}')
+    for text in (call.render_request(), call.render_response()):
+        text.encode("utf-8")
+    assert '"\\ud800"' in call.render_request() and '"\\udfff"' in call.render_response()
+    assert '"é"' in Call(slot="l", operation="GetLoan", method="POST", url="u", request_headers={},
+                         request_body='{"n": "\\u00e9"}').render_request()

@@ -107,9 +107,15 @@ def _pretty(body: str) -> str:
     if not body:
         return ""
     try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+        pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     except (ValueError, RecursionError):
         return body
+    try:
+        pretty.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate escape (ENV-018) decodes to a code point UTF-8 cannot hold: keep it escaped, as sent.
+        return json.dumps(json.loads(body), indent=2)
+    return pretty
 
 
 def _m(text: str, mask: bool) -> str:
