@@ -193,7 +193,7 @@ def _deciding_levels(folder: Path) -> list[str]:
 
 
 def carry_history(previous: Path, folder: Path) -> None:
-    """Copy previous/history.jsonl into the new report folder (run_kit replaces the previous folder)."""
+    """Copy previous/history.jsonl into the new report folder (the run replaces the previous folder)."""
     old = previous / HISTORY_FILE
     if old.is_file() and not (folder / HISTORY_FILE).exists():
         shutil.copy2(old, folder / HISTORY_FILE)
