@@ -71,6 +71,7 @@ class FaultResult:
     duration_s: float = 0.0
     note: str = ""
     also_failed: list[str] = field(default_factory=list)  # requirements failed besides the broken one
+    tests_run: int = 0  # tests that passed, failed or broke, over all passes (benchmarks/run.py counts them)
 
 
 def load_faults(names: Iterable[str] = ()) -> list[Fault]:
@@ -288,6 +289,7 @@ def _fresh(path: Path) -> Path:
 def _record(result: FaultResult, outcome: RunOutcome) -> None:
     result.duration_s += outcome.duration_s
     result.tests_failed += outcome.failed
+    result.tests_run += outcome.failed + outcome.broken + outcome.passed
     if outcome.failed:
         result.detected = True
         # Named: summary.json failed the broken requirement (attribution by the requirement a failure names).
@@ -338,11 +340,12 @@ def to_json(results: list[FaultResult], control: RunOutcome) -> dict:
         "faults": [
             {**asdict(r.fault), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
              "also_failed": r.also_failed, "tests_failed": r.tests_failed, "passes": r.passes,
-             "duration_s": round(r.duration_s, 1), "note": r.note}
+             "duration_s": round(r.duration_s, 1), "note": r.note, "tests_run": r.tests_run}
             for r in results
         ],
         "control": {"passed": control.passed, "failed": control.failed, "broken": control.broken,
                     "exit_code": control.exit_code, "verdict": control.verdict,
+                    "tests_run": control.failed + control.broken + control.passed,
                     "duration_s": round(control.duration_s, 1)},
         "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
                   "exact": sum(r.named and not r.also_failed for r in results), "total": len(results)},
