@@ -54,7 +54,8 @@ def kit_view(state: PcrState, kit_name: str, kit: Kit | None, folder: Path) -> P
 
     slots = {s for n in tests for s in state.test_slots.get(n, ())}
     return dataclasses.replace(
-        state, kit_name=kit_name, kit=kit, output=folder, alluredir=folder / "allure-results",
+        state, kit_name=kit_name, kit=kit, output=folder,
+        alluredir=folder / "allure-results" if state.alluredir is not None else None,
         verifies=dict(tests), outcomes=only(state.outcomes), named=only(state.named), reasons=only(state.reasons),
         deviations=only(state.deviations), slots_used=slots or set(state.slots_used))
 
