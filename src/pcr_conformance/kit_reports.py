@@ -65,13 +65,14 @@ def write_kit_reports(state: PcrState, root: Path, *, junit: Path | None, result
     """Each kit's folder root/<kit>/ from the session's junit.xml and allure-results (either may be absent)."""
     session_cases = _read_junit(junit)
     index = _read_results(results) if results is not None else None
+    titles = {k.title for k in state.kits.values()}  # the parentSuite the plugin gave (a test's own stays)
     for name in state.kit_names:
         kit = state.kits.get(name)
         folder = root / (kit.name if kit is not None else Path(name).stem)
         folder.mkdir(parents=True, exist_ok=True)
         view = kit_view(state, name, kit, folder)
         if index is not None:
-            copy_results(index, folder / "allure-results", set(view.verifies), kit.title if kit else name)
+            copy_results(index, folder / "allure-results", set(view.verifies), kit.title if kit else name, titles)
         write_reports(view)
         if session_cases is not None and junit is not None:
             write_junit(session_cases, folder / "junit.xml", set(view.verifies), junit_prefix)
@@ -161,8 +162,10 @@ def _attachments(node: Any) -> Iterable[str]:
             yield from _attachments(value)
 
 
-def copy_results(index: ResultsIndex, dest: Path, nodeids: set[str], kit_title: str) -> None:
-    """The kit's result files into dest (parentSuite = the kit's title), with their containers and attachments.
+def copy_results(index: ResultsIndex, dest: Path, nodeids: set[str], kit_title: str,
+                 titles: set[str] | None = None) -> None:
+    """The kit's result files into dest (parentSuite = the kit's title where it was a kit's title, in `titles`),
+    with their containers and attachments.
 
     allure-pytest names no node id in a result; historyId is md5(node id) (allure_support.ResultNames)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -174,8 +177,9 @@ def copy_results(index: ResultsIndex, dest: Path, nodeids: set[str], kit_title: 
             continue
         uuids.add(str(doc.get("uuid", "")))
         files.update(_attachments(doc))
-        labels = [lb for lb in doc.get("labels") or [] if lb.get("name") != "parentSuite"]
-        doc = {**doc, "labels": [{"name": "parentSuite", "value": kit_title}, *labels]}
+        labels = [{**lb, "value": kit_title} if lb.get("name") == "parentSuite" and (
+            titles is None or lb.get("value") in titles) else lb for lb in doc.get("labels") or []]
+        doc = {**doc, "labels": labels}
         (dest / path.name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     for path, doc in index.containers:
         children = set(doc.get("children") or ())

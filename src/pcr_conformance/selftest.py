@@ -247,6 +247,7 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
                                 f"{lines[-1] if lines else 'no output'}")
         if not collector.verifies:
             raise SelftestError(f"no tests collected under suites/ (pytest exit {int(code)}; is the plugin installed?)")
+        _prepare_register(target)
         results = {f.name: FaultResult(f, tests_selected=len(tests_verifying(collector.verifies, f.requirement)))
                    for f in faults}
         order = {f.name: i for i, f in enumerate(faults, 1)}
@@ -279,6 +280,19 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
         forked.run_all(first, parallel=max(1, jobs), on_done=on_done)
     progress("control run: the whole kit against the register without faults")
     return [results[f.name] for f in faults], control[0]
+
+
+def _prepare_register(target: str) -> None:
+    """The embedded register's data dir made once, before the forks, so every run's register shares it."""
+    from pcr_conformance import embedded
+    from pcr_conformance.errors import HarnessError
+    from pcr_conformance.target import load_target
+
+    try:
+        if load_target(target).embedded:
+            embedded.prepared(embedded.register_command())
+    except HarnessError as e:
+        raise SelftestError(f"embedded register: {e}") from e
 
 
 def _fresh(path: Path) -> Path:
