@@ -567,7 +567,7 @@ class MatrixRuns:
     their calls and checks them in order as if it had sent them itself; a request error stops its case where
     it happened, as inline. Requests go through the session's rate limiter and circuit breaker."""
 
-    CONCURRENCY = 4
+    CONCURRENCY = 2  # enough to keep both cores busy (harness, register); more only lengthens each request
 
     def __init__(self, target: Any, data: Any, http: Any) -> None:
         self.target, self.data, self.http = target, data, http
