@@ -559,10 +559,10 @@ class MatrixRuns:
 
     The cases are independent hostile requests whose answers no later test reads, so CONCURRENCY of them are
     on the way while the main thread checks answers in collection order, and the register's core works while
-    the harness's does. That is for the embedded register on this machine; a remote target gets one request
-    at a time, as from a test sending its own, so its timeouts, its rate limit and the circuit breaker see
-    the same sequence of requests as before (parallel requests to a slow target would time out where single
-    ones do not). The ENV-020 cases, each holding a connection open up to the read deadline plus a
+    the harness's does. That is for the embedded register on this machine; against a remote target each test
+    sends its own case when it runs, as before, so its timeouts, its rate limit and the circuit breaker see
+    the same requests at the same moments (a request made in the background competes with the main thread
+    and can miss a short timeout_s that it would meet alone). The ENV-020 cases, each holding a connection open up to the read deadline plus a
     margin, all start at once, so the matrix waits that long once. A test takes its case's answers, records
     their calls and checks them in order as if it had sent them itself; a request error stops its case where
     it happened, as inline. Requests go through the session's rate limiter and circuit breaker."""
@@ -597,8 +597,9 @@ class MatrixRuns:
                 if (getattr(item, "originalname", "") == "test_robustness" and isinstance(case, Case)
                         and self._runnable(params["operation"])):
                     (waits if isinstance(case.expected, DeadlineAnswer) else quick).append((params["operation"], case))
-            quick_workers = self.CONCURRENCY if self.target.embedded else 1
-            for jobs, workers, name in ((waits, len(waits), "pcr-deadline"), (quick, quick_workers, "pcr-matrix")):
+            if not self.target.embedded:
+                quick = []  # sent by each test itself (result() runs them inline)
+            for jobs, workers, name in ((waits, len(waits), "pcr-deadline"), (quick, self.CONCURRENCY, "pcr-matrix")):
                 if not jobs:
                     continue
                 pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
