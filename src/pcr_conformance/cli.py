@@ -30,7 +30,7 @@ _SEVERITY = (EXIT_OK, EXIT_INCOMPLETE, EXIT_FAILED, EXIT_ERROR)
 def worst_exit_code(codes: Sequence[int]) -> int:
     """The exit code of several kits: could not judge (2) > a requirement failed (1) > incomplete (3) > 0."""
     return max(codes, key=lambda c: _SEVERITY.index(c) if c in _SEVERITY else len(_SEVERITY), default=EXIT_OK)
-KIT_TIMEOUT_S = 40 * 60  # one kit's pytest session; a hang is killed and reported, never waited out
+KIT_TIMEOUT_S = 40 * 60  # per kit of the run's pytest session; a hang is killed and reported, never waited out
 PROFILES = ("certification", "regression")
 
 
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mask-pii", action="store_true",
                      help="mask personal identity codes in the report's attachments")
     run.add_argument("--timeout", type=float, default=KIT_TIMEOUT_S, metavar="SECONDS",
-                     help=f"stop a kit's run after this long (default: {KIT_TIMEOUT_S} s)")
+                     help=f"time limit per kit: the run (one pytest session for all kits) stops after this long "
+                          f"times the number of kits (default: {KIT_TIMEOUT_S} s)")
     run.add_argument("--json", metavar="FILE", help="also write the verdict table as JSON to FILE")
     run.set_defaults(command_module="run")
 

@@ -33,6 +33,13 @@ INTERNALS = re.compile(
     re.IGNORECASE,
 )
 
+# One word every alternative of INTERNALS needs (in case-folded text): an answer holding none of them cannot
+# match, so the regex, whose many alternatives cost ~0.4 µs per character, runs only on answers that might.
+# (`ı`, dotless i, matches `i` under re.IGNORECASE but case-folds to itself: it is folded by hand.)
+_INTERNALS_WORDS = ("traceback", '.py"', "sqlite", "operationalerror", "integrityerror", "select", "insert",
+                    "pydantic", "starlette", "uvicorn", "fastapi", ".java:", "nullreferenceexception", "system.",
+                    "/site-packages/", "/usr/lib/python")
+
 ERROR_ITEM_MEMBERS = ("fieldName", "errorCode", "errorDescription")
 
 
@@ -41,6 +48,9 @@ ERROR_ITEM_MEMBERS = ("fieldName", "errorCode", "errorDescription")
 
 def leaked_internals(text: str) -> str | None:
     """The first internal detail found in an answer's text (SEC-011), or None."""
+    folded = (text or "").casefold().replace("ı", "i")
+    if not any(word in folded for word in _INTERNALS_WORDS):
+        return None
     m = INTERNALS.search(text or "")
     return m.group(0) if m else None
 

@@ -104,16 +104,8 @@ def register_env() -> dict[str, str]:
 def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRegister:
     """Start the reference register for an embedded target and return it with the resolved target."""
     cmd = register_command()
-    workdir = Path(tempfile.mkdtemp(prefix="pcr-embedded-"))
-    try:
-        data = workdir / "data"
-        pool_file = workdir / "pool.json"
-        _run([*cmd, "init", str(data)], "pcr-register init")
-        _run([*cmd, "export-pool", "--data", str(data), "--output", str(pool_file)], "pcr-register export-pool")
-        pool = json.loads(pool_file.read_text(encoding="utf-8"))
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    data, pool_file, pool = prepared(cmd)
+    workdir = Path(tempfile.mkdtemp(prefix="pcr-embedded-"))  # this register's database
     _install_cleanup()
     # The environment is inherited so PCR_REGISTER_FAULTS (seeded faults, docs/concepts.md#seeded-faults) reaches the register.
     proc = subprocess.Popen(
@@ -135,6 +127,32 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
     except BaseException:
         reg.stop()
         raise
+
+
+_PREPARED: dict[tuple[str, ...], tuple[Path, Path, dict]] = {}
+
+
+def prepared(cmd: list[str]) -> tuple[Path, Path, dict]:
+    """(data dir, pool file, pool) of `pcr-register init` + `export-pool`, made once per process and shared by
+    every register it starts (the self-test starts one per fault; its forked runs inherit the one made before
+    the fork). Safe to share: the same seed gives the same population, `serve` only reads the data dir (each
+    register has its own database), and the certificates are fresh for this process. Removed at exit."""
+    key = (*cmd, register_env().get("PCR_SPECS_DIR", ""))
+    if key not in _PREPARED:
+        folder = Path(tempfile.mkdtemp(prefix="pcr-embedded-data-"))
+        try:
+            data, pool_file = folder / "data", folder / "pool.json"
+            _run([*cmd, "init", str(data)], "pcr-register init")
+            _run([*cmd, "export-pool", "--data", str(data), "--output", str(pool_file)], "pcr-register export-pool")
+            pool = json.loads(pool_file.read_text(encoding="utf-8"))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        owner = os.getpid()  # a forked child inherits the folder and must not remove it at its own exit
+        atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
+        _PREPARED[key] = (data, pool_file, pool)
+    data, pool_file, pool = _PREPARED[key]
+    return data, pool_file, json.loads(json.dumps(pool))
 
 
 def _die_with_parent() -> None:

@@ -35,7 +35,7 @@ from pcr_conformance.plugin_state import (
     LOG,
     STATE,
     PcrState,
-    ensure_kit,
+    ensure_kits,
     ensure_target,
     in_suites,
     path_in_suites,
@@ -68,7 +68,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("pcr-conformance")
     g.addoption("--pcr-target", default="reference",
                 help="target name (targets/<name>.toml) or path [reference]")
-    g.addoption("--pcr-kit", default="register", help="kit name (kits/<name>.toml) or path [register]")
+    g.addoption("--pcr-kit", action="append", default=None,
+                help="kit name (kits/<name>.toml) or path; repeat for several kits in one session, each test run "
+                     "once and each kit's report in <pcr-output>/<kit>/ [register]")
+    g.addoption("--pcr-kit-folders", action="store_true", default=False,
+                help="write each kit's report into <pcr-output>/<kit>/ also with one kit")
     g.addoption("--pcr-profile", default="certification", choices=profiles.PROFILES,
                 help="certification (deterministic) or regression (random, longer) [certification]")
     g.addoption("--pcr-expectations", default=None,
@@ -93,12 +97,14 @@ def pytest_configure(config: pytest.Config) -> None:
     alluredir = config.getoption("allure_report_dir", None)
     out = config.getoption("pcr_output") or alluredir
     now = dt.datetime.now(dt.UTC)
+    kit_names = tuple(dict.fromkeys(config.getoption("pcr_kit") or ["register"]))
     state = config.stash[STATE] = PcrState(
-        target_name=config.getoption("pcr_target"), kit_name=config.getoption("pcr_kit"), profile=profile,
+        target_name=config.getoption("pcr_target"), kit_name=kit_names[0], profile=profile,
         mask_pii=config.getoption("pcr_mask_pii"), output=Path(out) if out else None,
         alluredir=Path(alluredir) if alluredir else None, expectations_arg=config.getoption("pcr_expectations"),
         run_id=new_run_id(now), seed=seed, started=time.monotonic(),
-        started_utc=now.strftime("%Y-%m-%dT%H:%M:%SZ"), forced_seed=forced,
+        started_utc=now.strftime("%Y-%m-%dT%H:%M:%SZ"), forced_seed=forced, kit_names=kit_names,
+        kit_folders=len(kit_names) > 1 or bool(config.getoption("pcr_kit_folders")),
     )
     config.pluginmanager.register(Recorder(state), "pcr_conformance_recorder")
     config.stash[RESULT_NAMES] = allure_support.install_result_names(config)
@@ -146,9 +152,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = state_of(config)
     if not any(verified_ids(i) for i in items):
         return
-    kit = ensure_kit(state)
+    kits = ensure_kits(state)
+    kit = kits[0]  # the Allure parentSuite of the session's results (kit_reports gives each kit its own title)
     reqs = requirements(state)
-    selected = kit.selected(reqs)
+    by_kit = [(k, k.selected(reqs)) for k in kits]
+    selected = {rid: r for _, sel in by_kit for rid, r in sel.items()}
     collected = {i.nodeid for i in items}
     keep = [i for i in items if not verified_ids(i) or any(r in selected for r in verified_ids(i))]
     if len(keep) < len(items):
@@ -176,7 +184,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if dev is not None:
             state.deviations[item.nodeid] = dev
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"known deviation {dev['ticket']}: {dev['reason']}"))
-        for label_type, value in allure_support.allure_labels(item, ids, reqs, kit):
+        first = next((k for k, sel in by_kit if any(r in sel for r in ids)), kit)
+        for label_type, value in allure_support.allure_labels(item, ids, reqs, first):
             item.add_marker(pytest.mark.allure_label(value, label_type=label_type))
         names = config.stash.get(RESULT_NAMES, None)
         if names is not None:
@@ -226,6 +235,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
         return
     state = state_of(item.config)
     state.slots_used.update(c.slot for c in log.calls)
+    state.test_slots.setdefault(item.nodeid, set()).update(c.slot for c in log.calls)
     allure_support.attach_calls(log, mask=state.mask_pii)
 
 
@@ -322,7 +332,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         ran = sum(1 for o in state.outcomes.values() if o != "skipped")
         state.startup_error = (f"interrupted after {time.monotonic() - state.started:.0f} s "
                                f"({ran} test(s) had run): the run is incomplete and was not judged")
-    write_reports(state)
+    if state.kit_folders:
+        from pcr_conformance import kit_reports
+
+        kit_reports.write_kit_reports(state, state.output, junit=Path(xmlpath) if xmlpath else None,
+                                      results=state.alluredir,
+                                      junit_prefix=getattr(session.config.option, "junitprefix", None))
+    else:
+        write_reports(state)
 
 
 def identity_summary(problems: dict[str, str], stats: dict[str, list[Any]]) -> list[str]:

@@ -55,6 +55,12 @@ class PcrState:
     # {identity slot: one line naming the slot and why its certificate cannot connect} (tlsprobe, at session
     # start); the tests asking for such a slot are broken with that line, and the run says it once.
     identity_problems: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Several kits in one session (kit_reports.py, issue 12): their names as given, loaded kits by name, and
+    # whether each kit's report goes to <output>/<kit>/ (always so with more than one kit).
+    kit_names: tuple[str, ...] = ()
+    kits: dict[str, Kit] = dataclasses.field(default_factory=dict)
+    kit_folders: bool = False
+    test_slots: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # nodeid -> identity slots it used
 
 
 def state_of(config: pytest.Config) -> PcrState:
@@ -86,6 +92,19 @@ def ensure_kit(state: PcrState) -> Kit:
             startup_failed(state, f"kit: {e}")
     assert state.kit is not None
     return state.kit
+
+
+def ensure_kits(state: PcrState) -> list[Kit]:
+    """The session's kits (one unless several were given); a bad kit file stops the run with exit code 2."""
+    if not state.kit_folders:
+        return [ensure_kit(state)]
+    for name in state.kit_names:
+        if name not in state.kits:
+            try:
+                state.kits[name] = load_kit(name)
+            except HarnessError as e:
+                startup_failed(state, f"kit: {e}")
+    return [state.kits[name] for name in state.kit_names]
 
 
 def startup_failed(state: PcrState, reason: str) -> None:

@@ -193,7 +193,7 @@ def _deciding_levels(folder: Path) -> list[str]:
 
 
 def carry_history(previous: Path, folder: Path) -> None:
-    """Copy previous/history.jsonl into the new report folder (run_kit replaces the previous folder)."""
+    """Copy previous/history.jsonl into the new report folder (the run replaces the previous folder)."""
     old = previous / HISTORY_FILE
     if old.is_file() and not (folder / HISTORY_FILE).exists():
         shutil.copy2(old, folder / HISTORY_FILE)
@@ -253,9 +253,13 @@ def generate_html(folder: str | Path, *, report_name: str = "", timeout_s: float
         return HtmlOutcome(False, f"HTML report skipped: {results} does not exist")
     tmp = folder / ".html.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    allure = _run_allure(folder, tmp, report_name or f"PCR conformance: {folder.parent.name} on {folder.name}",
-                         timeout_s)
-    gate = quality_gate(folder, timeout_s) if allure.ok else ""
+    name = report_name or f"PCR conformance: {folder.parent.name} on {folder.name}"
+    combined = _run_allure_kit(folder, tmp, name, timeout_s)
+    if combined is not None:
+        allure, gate = combined
+    else:  # the one-process script cannot run here (no checkout's node_modules): the two allure commands
+        allure = _run_allure(folder, tmp, name, timeout_s)
+        gate = quality_gate(folder, timeout_s) if allure.ok else ""
     index = verdict_page.write(folder, tmp, allure=allure.ok, allure_note=allure.message, gate=gate)
     if not tmp.is_dir():
         return allure
@@ -266,6 +270,44 @@ def generate_html(folder: str | Path, *, report_name: str = "", timeout_s: float
     if allure.ok:
         return HtmlOutcome(True, f"HTML report: {final / ('index.html' if index else verdict_page.ALLURE_FILE)}", page)
     return dataclasses.replace(allure, index=page)
+
+
+ALLURE_KIT_SCRIPT = Path(__file__).with_name("allure_kit.mjs")
+_GATE_LINE = "PCR-QUALITY-GATE "
+
+
+def _run_allure_kit(folder: Path, tmp: Path, report_name: str, timeout_s: float) -> tuple[HtmlOutcome, str] | None:
+    """The report and the quality gate in one Node process (allure_kit.mjs: the same as `allure awesome` and
+    `allure quality-gate` with this folder's allurerc.mjs, reading the results once). None when the script or
+    the npm packages it loads are not there (then the two commands run)."""
+    command = find_allure()
+    node = shutil.which("node")
+    if command is None or node is None or os.environ.get("PCR_ALLURE"):
+        return None
+    modules = Path(command[0]).resolve().parent.parent  # .bin/allure -> node_modules/allure/cli.js
+    if not (modules / "@allurereport" / "core").is_dir() or not ALLURE_KIT_SCRIPT.is_file():
+        return None
+    rc = write_allurerc(folder, report_name, _deciding_levels(folder))
+    cmd = [node, str(ALLURE_KIT_SCRIPT), str(modules), str(folder / "allure-results"), str(tmp), str(rc),
+           str(folder), GROUP_BY]
+    append = "0" if results_in_history(folder) else "1"
+    output, code = _node(cmd, folder, timeout_s, {"PCR_ALLURE_APPEND_HISTORY": append})
+    index = tmp / "index.html"
+    if code is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return HtmlOutcome(False, f"HTML report skipped: {output}"), ""
+    lines = output.strip().splitlines()
+    if code != 0 or not index.is_file() or not lines or not lines[-1].startswith(_GATE_LINE):
+        shutil.rmtree(tmp, ignore_errors=True)
+        last = lines[-1:] or ["no output"]
+        return HtmlOutcome(False, f"HTML report failed: allure exited {code}: {last[0][:300]}"), ""
+    index.rename(tmp / verdict_page.ALLURE_FILE)
+    try:
+        failed = [str(r) for r in json.loads(lines[-1][len(_GATE_LINE):])]
+    except ValueError:
+        failed = None
+    gate = "" if failed is None else f"failed: {', '.join(failed)}" if failed else "passed"
+    return HtmlOutcome(True, f"HTML report: {tmp / verdict_page.ALLURE_FILE}"), gate
 
 
 def _run_allure(folder: Path, tmp: Path, report_name: str, timeout_s: float) -> HtmlOutcome:

@@ -13,6 +13,8 @@ The fault list comes from `pcr-register faults` (JSON), never from importing pcr
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -29,7 +31,7 @@ from pathlib import Path
 from pcr_conformance import resources
 from pcr_conformance.collect import collect_verifies
 
-SELFTEST_JOBS = 2
+SELFTEST_JOBS = 3  # runs at a time: each is a pytest process and a register process, partly waiting on each other
 RUN_TIMEOUT_S = 900  # one pytest run against one faulty register; a hang is reported, never waited out
 
 
@@ -69,6 +71,7 @@ class FaultResult:
     duration_s: float = 0.0
     note: str = ""
     also_failed: list[str] = field(default_factory=list)  # requirements failed besides the broken one
+    tests_run: int = 0  # tests that passed, failed or broke, over all passes (benchmarks/run.py counts them)
 
 
 def load_faults(names: Iterable[str] = ()) -> list[Fault]:
@@ -110,21 +113,31 @@ def parse_junit(path: Path) -> tuple[int, int, int, list[str]]:
     return failed, broken, passed, messages
 
 
+def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path) -> list[str]:
+    """pytest's arguments for the given tests (all of the kit when node_ids is empty), results into workdir.
+
+    Node ids are relative to the folder above suites/ (as collected)."""
+    suites = resources.suites_dir().resolve()
+    tests = [str(suites.parent / node) for node in node_ids] or [str(suites)]
+    return [*tests, *resources.suites_pytest_args(), "--pcr-target", target, "--pcr-kit", kit,
+            "--pcr-profile", "certification", "--junitxml", str(workdir / "junit.xml"), "--pcr-output", str(workdir),
+            "-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic"]
+
+
+def outcome_of(workdir: Path, exit_code: int, duration_s: float) -> RunOutcome:
+    """What a finished run left in workdir: JUnit counts and messages, summary.json's verdict and failures."""
+    failed, broken, passed, messages = parse_junit(workdir / "junit.xml")
+    verdict, failed_reqs = read_summary(workdir / "summary.json")
+    return RunOutcome(exit_code, failed, broken, passed, tuple(messages), duration_s,
+                      verdict=verdict, failed_requirements=failed_reqs)
+
+
 def run_pytest(
     node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S
 ) -> RunOutcome:
-    """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults.
-
-    Node ids are relative to the folder above suites/ (as collected); pytest runs in `workdir`."""
-    junit = workdir / "junit.xml"
-    suites = resources.suites_dir().resolve()
-    tests = [str(suites.parent / node) for node in node_ids] or [str(suites)]
-    cmd = [
-        sys.executable, "-P", "-m", "pytest", *tests, *resources.suites_pytest_args(),
-        "--pcr-target", target, "--pcr-kit", kit, "--pcr-profile", "certification",
-        "--junitxml", str(junit), "--pcr-output", str(workdir), "-q", "-p", "no:cacheprovider",
-        "-o", "console_output_style=classic",
-    ]
+    """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults,
+    in a `python -m pytest` subprocess (where forked.available() is false); pytest runs in `workdir`."""
+    cmd = [sys.executable, "-P", "-m", "pytest", *pytest_args(node_ids, target=target, kit=kit, workdir=workdir)]
     env = dict(os.environ)
     env["PCR_REGISTER_FAULTS"] = faults
     started = time.monotonic()
@@ -134,10 +147,7 @@ def run_pytest(
         (workdir / "pytest.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     except subprocess.TimeoutExpired:
         exit_code = -1
-    failed, broken, passed, messages = parse_junit(junit)
-    verdict, failed_reqs = read_summary(workdir / "summary.json")
-    return RunOutcome(exit_code, failed, broken, passed, tuple(messages), time.monotonic() - started,
-                      verdict=verdict, failed_requirements=failed_reqs)
+    return outcome_of(workdir, exit_code, time.monotonic() - started)
 
 
 def read_summary(path: Path) -> tuple[str, tuple[str, ...]]:
@@ -165,10 +175,15 @@ def run_selftest(
     jobs: int = SELFTEST_JOBS,
     progress: Callable[[str], None] = print,
 ) -> tuple[list[FaultResult], RunOutcome]:
-    """Run every fault, then the no-fault control run. Returns the per-fault results and the control run.
+    """Run every fault and the no-fault control run. Returns the per-fault results and the control run.
 
-    Faults run `jobs` at a time: each run is a pytest process plus its own register process, so two at a
-    time keep both cores of a CI machine busy without starving either."""
+    Each run is a pytest session with its own register process, so the runs are independent and go `jobs` at
+    a time, the control run (the whole kit in one session, the longest) first. Where the platform allows,
+    each run is a fork of this process after it collected the suites once (forked.py); else a subprocess."""
+    from pcr_conformance import forked
+
+    if forked.available():
+        return _run_forked(faults, target=target, kit=kit, full=full, jobs=jobs, progress=progress)
     verifies = collect_verifies(target=target, kit=kit)
     if not verifies:
         raise SelftestError("no tests collected under suites/ (is the plugin installed?)")
@@ -190,18 +205,94 @@ def run_selftest(
                 outcome = run_pytest([], faults=fault.name, target=target, kit=kit,
                                      workdir=_fresh(tmp_path / f"{fault.name}-kit"))
                 _record(result, outcome)
-            if not selected:
-                result.note = "no test verifies this requirement"
-            progress(f"[{index}/{len(faults)}] {fault.name} ({fault.requirement}): "
-                     f"{'detected' if result.detected else 'NOT detected'} by {result.tests_failed} failing "
-                     f"test(s) of {len(selected)} targeted, {result.duration_s:.1f} s")
+            _finish(result, index, len(faults), progress)
             return result
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            control_run = pool.submit(run_pytest, [], faults="", target=target, kit=kit,
+                                      workdir=_fresh(tmp_path / "control"))
             results = list(pool.map(one, enumerate(faults, 1)))
-        progress("control run: the whole kit against the register without faults")
-        control = run_pytest([], faults="", target=target, kit=kit, workdir=_fresh(tmp_path / "control"))
+            control = control_run.result()
+    progress("control run: the whole kit against the register without faults")
     return results, control
+
+
+def _finish(result: FaultResult, index: int, total: int, progress: Callable[[str], None]) -> None:
+    if not result.tests_selected:
+        result.note = result.note or "no test verifies this requirement"
+    progress(f"[{index}/{total}] {result.fault.name} ({result.fault.requirement}): "
+             f"{'detected' if result.detected else 'NOT detected'} by {result.tests_failed} failing "
+             f"test(s) of {result.tests_selected} targeted, {result.duration_s:.1f} s")
+
+
+def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs: int,
+                progress: Callable[[str], None]) -> tuple[list[FaultResult], RunOutcome]:
+    """run_selftest with each run a fork of this process, which collects the suites once first."""
+    from pcr_conformance import forked
+    from pcr_conformance.collect import VerifiesCollector
+
+    collector = VerifiesCollector()
+    suites = resources.suites_dir().resolve()
+    import pytest
+
+    with tempfile.TemporaryDirectory(prefix="pcr-selftest-") as tmp:
+        tmp_path = Path(tmp)
+        with contextlib.redirect_stdout(io.StringIO()) as said:  # "1207 tests collected" is not for the console
+            code = pytest.main([str(suites), *resources.suites_pytest_args(), "--pcr-target", target,
+                                "--pcr-kit", kit, "--collect-only", "-q", "-p", "no:cacheprovider"],
+                               plugins=[collector])
+        if int(code) not in (0, 5):
+            lines = [ln for ln in said.getvalue().splitlines() if ln.strip()]
+            raise SelftestError(f"collecting the suites failed (pytest exit {int(code)}): "
+                                f"{lines[-1] if lines else 'no output'}")
+        if not collector.verifies:
+            raise SelftestError(f"no tests collected under suites/ (pytest exit {int(code)}; is the plugin installed?)")
+        _prepare_register(target)
+        results = {f.name: FaultResult(f, tests_selected=len(tests_verifying(collector.verifies, f.requirement)))
+                   for f in faults}
+        order = {f.name: i for i, f in enumerate(faults, 1)}
+        control: list[RunOutcome] = []
+
+        def job(fault: str, nodes: list[str], label: str) -> forked.Job:
+            workdir = _fresh(tmp_path / (f"{fault}-{label}" if fault else "control"))
+            return forked.Job(pytest_args(nodes, target=target, kit=kit, workdir=workdir), workdir,
+                              {"PCR_REGISTER_FAULTS": fault}, RUN_TIMEOUT_S, key=(fault, label))
+
+        def on_done(done: forked.Done) -> list[forked.Job]:
+            fault, label = done.job.key  # type: ignore[misc]
+            outcome = outcome_of(done.job.workdir, done.exit_code, done.duration_s)
+            if not fault:
+                control.append(outcome)
+                return []
+            result = results[fault]
+            result.passes.append(label)
+            _record(result, outcome)
+            if label == "targeted" and (full or not result.detected):
+                # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
+                return [job(fault, [], "kit")]
+            _finish(result, order[fault], len(faults), progress)
+            return []
+
+        first = [job("", [], "control")]
+        for f in faults:
+            nodes = tests_verifying(collector.verifies, f.requirement)
+            first.append(job(f.name, nodes, "targeted") if nodes else job(f.name, [], "kit"))
+        forked.run_all(first, parallel=max(1, jobs), on_done=on_done)
+    progress("control run: the whole kit against the register without faults")
+    return [results[f.name] for f in faults], control[0]
+
+
+def _prepare_register(target: str) -> None:
+    """The embedded register's data dir made once, before the forks, so every run's register shares it."""
+    from pcr_conformance import embedded
+    from pcr_conformance.errors import HarnessError
+    from pcr_conformance.target import load_target
+
+    try:
+        if load_target(target).embedded:
+            embedded.prepared(embedded.register_command())
+    except HarnessError as e:
+        raise SelftestError(f"embedded register: {e}") from e
 
 
 def _fresh(path: Path) -> Path:
@@ -212,6 +303,7 @@ def _fresh(path: Path) -> Path:
 def _record(result: FaultResult, outcome: RunOutcome) -> None:
     result.duration_s += outcome.duration_s
     result.tests_failed += outcome.failed
+    result.tests_run += outcome.failed + outcome.broken + outcome.passed
     if outcome.failed:
         result.detected = True
         # Named: summary.json failed the broken requirement (attribution by the requirement a failure names).
@@ -262,11 +354,12 @@ def to_json(results: list[FaultResult], control: RunOutcome) -> dict:
         "faults": [
             {**asdict(r.fault), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
              "also_failed": r.also_failed, "tests_failed": r.tests_failed, "passes": r.passes,
-             "duration_s": round(r.duration_s, 1), "note": r.note}
+             "duration_s": round(r.duration_s, 1), "note": r.note, "tests_run": r.tests_run}
             for r in results
         ],
         "control": {"passed": control.passed, "failed": control.failed, "broken": control.broken,
                     "exit_code": control.exit_code, "verdict": control.verdict,
+                    "tests_run": control.failed + control.broken + control.passed,
                     "duration_s": round(control.duration_s, 1)},
         "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
                   "exact": sum(r.named and not r.also_failed for r in results), "total": len(results)},

@@ -44,10 +44,15 @@ def specs_dir() -> Path:
     return resources.specs_dir()
 
 
+# libyaml's safe loader where PyYAML has it (the same documents, several times faster: the specs are read by
+# every pytest session at start-up), else the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.lru_cache(maxsize=32)
 def _read_yaml(path: str) -> Any:
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when present)
 
 
 def load_raw(file_name: str) -> dict[str, Any]:

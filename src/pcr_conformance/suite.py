@@ -14,6 +14,17 @@ from typing import Any
 from pcr_conformance import catalogue, contract, expect
 from pcr_conformance.target import SLOT_ROLES
 
+# ---- polling -----------------------------------------------------------------------------------------
+
+def backoff(first_s: float = 0.01, most_s: float = 0.25) -> Iterable[float]:
+    """The waits between polls of a state that changes in the register's own time: fast at first (an answer
+    of 1-3 ms is usually there after the first), doubling up to `most_s`; never one fixed sleep."""
+    delay = first_s
+    while True:
+        yield delay
+        delay = min(delay * 2, most_s)
+
+
 # ---- matching ----------------------------------------------------------------------------------------
 
 def subset_mismatch(actual: Any, expected: Any, path: str = "") -> str | None:

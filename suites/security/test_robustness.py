@@ -6,8 +6,9 @@ error code, the error object where HTTP allows a body (ENV-005, or the case's ow
 requirement demands it), no internals (SEC-011). Requests httpx cannot send (header abuse, framing, a body
 promised and not sent) go as raw bytes over TLS with the slot's certificate, each socket under a hard deadline.
 
-The read-deadline cases (ENV-020) wait up to the register's read deadline plus a margin; all of them are started
-together in the background by the first matrix item, so the matrix takes that wait once, not once per case.
+Every case is started in the background by the first matrix item (MatrixRuns): the ordinary ones a few at a
+time, the read-deadline cases (ENV-020), which wait up to the register's read deadline plus a margin, all
+together, so the matrix takes that wait once, not once per case; each test checks its own case's answers.
 The deadline is ``read_deadline_s`` of the target when it has one, else the target's ``timeout_s`` for the
 embedded register and 30 s for any other target.
 """
@@ -541,62 +542,117 @@ class _Caller:
         return {"targetEnvironment": self.target.environment, "owner": dict(self.owner), **members}
 
 
-class DeadlineProbes:
-    """The ENV-020 cases of the whole session, started together on the first matrix item: each holds a
-    connection open and waits up to the read deadline plus a margin, so the matrix waits that long once."""
+@dataclasses.dataclass
+class Sent:
+    """One variant as sent, with what came back: an httpx response or a RawAnswer, or the error that stopped
+    the case there (later variants are not sent), and the calls to record into the test's log."""
 
-    def __init__(self, target: Any, data: Any, wait: Callable[[], None]) -> None:
-        self.target, self.data, self.wait = target, data, wait
+    variant: Http | Raw
+    answer: Any = None
+    error: BaseException | None = None
+    calls: list[Any] = dataclasses.field(default_factory=list)
+    deadline_s: float = 0.0
+
+
+class MatrixRuns:
+    """Every matrix case of the session, started in the background by the first matrix item (issue 12).
+
+    The cases are independent hostile requests whose answers no later test reads, so CONCURRENCY of them are
+    on the way while the main thread checks answers in collection order, and the register's core works while
+    the harness's does. That is for the embedded register on this machine; against a remote target each test
+    sends its own case when it runs, as before, so its timeouts, its rate limit and the circuit breaker see
+    the same requests at the same moments (a request made in the background competes with the main thread
+    and can miss a short timeout_s that it would meet alone). The ENV-020 cases, each holding a connection open up to the read deadline plus a
+    margin, all start at once, so the matrix waits that long once. A test takes its case's answers, records
+    their calls and checks them in order as if it had sent them itself; a request error stops its case where
+    it happened, as inline. Requests go through the session's rate limiter and circuit breaker."""
+
+    CONCURRENCY = 2  # enough to keep both cores busy (harness, register); more only lengthens each request
+
+    def __init__(self, target: Any, data: Any, http: Any) -> None:
+        self.target, self.data, self.http = target, data, http
+        self.problems: dict[str, str] = {}  # identity slots that cannot connect (the session's tlsprobe)
         self.deadline_s = read_deadline_s(target)
         self.bound_s = self.deadline_s + max(2.0, self.deadline_s / 4)
         self._futures: dict[tuple[str, str], concurrent.futures.Future] = {}
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pools: list[concurrent.futures.ThreadPoolExecutor] = []
+        self._started = False
         self._lock = threading.Lock()
 
     def _runnable(self, operation: str) -> bool:
         slot = s.slot_for(catalogue.get(operation).family)
         return (self.target.claims(catalogue.get(operation).capability) and slot in self.target.identities
-                and not (self.target.read_only and s.writes(operation)))
+                and slot not in self.problems and not (self.target.read_only and s.writes(operation)))
 
-    def start(self, items: list[pytest.Item]) -> None:
+    def start(self, items: list[pytest.Item], problems: dict[str, str]) -> None:
         with self._lock:
-            if self._pool is not None:
+            if self._started:
                 return
-            jobs = []
+            self._started = True
+            self.problems = dict(problems)
+            waits, quick = [], []
             for item in items:
                 params = getattr(getattr(item, "callspec", None), "params", {})
                 case = params.get("case")
                 if (getattr(item, "originalname", "") == "test_robustness" and isinstance(case, Case)
-                        and isinstance(case.expected, DeadlineAnswer) and self._runnable(params["operation"])):
-                    jobs.append((params["operation"], case))
-            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(jobs)),
-                                                               thread_name_prefix="pcr-deadline")
-            for operation, case in jobs:
-                self._futures[(operation, case.id)] = self._pool.submit(self._run, operation, case)
+                        and self._runnable(params["operation"])):
+                    (waits if isinstance(case.expected, DeadlineAnswer) else quick).append((params["operation"], case))
+            if not self.target.embedded:
+                quick = []  # sent by each test itself (result() runs them inline)
+            for jobs, workers, name in ((waits, len(waits), "pcr-deadline"), (quick, self.CONCURRENCY, "pcr-matrix")):
+                if not jobs:
+                    continue
+                pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
+                self._pools.append(pool)
+                for operation, case in jobs:
+                    self._futures[(operation, case.id)] = pool.submit(self._run, operation, case)
 
-    def _run(self, operation: str, case: Case) -> tuple[Raw, raw.RawAnswer]:
-        slot = s.slot_for(catalogue.get(operation).family)
-        valid = _valid(operation, _Caller(self.target, slot), self.data, self.target)
-        (variant,) = case.send(valid)
-        return variant, raw.exchange(self.target, slot, operation, list(variant.chunks), deadline_s=self.bound_s,
-                                     label=variant.label, wait=self.wait)
+    def _run(self, operation: str, case: Case) -> list[Sent]:
+        from pcr_conformance.calllog import CallLog
+        from pcr_conformance.client import Clients
 
-    def result(self, operation: str, case: Case) -> tuple[Raw, raw.RawAnswer]:
+        log = CallLog()
+        client = Clients(self.target, self.http, log, self.data.batch_reference, problems=self.problems).get(
+            s.slot_for(catalogue.get(operation).family))
+        valid = _valid(operation, client, self.data, self.target)
+        waits = isinstance(case.expected, DeadlineAnswer)
+        deadline_s = self.bound_s if waits else self.target.timeout_s
+        sent: list[Sent] = []
+        for variant in case.send(valid):
+            before = len(log.calls)
+            one = Sent(variant, deadline_s=deadline_s)
+            sent.append(one)
+            try:
+                if isinstance(variant, Raw):
+                    one.answer = raw.exchange(self.target, client.slot, operation, list(variant.chunks),
+                                              deadline_s=deadline_s, label=variant.label, wait=self.http.limiter.wait)
+                    log.add(one.answer.call)
+                else:
+                    one.answer = client.call(operation, content=variant.content, headers=valid.headers,
+                                             content_type=variant.content_type, method=variant.method)
+            except Exception as e:  # noqa: BLE001 - raised again in the test that owns the case
+                one.error = e
+            one.calls = log.calls[before:]
+            if one.error is not None:
+                break
+        return sent
+
+    def result(self, operation: str, case: Case) -> list[Sent]:
         future = self._futures.get((operation, case.id))
         return future.result() if future is not None else self._run(operation, case)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture(scope="session")
-def deadline_probes(pcr_target, pcr_data, pcr_http):
-    probes = DeadlineProbes(pcr_target, pcr_data, pcr_http.limiter.wait)
+def matrix_runs(pcr_target, pcr_data, pcr_http):
+    runs = MatrixRuns(pcr_target, pcr_data, pcr_http)
     try:
-        yield probes
+        yield runs
     finally:
-        probes.close()
+        runs.close()
 
 
 def _matrix() -> list[Any]:
@@ -612,24 +668,16 @@ def _matrix() -> list[Any]:
 
 
 @pytest.mark.parametrize(("operation", "case"), _matrix())
-def test_robustness(operation, case, pcr_clients, pcr_data, pcr_target, pcr_http, deadline_probes, request):
+def test_robustness(operation, case, pcr_clients, matrix_runs, request):
     """Each hostile-input case on each operation gets its documented 4xx with the error object, never a 5xx."""
     client = pcr_clients.get(s.slot_for(catalogue.get(operation).family))
-    deadline_probes.start(request.session.items)
-    if isinstance(case.expected, DeadlineAnswer):
-        variant, answer = deadline_probes.result(operation, case)
-        client.record(answer.call)
-        case.expected.check_raw(answer, case, operation, variant, deadline_probes.bound_s)
-        return
-    valid = _valid(operation, client, pcr_data, pcr_target)
-    for variant in case.send(valid):
-        if isinstance(variant, Raw):
-            answer = raw.exchange(pcr_target, client.slot, operation, list(variant.chunks),
-                                  deadline_s=pcr_target.timeout_s, label=variant.label,
-                                  wait=pcr_http.limiter.wait)
-            client.record(answer.call)
-            case.expected.check_raw(answer, case, operation, variant, pcr_target.timeout_s)
+    matrix_runs.start(request.session.items, pcr_clients.problems)
+    for sent in matrix_runs.result(operation, case):
+        for call in sent.calls:
+            client.record(call)
+        if sent.error is not None:
+            raise sent.error
+        if isinstance(sent.variant, Raw):
+            case.expected.check_raw(sent.answer, case, operation, sent.variant, sent.deadline_s)
         else:
-            resp = client.call(operation, content=variant.content, headers=valid.headers,
-                               content_type=variant.content_type, method=variant.method)
-            case.expected.check(resp, case, operation, variant)
+            case.expected.check(sent.answer, case, operation, sent.variant)

@@ -1,9 +1,10 @@
-"""`pcr-conformance run`: each kit's suites in a pytest subprocess against one target, into
-OUTPUT/<kit>/<target>/, then the verdict table.
+"""`pcr-conformance run`: every selected kit in one pytest subprocess against one target (each test once,
+issue 12), each kit's report into OUTPUT/<kit>/<target>/, then the verdict table.
 
 The target and the kits are checked before anything runs (a bad file is one line on stderr, exit 2); a remote
-target's host gets a TCP preflight. Each kit's results go to a temporary folder that replaces the kit's report
-folder only when its run is over, so results of two runs never mix.
+target's host gets a TCP preflight. The session writes into a temporary folder (OUTPUT/.run.tmp-<pid>/, one
+subfolder per kit) whose kit folders replace the kits' report folders only when the run is over, so results
+of two runs never mix.
 """
 
 from __future__ import annotations
@@ -85,46 +86,90 @@ def failure_reason(output: str, returncode: int) -> str:
     return f"pytest exited {returncode}: {tail}"
 
 
-def run_kit(config: RunConfig, kit: str, kit_arg: str, *,
-            html_notice: Callable[[str], None]) -> report.KitOutcome:
-    """Run one kit into output/<kit>/<target>/, replacing that folder only when the run is over."""
-    final = config.output / kit / config.target_name
-    tmp = final.with_name(f".{config.target_name}.tmp-{os.getpid()}")
-    _remove_stale_temp_folders(final)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+def session_command(config: RunConfig, root: Path) -> list[str]:
+    """The one pytest session of a run: every kit of config.kit_args, each test once (issue 12). The session's
+    own JUnit and Allure results go to root/.session/; the plugin derives each kit's folder root/<kit>/."""
+    cmd = pytest_command(config, config.kit_args[0], root / SESSION_FOLDER)
+    cmd[cmd.index("--pcr-output") + 1] = str(root)
+    for kit_arg in config.kit_args[1:]:
+        cmd += ["--pcr-kit", kit_arg]
+    return [*cmd, "--pcr-kit-folders"]
+
+
+SESSION_FOLDER = ".session"
+HTML_JOBS = 2  # Allure runs on Node, one core each: two kits' reports at a time on a 2-core machine
+
+
+def run_kits(config: RunConfig, *, html_notice: Callable[[str], None]) -> list[report.KitOutcome]:
+    """Run every kit in one pytest session into output/<kit>/<target>/, replacing each folder only when the
+    run is over. A test several kits select runs once and counts in each kit (plugin: kit_reports.py)."""
+    root = config.output / f".run.tmp-{os.getpid()}"
+    for kit in config.kits:
+        _remove_stale_temp_folders(config.output / kit / config.target_name)
+    _remove_stale_run_folders(config.output)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
     started = time.monotonic()
     # Wide enough for "FAILED <test id> - <requirement ID> <message>" (pytest cuts the line at COLUMNS).
     columns = max(shutil.get_terminal_size((240, 24)).columns, 240)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": str(columns)}
-    print(f"== {kit} against {config.target_name} ({config.profile})", flush=True)
+    names = ", ".join(config.kits)
+    print(f"== {names} against {config.target_name} ({config.profile})", flush=True)
+    prefix = f"[{config.kits[0]}] " if len(config.kits) == 1 else f"[{len(config.kits)} kits] "
+    limit_s = config.timeout_s * len(config.kits)  # --timeout is per kit; the session holds them all
     stopped = ""
     try:
-        code, output = stream_process(pytest_command(config, kit_arg, tmp), cwd=Path.cwd(),
-                                      prefix=f"[{kit}] ", timeout_s=config.timeout_s, env=env)
+        code, output = stream_process(session_command(config, root), cwd=Path.cwd(), prefix=prefix,
+                                      timeout_s=limit_s, env=env)
     except ProcessStopped as e:
         code, output = None, e.output
         stopped = f"stopped by {_cause(e.cause)} after {time.monotonic() - started:.0f} s"
     if code is None and not stopped:
-        stopped = (f"stopped by the kit's time limit (--timeout {config.timeout_s:g} s) after "
+        per_kit = "" if len(config.kits) == 1 else f" per kit, {limit_s:g} s for {len(config.kits)} kits"
+        stopped = (f"stopped by the kit's time limit (--timeout {config.timeout_s:g} s{per_kit}) after "
                    f"{time.monotonic() - started:.0f} s")
-    (tmp / "pytest.log").write_text(output, encoding="utf-8")
     duration = time.monotonic() - started
-    if stopped:
-        # What pytest wrote stays (junit.xml, allure-results, its summary.json), with the reason in summary.json.
-        keep_stop_reason(tmp / "summary.json", stopped, kit=kit, target=config.target_name)
-        outcome = report.KitOutcome(kit, config.target_name, EXIT_ERROR, fatal=True, reason=stopped)
-    else:
-        outcome = _outcome(kit, config, code, output, tmp)
-    report.carry_history(final, tmp)  # the kit's history against this target outlives the folder it replaces
-    if config.html and not outcome.fatal and (tmp / "allure-results").is_dir():
-        html = report.generate_html(tmp, report_name=f"PCR conformance: {kit} on {config.target_name}")
+    outcomes: list[report.KitOutcome] = []
+    for kit in config.kits:
+        tmp = root / kit
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "pytest.log").write_text(output, encoding="utf-8")
+        if stopped:
+            # What pytest wrote stays (junit.xml, allure-results, its summary.json), with the reason in summary.json.
+            keep_stop_reason(tmp / "summary.json", stopped, kit=kit, target=config.target_name)
+            outcome = report.KitOutcome(kit, config.target_name, EXIT_ERROR, fatal=True, reason=stopped)
+        else:
+            outcome = _outcome(kit, config, code, output, tmp)
+        report.carry_history(config.output / kit / config.target_name, tmp)  # the history outlives the folder
+        outcomes.append(outcome)
+    if config.html:
+        _generate_html(config, root, outcomes, html_notice)
+    finished: list[report.KitOutcome] = []
+    for kit, outcome in zip(config.kits, outcomes, strict=True):
+        final = config.output / kit / config.target_name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(final, ignore_errors=True)
+        (root / kit).rename(final)
+        finished.append(dataclasses.replace(outcome, folder=str(final), duration_s=duration))
+    shutil.rmtree(root, ignore_errors=True)
+    return finished
+
+
+def _generate_html(config: RunConfig, root: Path, outcomes: list[report.KitOutcome],
+                   html_notice: Callable[[str], None]) -> None:
+    """Each kit's HTML (verdict page + Allure 3), HTML_JOBS at a time; notices in the order of the kits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(kit: str) -> str:
+        html = report.generate_html(root / kit, report_name=f"PCR conformance: {kit} on {config.target_name}")
         if html.ok:
-            html = dataclasses.replace(html, message=f"HTML report: {final / 'html' / 'index.html'}")
-        html_notice(html.message)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return dataclasses.replace(outcome, folder=str(final), duration_s=duration)
+            return f"HTML report: {config.output / kit / config.target_name / 'html' / 'index.html'}"
+        return html.message
+
+    kits = [o.kit for o in outcomes if not o.fatal and (root / o.kit / "allure-results").is_dir()]
+    with ThreadPoolExecutor(max_workers=HTML_JOBS) as pool:
+        for message in pool.map(one, kits):
+            html_notice(message)
 
 
 class Signalled(BaseException):
@@ -160,6 +205,14 @@ def keep_stop_reason(path: Path, reason: str, *, kit: str, target: str) -> None:
 def _remove_stale_temp_folders(final: Path) -> None:
     """Temp folders of earlier runs of this kit and target that were killed (their process is gone)."""
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _remove_stale_run_folders(output: Path) -> None:
+    """Session folders (output/.run.tmp-<pid>) of earlier runs that were killed (their process is gone)."""
+    for stale in output.glob(".run.tmp-*"):
         pid = stale.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
@@ -314,20 +367,22 @@ def main(args: argparse.Namespace) -> int:
             notices.append(message)
             print(message, flush=True)
 
-    outcomes: list[report.KitOutcome] = []
-    for index, (kit, kit_arg) in enumerate(zip(config.kits, config.kit_args, strict=True)):
-        try:
-            outcome = run_kit(config, kit, kit_arg, html_notice=notice)
-        except (Signalled, KeyboardInterrupt) as e:  # between two kits, or while a folder was moved
-            err(f"{kit}: stopped by {_cause(e)}")
-            return EXIT_ERROR
-        outcomes.append(outcome)
+    try:
+        outcomes = run_kits(config, html_notice=notice)
+    except (Signalled, KeyboardInterrupt) as e:  # while folders were moved
+        err(f"{', '.join(config.kits)}: stopped by {_cause(e)}")
+        return EXIT_ERROR
+    said: set[str] = set()
+    for outcome in outcomes:
         if outcome.exit_code == EXIT_ERROR:
-            err(f"{kit}: {'could not run' if outcome.fatal else 'error'}: {outcome.reason}")
-            rest = config.kits[index + 1:]
-            if outcome.fatal and rest:
-                err(f"not run: {', '.join(rest)} (fix the problem above first)")
-                break
+            if outcome.fatal and outcome.reason in said:
+                continue  # one session: the same cause stopped every kit, said once
+            said.add(outcome.reason)
+            err(f"{outcome.kit}: {'could not run' if outcome.fatal else 'error'}: {outcome.reason}")
+    same = [o.kit for o in outcomes[1:] if o.fatal and o.reason == outcomes[0].reason] if outcomes else []
+    if outcomes and outcomes[0].fatal and same:
+        err(f"not run: {', '.join(same)} (fix the problem above first)")
+        outcomes = [outcomes[0], *[o for o in outcomes[1:] if o.kit not in same]]
     print()
     print(report.render_table(outcomes))
     print(f"reports: {config.output}")

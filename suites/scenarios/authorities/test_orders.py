@@ -37,6 +37,7 @@ def _wait(client: Any, reference: str) -> list[str]:
     """Poll GetOrderStatus until Finished (AUT-004); returns the states seen."""
     deadline = time.monotonic() + client.target.batch_deadline_s
     seen: list[str] = []
+    waits = s.backoff()
     while True:
         state = _status(client, reference, "AUT-004").get("orderStatus")
         seen.append(state)
@@ -45,7 +46,7 @@ def _wait(client: Any, reference: str) -> list[str]:
         expect.that(state == "Processing", "AUT-004", "GetOrderStatus", "Processing or Finished", state)
         expect.that(time.monotonic() < deadline, "AUT-004", "GetOrderStatus",
                     f"Finished within {client.target.batch_deadline_s:g} s", state)
-        time.sleep(0.05)
+        time.sleep(min(next(waits), max(0.0, deadline - time.monotonic())))
     expect.that(seen[-1] == "Finished", "AUT-004", "GetOrderStatus", "Finished", seen[-1])
     return seen
 
