@@ -136,6 +136,28 @@ def test_modelled_error_codes_are_the_variants_own(minimal: Running) -> None:
     assert d40.status_code == 400 and [e["errorCode"] for e in d40.json()["errorResponses"]] == ["D40"]
 
 
+def test_framing_errors_below_the_app_carry_the_variants_code(minimal: Running) -> None:
+    """Two Content-Length headers are refused by the HTTP layer (server.py) with 400 U40, not H40."""
+    import json
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    url = urlsplit(minimal.url)
+    ctx = ssl.create_default_context(cafile=str(minimal.data / "ca.pem"))
+    ctx.load_cert_chain(minimal.data / "clients" / "lender-a-reporting.pem",
+                        minimal.data / "clients" / "lender-a-reporting.key")
+    with socket.create_connection((url.hostname, url.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=url.hostname) as tls:
+        tls.sendall(b"POST /GetLoan HTTP/1.1\r\nHost: r\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n{}")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert [e["errorCode"] for e in json.loads(body)["errorResponses"]] == ["U40"]
+
+
 def test_batch_status_answers_only_what_is_evidenced(minimal: Running) -> None:
     """GetBatchStatus: batchStatus, reportCount, reportResults (reference and errors, no status), and an extra member."""
     status = mixed_batch(Api(minimal), "members")
