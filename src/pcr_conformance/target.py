@@ -86,6 +86,7 @@ class Target:
     source: str = ""  # the file it was loaded from
     data_dir: str = ""  # embedded: the register's data dir (set once started)
     slots: tuple[str, ...] = ()  # embedded: the identity slots / extra certificates taken from the register; () = all
+    variant: str = ""  # embedded: the register's variant (pcr-register serve --variant); "" = $PCR_REGISTER_VARIANT
 
     def identity(self, slot: str) -> Identity | None:
         return self.identities.get(slot)
@@ -154,7 +155,9 @@ def _expand(value: Any, env: Mapping[str, str], field: str, path: Path) -> Any:
 
 _TOP_FIELDS = {"name", "embedded", "environment", "read_only", "rate_limit_per_s", "timeout_s",
                "batch_deadline_s", "max_answer_bytes", "pool", "capabilities", "base_urls", "tls", "identities",
-               "extra_certificates", "slots"}
+               "extra_certificates", "slots", "variant"}
+# The embedded register's variants (docs/interfaces.md §9; the register's own list is pcr_register/variant.py).
+REGISTER_VARIANTS = ("reference", "public-minimal")
 
 
 def parse_target(data: Mapping[str, Any], path: Path) -> Target:
@@ -279,6 +282,12 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
         raise err("slots", "only an embedded target takes its identities from the register; a remote target "
                            "lists its identities as [identities.<slot>] tables")
 
+    variant = _typed(data, "variant", str, "", err)
+    if variant and variant not in REGISTER_VARIANTS:
+        raise err("variant", f"unknown register variant {variant!r}; use one of {REGISTER_VARIANTS}")
+    if variant and not embedded:
+        raise err("variant", "only an embedded target starts the register in a variant (embedded = true)")
+
     if not embedded:
         if not base_urls:
             raise err("base_urls", "a non-embedded target needs at least one base URL, "
@@ -295,7 +304,7 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
         name=name, embedded=embedded, environment=environment, read_only=read_only, rate_limit_per_s=rate,
         timeout_s=timeout, batch_deadline_s=deadline, max_answer_bytes=max_answer, pool=pool, capabilities=tuple(capabilities),
         base_urls=base_urls, tls=tls, identities=identities, extra_certificates=extra_certs,
-        source=str(path), slots=tuple(slots),
+        source=str(path), slots=tuple(slots), variant=variant,
     )
 
 

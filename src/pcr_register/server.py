@@ -23,7 +23,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
-from pcr_register import memory, worker
+from pcr_register import memory, variant, worker
 from pcr_register.app import PEER_CERT_KEY, create_app, encode
 from pcr_register.config import MAX_HEADER_BYTES, read_deadline_s
 from pcr_register.errors import error_body, item
@@ -55,7 +55,7 @@ class RegisterProtocol(PeerCertProtocol):
 
     read_deadline_s: float = 10.0
     plain_text: bool = False
-    error_bytes: Callable[[list[dict[str, Any]]], bytes] = staticmethod(lambda items: b"{}")
+    error_bytes: Callable[[list[dict[str, Any]], int], bytes] = staticmethod(lambda items, status: b"{}")
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -134,7 +134,7 @@ class RegisterProtocol(PeerCertProtocol):
         self._disarm()
         if self.transport.is_closing():
             return
-        body = self.error_bytes([error])
+        body = self.error_bytes([error], status)
         head = (f"HTTP/1.1 {status} {STATUS_PHRASES[status].decode()}\r\n"
                 f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n")
         self.transport.write(head.encode("ascii") + body)
@@ -145,9 +145,11 @@ def protocol_class(reg: Register) -> type[RegisterProtocol]:
     """RegisterProtocol configured for this register (deadline, faults, the error texts of errors.yaml)."""
     faults = reg.faults
     with_correlation_id = not faults.on("missing_correlation_id")
+    rewrite = variant.rewriter(reg.specs, reg.config.variant)  # H40/H08 below the app: the variant's codes too
 
-    def error_bytes(items: list[dict[str, Any]]) -> bytes:
-        return encode(error_body(reg.specs.describe(items), with_correlation_id=with_correlation_id))
+    def error_bytes(items: list[dict[str, Any]], status: int) -> bytes:
+        body = error_body(reg.specs.describe(items), with_correlation_id=with_correlation_id)
+        return encode(rewrite("", status, body))
 
     return type("ConfiguredRegisterProtocol", (RegisterProtocol,), {
         "read_deadline_s": read_deadline_s(faults),
