@@ -78,18 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="also write the verdict table as JSON to FILE")
     run.set_defaults(command_module="run")
 
-    val = sub.add_parser("validate", help="check your own message files offline",
+    val = sub.add_parser("validate", help="check your own message files or recorded answers offline",
                          description="Check JSON request bodies against the operation's schema and every rule "
-                                     "that needs no register. Prints file, JSON pointer, requirement ID, error "
-                                     "code, the problem and how to fix it.")
+                                     "that needs no register (--response: register answers; --har: a HAR "
+                                     "recording). Prints file, JSON pointer, requirement ID, error code, the "
+                                     "problem and how to fix it. Findings only the reference reading makes are "
+                                     "warnings under the default public reading and do not change the exit code.")
     val.add_argument("files", nargs="+", metavar="FILE",
-                     help="JSON request body files; loans in one file give contract dates for the others")
+                     help="JSON request body files (loans in one file give contract dates for the others), "
+                          "answer files with --response, HAR files with --har")
     val.add_argument("--operation", metavar="OP",
                      help="operationId (e.g. AddLoans); default: inferred from the file's members")
     val.add_argument("--json", action="store_true", help="print the results as JSON")
     val.add_argument("--owner-is-kela", action="store_true",
                      help="the sender is Kela, so GuaranteeReceivable loans are allowed (RPT-009)")
     val.add_argument("--today", metavar="YYYY-MM-DD", help="the date to check date rules against (default: today)")
+    val.add_argument("--response", action="store_true",
+                     help="the files are register answers (JSON bodies) of --operation, judged against its schema")
+    val.add_argument("--status", type=int, metavar="N",
+                     help="with --response: the answer's HTTP status (default: the operation's 2xx)")
+    val.add_argument("--har", action="store_true",
+                     help="the files are HAR recordings: every request and answer to an operation is judged")
+    val.add_argument("--contract", choices=("public", "reference"), default="public",
+                     help="public (default): what only our model requires is a warning; reference: an error")
     val.set_defaults(command_module="validate")
 
     req = sub.add_parser("requirements", help="the requirement register and the tests verifying each",
