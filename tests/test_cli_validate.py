@@ -409,15 +409,21 @@ def test_rules_are_plain_functions_citing_their_requirement() -> None:
     assert (problem.requirement, problem.code) == ("RPT-004", "D02")
 
 
-def test_flat_extract_request_gets_a_pointed_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The Java client's flat form (docs/register-facts.md#real-clients-on-the-wire): every stray member named, and how to nest them."""
+def test_flat_extract_request_is_valid_and_a_mix_gets_a_pointed_fix(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The Java client's flat form (docs/register-facts.md#real-clients-on-the-wire) is valid; a flat member
+    beside request is named, with how to send one form only."""
     body = {"targetEnvironment": "Test", "owner": OWNER, "idCodeType": "PersonalIdentityCode",
             "idCode": "010594Y9032", "creditRegisterExtractPurpose": ["NewLoan"]}
     code, out, _ = run(capsys, write(tmp_path, "flat.json", body))
+    assert code == 0, out
+    mixed = {**body, "request": {"idCodeType": "PersonalIdentityCode", "idCode": "010594Y9032",
+                                 "creditRegisterExtractPurpose": ["NewLoan"]}}
+    code, out, _ = run(capsys, write(tmp_path, "mixed.json", mixed))
     assert code == 1
     for member in ("idCodeType", "idCode", "creditRegisterExtractPurpose"):
         assert f"/{member}  ENV-010 D01" in out
-    assert 'inside "request"' in out
+    assert "not both" in out
 
 
 def test_validate_body_for_reuse() -> None:

@@ -55,6 +55,7 @@ def test_embedded_register_starts_once_and_stops(pytester):
     result.assert_outcomes(passed=2)
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
     assert summary["verdict"] == "conformant"
+    assert summary["register_variant"] == "reference"  # the embedded register's variant is in the evidence
     # The certificates were read while the register ran (its files are gone now).
     assert summary["identities"]["lender"]["sha256"] and summary["identities"]["lender"]["subject"]
     assert summary["stakeholder"][0]["idCode"]
@@ -63,3 +64,29 @@ def test_embedded_register_starts_once_and_stops(pytester):
     parts = urlsplit(seen["url"])
     with pytest.raises(OSError), socket.create_connection((parts.hostname, parts.port), timeout=2):
         pass
+
+
+@pytest.mark.slow
+def test_an_embedded_target_starts_its_variant() -> None:
+    """targets/public-minimal.toml starts the register with serve --variant public-minimal (a modelled code
+    comes back as the variant's own: D60 -> Q60)."""
+    import ssl
+
+    import httpx
+
+    from pcr_conformance import embedded
+    from pcr_conformance.target import load_target
+
+    reg = embedded.start(load_target("public-minimal"))
+    try:
+        assert reg.target.variant == "public-minimal"
+        lender = reg.target.identity("lender")
+        assert lender is not None
+        ctx = ssl.create_default_context(cafile=reg.target.tls.ca_bundle)
+        ctx.load_cert_chain(lender.cert, lender.key)
+        with httpx.Client(verify=ctx, timeout=10) as client:
+            resp = client.post(reg.target.base_url("reporting") + "/GetBatchStatus", json={
+                "targetEnvironment": "Test", "owner": lender.owner, "batchReference": "NO-SUCH-BATCH"})
+        assert resp.status_code == 404 and resp.json()["errorResponses"][0]["errorCode"] == "Q60"
+    finally:
+        reg.stop()

@@ -122,3 +122,21 @@ def test_an_embedded_target_may_list_fewer_slots(tmp_path, pem_files):
     with pytest.raises(TargetError, match="only an embedded target"):
         load_target(_write(pem_files, REMOTE.replace("[base_urls]", 'slots = ["lender"]\n[base_urls]', 1),
                            "remote.toml"), env=env)
+
+
+def test_the_public_minimal_target_starts_the_register_in_that_variant():
+    """targets/public-minimal.toml: embedded, variant public-minimal; the reference target names no variant."""
+    t = load_target("public-minimal")
+    assert t.embedded and t.variant == "public-minimal" and t.capabilities == load_target("reference").capabilities
+    assert load_target("reference").variant == ""
+
+
+@pytest.mark.parametrize("text, message", [
+    ('name = "e"\nembedded = true\nvariant = "public"\n', "unknown register variant 'public'"),
+    (REMOTE.replace("embedded = false", 'embedded = false\nvariant = "public-minimal"'), "only an embedded target"),
+])
+def test_a_wrong_variant_names_the_field(pem_files, text, message):
+    p = _write(pem_files, text)
+    with pytest.raises(TargetError) as e:
+        load_target(p, env={"PCR_HOST": "h", "PCR_LENDER_CERT": "lender.pem"})
+    assert "field variant" in str(e.value) and message in str(e.value)

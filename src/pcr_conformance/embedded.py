@@ -41,6 +41,8 @@ from pcr_conformance.target import (
 )
 
 START_DEADLINE_S = 20.0
+VARIANT_ENV_VAR = "PCR_REGISTER_VARIANT"  # the register's variant when the target names none
+
 STOP_GRACE_S = 5.0
 COMMAND_TIMEOUT_S = 60.0
 
@@ -116,8 +118,13 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
         raise
     _install_cleanup()
     # The environment is inherited so PCR_REGISTER_FAULTS (seeded faults, docs/concepts.md#seeded-faults) reaches the register.
+    # The target's variant, else $PCR_REGISTER_VARIANT, else reference; given explicitly so that the evidence
+    # records the variant that ran.
+    variant = target.variant or os.environ.get(VARIANT_ENV_VAR, "") or "reference"
+    target = replace(target, variant=variant)
     proc = subprocess.Popen(
-        [*cmd, "serve", "--data", str(data), "--port", "0", "--db", str(workdir / "register.sqlite3")],
+        [*cmd, "serve", "--data", str(data), "--port", "0", "--db", str(workdir / "register.sqlite3"),
+         "--variant", variant],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=register_env(),
         start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves
         preexec_fn=_die_with_parent,

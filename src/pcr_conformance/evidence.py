@@ -113,6 +113,7 @@ def fields(*, target: Target | None, started_utc: str, ended_utc: str, specs: Ma
         "base_urls": dict(sorted(target.base_urls.items())) if target is not None else {},
         "capabilities": list(target.capabilities) if target is not None else [],
         "environment": target.environment if target is not None else None,
+        "register_variant": (target.variant or None) if target is not None else None,  # embedded: the one started
         "identities": dict((certificates or {}).get("identities", {})),
         "extra_certificates": dict((certificates or {}).get("extra_certificates", {})),
     }

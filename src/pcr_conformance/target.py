@@ -90,6 +90,7 @@ class Target:
     # other implementation; and its implementation profile (profiles/<name>.toml or a path; "" = none).
     contract: str = "public"
     implementation_profile: str = ""
+    variant: str = ""  # embedded: the register's variant (pcr-register serve --variant); "" = $PCR_REGISTER_VARIANT
 
     def identity(self, slot: str) -> Identity | None:
         return self.identities.get(slot)
@@ -158,8 +159,10 @@ def _expand(value: Any, env: Mapping[str, str], field: str, path: Path) -> Any:
 
 _TOP_FIELDS = {"name", "embedded", "environment", "read_only", "rate_limit_per_s", "timeout_s",
                "batch_deadline_s", "max_answer_bytes", "pool", "capabilities", "base_urls", "tls", "identities",
-               "extra_certificates", "slots", "contract", "implementation_profile"}
+               "extra_certificates", "slots", "variant", "contract", "implementation_profile"}
 CONTRACTS = ("public", "reference")
+# The embedded register's variants (docs/interfaces.md §9; the register's own list is pcr_register/variant.py).
+REGISTER_VARIANTS = ("reference", "public-minimal")
 
 
 def parse_target(data: Mapping[str, Any], path: Path) -> Target:
@@ -284,6 +287,12 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
         raise err("slots", "only an embedded target takes its identities from the register; a remote target "
                            "lists its identities as [identities.<slot>] tables")
 
+    variant = _typed(data, "variant", str, "", err)
+    if variant and variant not in REGISTER_VARIANTS:
+        raise err("variant", f"unknown register variant {variant!r}; use one of {REGISTER_VARIANTS}")
+    if variant and not embedded:
+        raise err("variant", "only an embedded target starts the register in a variant (embedded = true)")
+
     if not embedded:
         if not base_urls:
             raise err("base_urls", "a non-embedded target needs at least one base URL, "
@@ -296,12 +305,14 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
         if not identities:
             raise err("identities", "a non-embedded target needs at least one identity, e.g. [identities.lender]")
 
-    default_contract = "reference" if embedded else "public"
-    contract = _typed(data, "contract", str, default_contract, err)
+    # Our own register (embedded, not in a variant) is judged by the reading it implements, with its profile;
+    # every other implementation by the public reading, with no profile unless the file names one.
+    ours = embedded and variant in ("", "reference")
+    contract = _typed(data, "contract", str, "reference" if ours else "public", err)
     if contract not in CONTRACTS:
         raise err("contract", f"must be one of {CONTRACTS} (public: what public material shows decides; reference: "
                               f"also our model), got {contract!r}")
-    profile = _typed(data, "implementation_profile", str, "reference" if embedded else "", err)
+    profile = _typed(data, "implementation_profile", str, "reference" if ours else "", err)
     if profile.endswith(".toml"):
         profile = file_field("implementation_profile", profile, must_exist=True)
 
@@ -310,7 +321,7 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
         name=name, embedded=embedded, environment=environment, read_only=read_only, rate_limit_per_s=rate,
         timeout_s=timeout, batch_deadline_s=deadline, max_answer_bytes=max_answer, pool=pool, capabilities=tuple(capabilities),
         base_urls=base_urls, tls=tls, identities=identities, extra_certificates=extra_certs,
-        source=str(path), slots=tuple(slots),
+        source=str(path), slots=tuple(slots), variant=variant,
     )
 
 

@@ -242,6 +242,7 @@ _KEYWORD_REQUIREMENTS = {
 _DATE_MEMBERS = ("Date", "date")
 
 
+# The flat extract form (specs/extract.yaml): valid alone, refused beside request.
 _FLAT_EXTRACT_MEMBERS = {"idCodeType", "idCode", "creditRegisterExtractPurpose"}
 
 
@@ -279,6 +280,10 @@ def schema_problem(error: Any) -> list[Problem]:
     if "creditRegisterExtractPurpose" in map(str, path):
         requirement = "EXT-001"
         fix = "Give at least one known purpose, each once, e.g. [\"NewConsumerCredit\"]."
+    if keyword == "not" and len(path) == 1 and last in _FLAT_EXTRACT_MEMBERS:  # a mix of the two extract forms
+        requirement, message = "ENV-010", f"{last} at top level beside request"
+        fix = (f"Remove the top-level {last}: send the subject either nested in \"request\": {{...}} or as the "
+               "three members idCodeType, idCode, creditRegisterExtractPurpose at top level, not both.")
     if path[:1] == ["targetEnvironment"] or last == "targetEnvironment":
         requirement, fix = "ENV-002", 'Set "targetEnvironment" to "Test" or "Production".'
     elif path[:1] == ["owner"] or last == "owner":
@@ -288,12 +293,9 @@ def schema_problem(error: Any) -> list[Problem]:
 
 
 def _unknown_member(path: list[Any], name: str, instance: Mapping[str, Any]) -> Problem:
-    """ENV-010: an unknown member, with a pointed fix for the flat extract form some clients send."""
+    """ENV-010: an unknown member."""
     fix = (f"Remove {name} or correct its spelling; the register rejects unknown members "
            f"(member names may differ in letter case only).")
-    if not path and name in _FLAT_EXTRACT_MEMBERS and "request" not in instance:
-        fix = ("Put idCodeType, idCode and creditRegisterExtractPurpose inside \"request\": {...} "
-               "(the documented extract request nests them).")
     return Problem(pointer(*path, name), "ENV-010", "D01", f"schema: unknown member {name}", fix)
 
 

@@ -1,4 +1,4 @@
-"""`pcr-register` command line (interfaces.md §7, §8): init, serve, export-pool, faults."""
+"""`pcr-register` command line (interfaces.md §7, §8): init, serve (with --variant), export-pool, faults."""
 
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ def build_parser() -> _Parser:
     p_serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     p_serve.add_argument("--port", type=int, default=8443, help="port; 0 = a free port (8443)")
     p_serve.add_argument("--db", type=Path, metavar="PATH", help="SQLite file (DIR/register.sqlite3)")
+    p_serve.add_argument("--variant", metavar="NAME", help="reference (default) or public-minimal: a different "
+                         "but correct register where the public material leaves a value open (default: "
+                         "$PCR_REGISTER_VARIANT, else reference)")
 
     p_pool = sub.add_parser("export-pool", help="write the test-data pool file (JSON)",
                             description="Write the persons and organisations of DIR as a pool file.")
@@ -69,6 +72,7 @@ def _check_data_dir(path: Path) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `pcr-register faults` and `init` need none of the server's dependencies.
+    from pcr_register import variant as variant_mod
     from pcr_register.config import Config, SpecsNotFound, default_specs_dir
     from pcr_register.routes import check_specs
     from pcr_register.server import serve
@@ -77,7 +81,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         active = faults_mod.from_env()
-    except faults_mod.UnknownFault as exc:
+        variant = variant_mod.parse(args.variant) if args.variant is not None else variant_mod.from_env()
+    except (faults_mod.UnknownFault, variant_mod.UnknownVariant) as exc:
         _die(str(exc))
     _check_data_dir(args.data)
     if not 0 <= args.port <= 65535:
@@ -94,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         specs_dir=specs_dir,
         faults=active,
         validate_responses=os.environ.get("PCR_REGISTER_VALIDATE_RESPONSES") == "1",
+        variant=variant,
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -81,3 +81,4 @@ class Config:
     faults: Faults
     environment: str = "Test"  # the reference register is a Test environment (D07, ENV-003)
     validate_responses: bool = False  # PCR_REGISTER_VALIDATE_RESPONSES=1
+    variant: str = "reference"  # PCR_REGISTER_VARIANT / serve --variant: reference | public-minimal (variant.py)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pcr_register import identifiers, views
 from pcr_register.clock import normalise_ts, now_utc, today
-from pcr_register.errors import fail
+from pcr_register.errors import fail, item
 from pcr_register.identity import Caller, check_extract_permission
 from pcr_register.state import Register
 
@@ -46,8 +46,22 @@ def _sums(values: list[tuple[str, float]]) -> list[dict[str, Any]]:
     return [{"currencyCode": c, "sum": s} for c, s in sorted(totals.items())]
 
 
-def build_extract(reg: Register, id_code: str) -> dict[str, Any]:
+FLAT_MEMBERS = ("idCodeType", "idCode", "creditRegisterExtractPurpose")
+
+
+def subject(reg: Register, body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the request's subject {idCodeType, idCode, creditRegisterExtractPurpose}, notices). The documented form
+    nests it in `request`; the flat form a public client sends (docs/register-facts.md#real-clients-on-the-wire)
+    has it at top level. The schema allows either, never a mix; the reference variant warns with N01."""
+    if "request" in body:
+        return body.get("request") or {}, []
+    flat = {name: body[name] for name in FLAT_MEMBERS if name in body}
+    return flat, ([item("N01", "request")] if reg.config.variant == "reference" else [])
+
+
+def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     outcome, person, notices = views.outcome_for(reg, id_code)
+    notices = [*notices, *(extra_notices or [])]
     borrowed: list[Any] = []
     guaranteed: list[Any] = []
     if outcome in ("", "PersonDeceased"):
@@ -91,11 +105,11 @@ def build_extract(reg: Register, id_code: str) -> dict[str, Any]:
 
 def get_extract(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
     check_extract_permission(caller, reg.faults)  # EXT-004
-    request = body.get("request") or {}
+    request, form_notices = subject(reg, body)
     id_code = str(request.get("idCode", ""))
     if not identifiers.is_valid_hetu(id_code) and not reg.faults.on("accept_invalid_hetu"):
-        raise fail(400, "D04", "/request/idCode")  # IDN-001
-    extract = build_extract(reg, id_code)
+        raise fail(400, "D04", "/request/idCode" if "request" in body else "/idCode")  # IDN-001
+    extract = build_extract(reg, id_code, form_notices)
     if not reg.faults.on("no_extract_log"):  # EXT-015
         entry = {
             "extractReference": extract["extractReference"],

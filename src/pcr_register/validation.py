@@ -227,13 +227,18 @@ class Specs:
         return items[:MAX_ERRORS]
 
     # -- responses ------------------------------------------------------------------------------------
-    def response_errors(self, operation: str, status: int, body: Any) -> list[str]:
+    def response_schema(self, operation: str, status: int) -> _Schema | None:
+        """The schema of an answer: the operation's for the status, its default or NXX, else for an error the
+        shared error object (H04/H05/H50 are not listed per operation); None when the spec has none."""
         schema = self.responses.get((operation, str(status))) or self.responses.get((operation, "default"))
         if schema is None:
-            generic = f"{str(status)[0]}XX"
-            schema = self.responses.get((operation, generic))
-        if schema is None and status >= 400 and self.error_schema is not None:
-            schema = self.error_schema  # H04/H05/H50 are not listed per operation: the shared error object
+            schema = self.responses.get((operation, f"{str(status)[0]}XX"))
+        if schema is None and status >= 400:
+            schema = self.error_schema
+        return schema
+
+    def response_errors(self, operation: str, status: int, body: Any) -> list[str]:
+        schema = self.response_schema(operation, status)
         if schema is None:
             return [f"no response schema for {operation} {status}"]
         return [f"{_pointer(e.absolute_path)}: {e.message}" for e in schema.py().iter_errors(body)][:MAX_ERRORS]
@@ -248,6 +253,7 @@ class ErrorCode:
     in_report: bool
     notice: bool
     description: str  # the errorDescription the register sends
+    provenance: str = "modelled"  # of the code itself: official | third-party | modelled
 
 
 def load_error_codes(path: Path) -> dict[str, ErrorCode]:
@@ -272,7 +278,8 @@ def load_error_codes(path: Path) -> dict[str, ErrorCode]:
         if status is not None and (not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599):
             raise SpecError(f"{path}: {code} has http_status {status!r}, not an error status or null")
         codes[code] = ErrorCode(code=code, http_status=status, in_report=bool(entry.get("in_report")),
-                                notice=bool(entry.get("notice")), description=description)
+                                notice=bool(entry.get("notice")), description=description,
+                                provenance=str(entry.get("provenance") or "modelled"))
     return codes
 
 
