@@ -17,7 +17,7 @@ from pcr_conformance import judging
 from pcr_conformance.errors import RequirementFailure
 
 __all__ = ["RequirementFailure", "batch_state", "body_of", "carries_code", "error_code", "error_codes", "fail",
-           "report_accepted", "report_rejected", "report_result", "status", "that"]
+           "is_accepted", "is_rejected", "report_accepted", "report_rejected", "report_result", "status", "that"]
 
 _EXCERPT = 600
 
@@ -107,6 +107,30 @@ def batch_state(status: Mapping[str, Any], expected: str, requirement: str) -> N
              f"{actual} with results {_results_text(status)}")
 
 
+def is_rejected(result: Mapping[str, Any]) -> bool:
+    """A report's result shows it rejected. The public part is its errors (a rejected report carries at least
+    one, BAT-006); the `status` literal is our model: under the reference reading it decides, and a result
+    without it fails ENV-023."""
+    if judging.public():
+        return bool(result.get("errorResponses"))
+    _status_literal(result)
+    return result.get("status") == "Rejected"
+
+
+def is_accepted(result: Mapping[str, Any]) -> bool:
+    """A report's result shows it accepted: no errors (public reading), status Accepted (reference reading)."""
+    if judging.public():
+        return not result.get("errorResponses")
+    _status_literal(result)
+    return result.get("status") == "Accepted"
+
+
+def _status_literal(result: Mapping[str, Any]) -> None:
+    if "status" not in result:
+        fail("ENV-023", "GetBatchStatus", "each report result with its status (Accepted or Rejected, modelled)",
+             f"{dict(result)!r:.300}")
+
+
 def report_result(status: Mapping[str, Any], report_reference: str) -> Mapping[str, Any] | None:
     for r in status.get("reportResults") or []:
         if isinstance(r, dict) and r.get("reportReference") == report_reference:
@@ -123,7 +147,7 @@ def report_rejected(status: Mapping[str, Any], report_reference: str, code: str,
     assert r is not None
     codes = [str(e.get("errorCode")) for e in r.get("errorResponses") or [] if isinstance(e, dict)]
     where = f"GetBatchStatus (report {report_reference})"
-    if r.get("status") != "Rejected" or not carries_code(codes, code, requirement, where):
+    if not is_rejected(r) or not carries_code(codes, code, requirement, where):
         want, _basis = judging.expected_code(code)
         fail(requirement, "GetBatchStatus", f"report {report_reference} Rejected with {want or 'an error'}",
              f"{r.get('status')} with codes {codes or 'none'}: {r.get('errorResponses')}")
@@ -132,7 +156,7 @@ def report_rejected(status: Mapping[str, Any], report_reference: str, code: str,
 def report_accepted(status: Mapping[str, Any], report_reference: str, requirement: str) -> None:
     """Report `report_reference` of the batch was Accepted."""
     r = report_result(status, report_reference)
-    if r is None or r.get("status") != "Accepted":
+    if r is None or not is_accepted(r):
         fail(requirement, "GetBatchStatus", f"report {report_reference} Accepted",
              "no result for it" if r is None else f"{r.get('status')}: {r.get('errorResponses')}")
 

@@ -147,3 +147,61 @@ def body_findings(operation: str, status: int | str, body: Any) -> tuple[list[st
     public = specs.validate(public_schema_, body)
     reference = specs.validate(schema_for_response(operation, status, "reference") or {}, body)
     return public, [p for p in reference if p not in public]
+
+
+# ---- which members of an answer are modelled ------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _modelled_paths(operation: str, status: str, folder: str) -> frozenset[tuple[str, ...]]:
+    schema = specs.schema_for_response(operation, status)
+    found: set[tuple[str, ...]] = set()
+    if schema is not None:
+        _walk_members(schema, schema, str(schema.get("x-provenance", MODELLED)), (), found, 0)
+    return frozenset(found)
+
+
+def _walk_members(doc: dict[str, Any], node: Any, owner: str, path: tuple[str, ...], found: set[tuple[str, ...]],
+                  depth: int) -> None:
+    if depth > 12 or not isinstance(node, dict):
+        return
+    target = specs.resolve(doc, node)
+    prov = str(target.get("x-provenance", owner)) if isinstance(target, dict) else owner
+    if not isinstance(target, dict):
+        return
+    if isinstance(target.get("items"), dict):
+        _walk_members(doc, target["items"], prov, path, found, depth + 1)
+    for name, member in (target.get("properties") or {}).items():
+        mine = _member_provenance(member, prov)
+        if mine == MODELLED:
+            found.add((*path, name))
+        else:
+            _walk_members(doc, member, mine, (*path, name), found, depth + 1)
+
+
+def modelled_paths(operation: str, status: int | str) -> frozenset[tuple[str, ...]]:
+    """The member paths (names from the body's root, array items transparent) of an operation's answer that only
+    our model states: marked modelled, or inside a modelled object. A test expecting one of them checks it as
+    modelled (suite.modelled_value), not as the public requirement it verifies."""
+    return _modelled_paths(operation, str(status), str(specs.specs_dir()))
+
+
+def split_expected(expected: Any, modelled: frozenset[tuple[str, ...]], path: tuple[str, ...] = ()
+                   ) -> tuple[Any, Any]:
+    """(the public part, the modelled part) of an expected answer subset (mappings split by member; a list or
+    value stays whole). Either part is None when empty."""
+    if not isinstance(expected, dict):
+        return expected, None
+    public: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    for key, value in expected.items():
+        here = (*path, key)
+        if here in modelled:
+            model[key] = value
+            continue
+        pub, mod = split_expected(value, modelled, here)
+        if pub is not None:
+            public[key] = pub
+        if mod is not None:
+            model[key] = mod
+    return (public or None), (model or None)

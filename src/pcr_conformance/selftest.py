@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pcr_conformance import resources
+from pcr_conformance import readings, resources
 from pcr_conformance.collect import collect_verifies
 
 SELFTEST_JOBS = 2
@@ -111,7 +111,8 @@ def parse_junit(path: Path) -> tuple[int, int, int, list[str]]:
 
 
 def run_pytest(
-    node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S
+    node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S,
+    contract: str | None = None,
 ) -> RunOutcome:
     """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults.
 
@@ -125,6 +126,11 @@ def run_pytest(
         "--junitxml", str(junit), "--pcr-output", str(workdir), "-q", "-p", "no:cacheprovider",
         "-o", "console_output_style=classic",
     ]
+    if contract == "public":
+        # As any register that is not ours is judged: the public reading and no implementation profile.
+        cmd += ["--pcr-contract", "public", "--pcr-implementation-profile", ""]
+    elif contract:
+        cmd += ["--pcr-contract", contract]
     env = dict(os.environ)
     env["PCR_REGISTER_FAULTS"] = faults
     started = time.monotonic()
@@ -164,6 +170,7 @@ def run_selftest(
     full: bool = False,
     jobs: int = SELFTEST_JOBS,
     progress: Callable[[str], None] = print,
+    contract: str | None = None,
 ) -> tuple[list[FaultResult], RunOutcome]:
     """Run every fault, then the no-fault control run. Returns the per-fault results and the control run.
 
@@ -182,13 +189,13 @@ def run_selftest(
             if selected:
                 result.passes.append("targeted")
                 outcome = run_pytest(selected, faults=fault.name, target=target, kit=kit,
-                                     workdir=_fresh(tmp_path / f"{fault.name}-targeted"))
+                                     workdir=_fresh(tmp_path / f"{fault.name}-targeted"), contract=contract)
                 _record(result, outcome)
             if full or not result.detected:
                 # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
                 result.passes.append("kit")
                 outcome = run_pytest([], faults=fault.name, target=target, kit=kit,
-                                     workdir=_fresh(tmp_path / f"{fault.name}-kit"))
+                                     workdir=_fresh(tmp_path / f"{fault.name}-kit"), contract=contract)
                 _record(result, outcome)
             if not selected:
                 result.note = "no test verifies this requirement"
@@ -200,7 +207,8 @@ def run_selftest(
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             results = list(pool.map(one, enumerate(faults, 1)))
         progress("control run: the whole kit against the register without faults")
-        control = run_pytest([], faults="", target=target, kit=kit, workdir=_fresh(tmp_path / "control"))
+        control = run_pytest([], faults="", target=target, kit=kit, workdir=_fresh(tmp_path / "control"),
+                             contract=contract)
     return results, control
 
 
@@ -238,6 +246,9 @@ def render_matrix(results: list[FaultResult], control: RunOutcome) -> str:
     exact = sum(r.named and not r.also_failed for r in results)
     lines.append(f"detected {detected}/{total} faults; the broken requirement named for {named}/{total}, "
                  f"and only it failed for {exact}/{total}")
+    public = [r for r in results if readings.is_public_requirement(r.fault.requirement)]
+    lines.append(f"faults of a public requirement (official or third-party) detected: "
+                 f"{sum(r.detected for r in public)}/{len(public)}")
     lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
                  f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
     # The plain closing line CI reads: each fault detected is a pass, each missed fault or false alarm a failure.
@@ -252,15 +263,17 @@ def control_clean(control: RunOutcome) -> bool:
         and control.verdict == "conformant"
 
 
-def selftest_passed(results: list[FaultResult], control: RunOutcome) -> bool:
-    """Every fault detected, and no false alarm in the control run."""
-    return all(r.detected for r in results) and control_clean(control)
+def selftest_passed(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> bool:
+    """Every fault detected (under the public reading: every fault of a public requirement; a modelled one is
+    informative there), and no false alarm in the control run."""
+    must = [r for r in results if contract != "public" or readings.is_public_requirement(r.fault.requirement)]
+    return all(r.detected for r in must) and control_clean(control)
 
 
-def to_json(results: list[FaultResult], control: RunOutcome) -> dict:
+def to_json(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> dict:
     return {
         "faults": [
-            {**asdict(r.fault), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
+            {**asdict(r.fault), "public": readings.is_public_requirement(r.fault.requirement), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
              "also_failed": r.also_failed, "tests_failed": r.tests_failed, "passes": r.passes,
              "duration_s": round(r.duration_s, 1), "note": r.note}
             for r in results
@@ -269,6 +282,10 @@ def to_json(results: list[FaultResult], control: RunOutcome) -> dict:
                     "exit_code": control.exit_code, "verdict": control.verdict,
                     "duration_s": round(control.duration_s, 1)},
         "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
-                  "exact": sum(r.named and not r.also_failed for r in results), "total": len(results)},
-        "passed": selftest_passed(results, control),
+                  "exact": sum(r.named and not r.also_failed for r in results), "total": len(results),
+                  "public_total": sum(readings.is_public_requirement(r.fault.requirement) for r in results),
+                  "public_detected": sum(r.detected and readings.is_public_requirement(r.fault.requirement)
+                                         for r in results)},
+        "contract": contract or "the target's",
+        "passed": selftest_passed(results, control, contract),
     }
