@@ -149,3 +149,25 @@ def test_response_needs_an_operation(tmp_path: Path, capsys) -> None:
     path.write_text("{}", encoding="utf-8")
     code = main(["validate", "--response", str(path)])
     assert code == 2 and "--operation" in capsys.readouterr().err
+
+
+def test_profile_learn_drafts_the_values_the_variant_showed(tmp_path: Path) -> None:
+    """`profile --learn` on a small kit (unknown batch and unknown loan) against the variant: a loadable draft
+    naming the variant's codes for the modelled rules, each with the test that saw it."""
+    import subprocess
+    import sys
+
+    from pcr_conformance import impl_profile
+
+    kit = tmp_path / "probe.toml"
+    kit.write_text('name = "probe"\ntitle = "Probe"\nactors = ["nobody"]\ninclude = ["BAT-007", "RPT-039"]\n',
+                   encoding="utf-8")
+    draft = tmp_path / "draft.toml"
+    proc = subprocess.run([sys.executable, "-m", "pcr_conformance.cli", "profile", "--learn", "--target",
+                           "public-minimal", "--kit", str(kit), "--output", str(draft)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    profile = impl_profile.load_profile(str(draft))
+    assert profile.code_for("D60") == "Q60" and profile.code_for("D11") == "Q11"
+    assert "D02" not in profile.error_codes  # public codes are the contract's, never a profile's
+    assert "# seen by suites/" in draft.read_text()

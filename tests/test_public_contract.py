@@ -60,7 +60,7 @@ def per_kit(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             named={n: t["failed_requirements"] for n, t in mine.items()},
             reasons={n: t["reason"] for n, t in mine.items()}, capabilities=doc["capabilities"],
             reading=doc["contract"], findings={n: findings[n] for n in mine},
-            observed={n: t.get("observed", []) for n in mine})
+            observed={n: tests[n].get("observed", []) for n in mine})
     return out
 
 

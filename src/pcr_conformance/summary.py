@@ -207,7 +207,7 @@ def informative_results(results: dict[str, dict[str, Any]], selected: Mapping[st
         if reading != "public" or readings.is_public_requirement(rid):
             continue
         observed = res["status"]
-        if found and observed == "passed":
+        if found and observed not in ("failed", "not-applicable"):  # a finding shows it was checked, and not met
             observed = "failed"
             res.update(tests=sorted({f["test"] for f in found}), reason=found[0]["message"])
         res.update(status="informative", observed_status=observed, needs=[])

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pcr_conformance import impl_profile, resources
-from pcr_conformance.cli import EXIT_ERROR, EXIT_OK, CliError
+from pcr_conformance import impl_profile, readings, resources
+from pcr_conformance.cli import EXIT_OK, CliError
 
 _VALUE_KEYS = ("processing_literal", "extract_date_format")  # what the suites observe besides error codes
 
@@ -45,8 +45,9 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, ValueError):
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
             raise CliError(f"profile --learn: the run wrote no summary.json ({tail[0]})") from None
-    if summary.get("verdict") == "error":
-        raise CliError(f"profile --learn: the run could not judge: {summary.get('error')}")
+    if not summary.get("observed_values"):
+        why = f": {summary.get('error')}" if summary.get("verdict") == "error" else ""
+        raise CliError(f"profile --learn: the register showed no implementation-defined value{why}")
     text = draft(summary.get("observed_values") or {}, name=f"{summary.get('target', args.target)}-draft",
                  header=header(summary))
     if args.output:
@@ -54,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"draft implementation profile written to {args.output}")
     else:
         sys.stdout.write(text)
-    return EXIT_OK if summary.get("verdict") else EXIT_ERROR
+    return EXIT_OK
 
 
 def draft(observed: Mapping[str, Mapping[str, list[str]]], *, name: str, header: str) -> str:
@@ -70,7 +71,9 @@ def draft(observed: Mapping[str, Mapping[str, list[str]]], *, name: str, header:
         if len(seen) > 1:
             disputed.append(f"{key}: " + ", ".join(f"{v} ({len(t)} tests)" for v, t in sorted(seen.items())))
         if key.startswith("error_codes."):
-            codes[key.split(".", 1)[1]] = (value, tests[0])
+            model = key.split(".", 1)[1]
+            if not readings.is_public_code(model):  # a public code is the contract's, not a profile value
+                codes[model] = (value, tests[0])
         elif key in _VALUE_KEYS:
             values[key] = (value, tests[0])
     if disputed:
