@@ -113,6 +113,9 @@ def test_the_variant_is_not_conformant_under_the_reference_reading_on_modelled_r
         assert kit["verdict"] == "not-conformant", (name, kit["counts"])
         failed = [rid for rid, status in kit["requirements"].items() if status == "failed"]
         assert failed and all(not readings.is_public_requirement(rid) for rid in failed), (name, failed)
-        assert not kit["unattributed_failures"], (name, kit["unattributed_failures"][:3])
+        # A test a kit runs for a cross-API requirement (ENV-024) may fail on a requirement of another kit: then
+        # it is unattributed in this kit, and it must name modelled requirements only too.
+        for u in kit["unattributed_failures"]:
+            assert u["named"] and all(not readings.is_public_requirement(r) for r in u["named"]), (name, u)
         named = {r for t in kit["tests"].values() if t["outcome"] == "failed" for r in t["failed_requirements"]}
         assert named and all(not readings.is_public_requirement(r) for r in named), (name, sorted(named))
