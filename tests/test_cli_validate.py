@@ -79,8 +79,10 @@ def write(tmp_path: Path, name: str, body: Any) -> str:
     return str(path)
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["validate", "--today", TODAY, *args])
+def run(capsys: pytest.CaptureFixture[str], *args: str, contract: str = "reference") -> tuple[int, str, str]:
+    """The rules as the reference reading judges them (every finding an error); tests of the public default
+    pass contract="public" (test_cli_validate_traffic.py)."""
+    code = main(["validate", "--today", TODAY, "--contract", contract, *args])
     out, err = capsys.readouterr()
     return code, out, err
 

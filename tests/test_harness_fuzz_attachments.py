@@ -40,4 +40,5 @@ def test_fuzz_attaches_failing_and_sampled_passing_cases(tmp_path: Path) -> None
     assert response.startswith("HTTP 4") and "correlationId" not in response
     case = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite/testcase")
     assert case.find("failure") is not None  # a check failure is a failure, not an error
-    assert {p.get("value") for p in case.iter("property")} == {"ENV-005", "ENV-014", "ENV-015", "SEC-011"}
+    assert {p.get("value") for p in case.iter("property") if p.get("name") == "requirement"} == \
+        {"ENV-005", "ENV-014", "ENV-015", "ENV-023", "SEC-011"}

@@ -77,7 +77,7 @@ def test_summary_outcomes_and_kit_deselection(pytester):
     out = pytester.path / "out"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kit"] == "lender-reporting" and summary["target"] == "reference"
-    assert summary["counts"] == {"passed": 1, "failed": 1, "broken": 1, "skipped": 1, "xfailed": 0}
+    assert summary["counts"] == {"passed": 1, "failed": 1, "broken": 1, "skipped": 1, "xfailed": 0, "informative": 0}
     reqs = summary["requirements"]
     assert reqs["RPT-005"] == "passed" and reqs["RPT-004"] == "failed"
     assert reqs["RPT-006"] == "not-run" and reqs["RPT-007"] == "skipped"
@@ -324,3 +324,62 @@ def test_a_call_with_a_lone_surrogate_escape_renders_as_utf8() -> None:
     assert '"\\ud800"' in call.render_request() and '"\\udfff"' in call.render_response()
     assert '"é"' in Call(slot="l", operation="GetLoan", method="POST", url="u", request_headers={},
                          request_body='{"n": "\\u00e9"}').render_request()
+
+
+READINGS_SUITE = '''
+import pytest
+from pcr_conformance import judging
+from pcr_conformance.errors import RequirementFailure
+
+
+@pytest.mark.verifies("RPT-016")
+def test_modelled_rule_fails():
+    """fails on a modelled requirement."""
+    raise RequirementFailure("RPT-016", "AddLoans", "D11", "Q11")
+
+
+@pytest.mark.verifies("RPT-004")
+def test_public_rule_fails():
+    """fails on a public requirement."""
+    raise RequirementFailure("RPT-004", "AddLoans", "rejected", "accepted")
+
+
+@pytest.mark.verifies("RPT-005")
+def test_soft_finding_and_observed_value():
+    """passes, leaving a finding and a value."""
+    judging.informative("ENV-023", "GetBatchStatus", "acceptedCount", "absent")
+    judging.observe("error_codes.D11", "Q11", "AddLoans")
+'''
+
+
+@pytest.mark.parametrize("contract", ["public", "reference"])
+def test_modelled_failures_are_informative_under_the_public_reading(pytester, contract):
+    _suite(pytester, READINGS_SUITE)
+    result = pytester.runpytest("suites", "--pcr-kit", "lender-reporting", "--pcr-output", "out",
+                                "--pcr-contract", contract, "--junitxml", "junit.xml", "--alluredir", "allure")
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["contract"] == contract
+    tests = summary["tests"]
+    modelled = tests["suites/test_demo.py::test_modelled_rule_fails"]
+    reqs = summary["requirement_results"]
+    assert tests["suites/test_demo.py::test_public_rule_fails"]["outcome"] == "failed"
+    assert summary["verdict"] == "not-conformant" and reqs["RPT-004"]["status"] == "failed"
+    assert summary["observed_values"]["error_codes.D11"] == {"Q11": ["suites/test_demo.py::test_soft_finding_and_observed_value"]}
+    assert reqs["ENV-023"]["informative_findings"][0]["message"].startswith("ENV-023 GetBatchStatus")
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="observed" value="error_codes.D11=Q11"' in junit
+    if contract == "public":
+        result.assert_outcomes(passed=2, failed=1, deselected=0)
+        assert modelled["outcome"] == "informative" and summary["counts"]["informative"] == 1
+        assert reqs["RPT-016"]["status"] == "informative" and reqs["RPT-016"]["observed_status"] == "failed"
+        assert reqs["ENV-023"]["status"] == "informative" and reqs["ENV-023"]["observed_status"] == "failed"
+        assert "RPT-016" not in [g["requirement"] for g in summary["gaps"]]
+        assert 'name="informative" value="RPT-016 AddLoans: expected D11, actual Q11"' in junit
+        allure = [json.loads(p.read_text()) for p in (pytester.path / "allure").glob("*-result.json")]
+        informative = [r for r in allure if r["name"] == "test_modelled_rule_fails"][0]
+        assert informative["status"] == "passed"
+        assert {"name": "tag", "value": "informative"} in informative["labels"]
+    else:
+        result.assert_outcomes(passed=1, failed=2)
+        assert modelled["outcome"] == "failed" and reqs["RPT-016"]["status"] == "failed"
+        assert summary["counts"]["informative"] == 0

@@ -336,4 +336,5 @@ def test_selftest_names_a_fault_by_the_failed_requirement_of_summary_json(tmp_pa
     assert not selftest.selftest_passed([result], selftest.RunOutcome(0, 0, 0, 3, (), 1.0, verdict="incomplete"))
     matrix = selftest.render_matrix([result], control)
     assert "ENV-014" in matrix and "and only it failed for 0/1" in matrix and "verdict conformant" in matrix
-    assert selftest.to_json([result], control)["score"] == {"detected": 1, "named": 1, "exact": 0, "total": 1}
+    assert selftest.to_json([result], control)["score"] == {"detected": 1, "named": 1, "exact": 0, "total": 1,
+                                                            "public_total": 1, "public_detected": 1}

@@ -194,6 +194,32 @@ def attach_calls(log: CallLog, *, mask: bool) -> None:
         allure.attach(log.render_sequence(mask), name="call sequence", attachment_type=allure.attachment_type.TEXT)
 
 
+_INFORMATIVE = pytest.StashKey[list[str]]()
+
+
+def remember_informative(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Keep a phase's informative outcome and findings (outcomes.py) for attach_informative."""
+    lines = item.stash.setdefault(_INFORMATIVE, [])
+    if getattr(report, "pcr_outcome", None) == "informative":
+        lines.append(f"informative (modelled requirement, not deciding): {getattr(report, 'pcr_reason', '')}")
+    lines.extend(f"informative finding: {f['message']}" for f in getattr(report, "pcr_findings", []) or [])
+    lines.extend(f"observed {o['key']} = {o['value']}" for o in getattr(report, "pcr_observed", []) or [])
+
+
+def attach_informative(item: pytest.Item) -> None:
+    """In the test's Allure result: tag `informative` and one attachment listing the informative findings and
+    the implementation-defined values the test observed (called at teardown, while the result is open)."""
+    lines = item.stash.get(_INFORMATIVE, None)
+    if not lines:
+        return
+    import allure
+
+    if any(ln.startswith("informative") for ln in lines):
+        allure.dynamic.tag("informative")
+    allure.attach("\n".join(lines), name="informative findings and observed values",
+                  attachment_type=allure.attachment_type.TEXT)
+
+
 def suite_version() -> str:
     try:
         return importlib.metadata.version("pcr-conformance")

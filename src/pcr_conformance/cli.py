@@ -1,7 +1,7 @@
 """`pcr-conformance`: run kits against a target, validate message files, list requirements, rebuild reports.
 
 This module is the shell: argument parsing, `main`, exit codes and CliError. Each command is a module of
-`pcr_conformance.commands` (run, validate, requirements, report, selftest, bundle, verify) with `main(args) -> exit code`,
+`pcr_conformance.commands` (run, validate, requirements, report, selftest, bundle, verify, profile) with `main(args) -> exit code`,
 imported only when that command runs.
 
 Exit codes (docs/concepts.md#verdicts-and-exit-codes): 0 every kit conformant / every file valid; 1 a requirement failed / a file has
@@ -77,20 +77,38 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"time limit per kit: the run (one pytest session for all kits) stops after this long "
                           f"times the number of kits (default: {KIT_TIMEOUT_S} s)")
     run.add_argument("--json", metavar="FILE", help="also write the verdict table as JSON to FILE")
+    run.add_argument("--contract", choices=("public", "reference"),
+                     help="the contract reading that judges: public (only what public material shows decides; "
+                          "modelled requirements are informative) or reference (also our model) [the target's "
+                          "contract: reference for the embedded register, public otherwise]")
+    run.add_argument("--implementation-profile", metavar="NAME",
+                     help="implementation profile (profiles/<name>.toml or a path; '' for none) [the target's]; "
+                          "not the Hypothesis --profile")
     run.set_defaults(command_module="run")
 
-    val = sub.add_parser("validate", help="check your own message files offline",
+    val = sub.add_parser("validate", help="check your own message files or recorded answers offline",
                          description="Check JSON request bodies against the operation's schema and every rule "
-                                     "that needs no register. Prints file, JSON pointer, requirement ID, error "
-                                     "code, the problem and how to fix it.")
+                                     "that needs no register (--response: register answers; --har: a HAR "
+                                     "recording). Prints file, JSON pointer, requirement ID, error code, the "
+                                     "problem and how to fix it. Findings only the reference reading makes are "
+                                     "warnings under the default public reading and do not change the exit code.")
     val.add_argument("files", nargs="+", metavar="FILE",
-                     help="JSON request body files; loans in one file give contract dates for the others")
+                     help="JSON request body files (loans in one file give contract dates for the others), "
+                          "answer files with --response, HAR files with --har")
     val.add_argument("--operation", metavar="OP",
                      help="operationId (e.g. AddLoans); default: inferred from the file's members")
     val.add_argument("--json", action="store_true", help="print the results as JSON")
     val.add_argument("--owner-is-kela", action="store_true",
                      help="the sender is Kela, so GuaranteeReceivable loans are allowed (RPT-009)")
     val.add_argument("--today", metavar="YYYY-MM-DD", help="the date to check date rules against (default: today)")
+    val.add_argument("--response", action="store_true",
+                     help="the files are register answers (JSON bodies) of --operation, judged against its schema")
+    val.add_argument("--status", type=int, metavar="N",
+                     help="with --response: the answer's HTTP status (default: the operation's 2xx)")
+    val.add_argument("--har", action="store_true",
+                     help="the files are HAR recordings: every request and answer to an operation is judged")
+    val.add_argument("--contract", choices=("public", "reference"), default="public",
+                     help="public (default): what only our model requires is a warning; reference: an error")
     val.set_defaults(command_module="validate")
 
     req = sub.add_parser("requirements", help="the requirement register and the tests verifying each",
@@ -132,12 +150,28 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--ca", metavar="CA", help="PEM file of the CA the signer's certificate must chain to")
     ver.set_defaults(command_module="verify")
 
+    prof = sub.add_parser("profile", help="draft an implementation profile from what a register answers",
+                          description="With --learn: run the kit's tests against --target under the public "
+                                      "reading and write the values the register showed (error codes of "
+                                      "modelled rules, processing literal, extract date format) as a draft "
+                                      "implementation profile (TOML), each with the test that saw it. An "
+                                      "implementation profile is not the Hypothesis --profile of `run`.")
+    prof.add_argument("--learn", action="store_true", help="learn a draft profile from a run")
+    prof.add_argument("--target", default="reference", help="target name or file (default: reference)")
+    prof.add_argument("--kit", default="register", help="the kit whose tests probe the register (default: register)")
+    prof.add_argument("--output", metavar="FILE", help="write the draft here (default: print it)")
+    prof.add_argument("--timeout", type=float, default=KIT_TIMEOUT_S, help=argparse.SUPPRESS)
+    prof.set_defaults(command_module="profile")
+
     st = sub.add_parser("selftest", help="seeded-fault self-test of the suites",
                         description="Run the suites against the reference register with each fault switch; "
                                     "every fault must be detected and the control run must be clean.")
     st.add_argument("--fault", action="append", default=[], metavar="NAME", help="only this fault (repeatable)")
     st.add_argument("--json", metavar="FILE", help="write the detection matrix as JSON to FILE")
     st.add_argument("--full", action="store_true", help="also run the whole kit for every fault")
+    st.add_argument("--contract", choices=("public", "reference"), default=None,
+                    help="judge under this reading (default: the target's, reference for the embedded register); "
+                         "public also drops the implementation profile, as for a register that is not ours")
     st.add_argument("--target", default="reference", help=argparse.SUPPRESS)
     st.add_argument("--kit", default="register", help=argparse.SUPPRESS)
     st.set_defaults(command_module="selftest")

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from pcr_conformance import catalogue, deadline
+from pcr_conformance import catalogue, deadline, judging
 from pcr_conformance.calllog import Call, CallLog, headers_dict
 from pcr_conformance.cleanup import LoanLedger
 from pcr_conformance.errors import HarnessError, RequirementFailure, TargetUnreachable
@@ -280,7 +280,8 @@ class ApiClient:
 
     def wait_batch(self, batch_reference: str) -> dict[str, Any]:
         """Polls GetBatchStatus with backoff until a final state; past batch_deadline_s: RequirementFailure BAT-010."""
-        limit = self.target.batch_deadline_s
+        # The implementation profile's batch deadline when it states one (ENV-024), else the target's.
+        limit = float(judging.value("batch_deadline_s", self.target.batch_deadline_s)[0])
         stalled = self._pool.stalled_batches >= STALLED_BATCHES
         deadline_at = time.monotonic() + (0.0 if stalled else limit)
         delay = 0.05
@@ -292,6 +293,8 @@ class ApiClient:
                                          f"{resp.status_code}: {resp.text[:500]}")
             status = _json(resp, "BAT-001", "GetBatchStatus")
             last = str(status.get("batchStatus"))
+            if last not in FINAL_BATCH_STATES:
+                judging.observe("processing_literal", last, "GetBatchStatus")  # any other literal: still processing
             if last in FINAL_BATCH_STATES:
                 self._pool.stalled_batches = 0
                 return status

@@ -5,8 +5,11 @@ Each check has two forms: a plain function returning what is wrong (a list of pr
 the answer conforms; the fuzz checks raise from it in schemathesis' check shape), and an asserting form
 over an httpx response that fails with the requirement ID (``expect``'s message format), for the suites.
 
-- ENV-014: the status is documented for the operation, the body matches that status's schema in
-  ``specs/`` (loaded by ``pcr_conformance.specs``, the one spec loader), a body is ``application/json``.
+- ENV-014: the status is documented for the operation, the body matches the *public reading* of that
+  status's schema in ``specs/`` (readings.py), a body is ``application/json``.
+- ENV-023: the body also matches what only the reference reading requires (modelled members, formats and
+  literals): a failure under the reference reading, an informative finding under the public one
+  (judging.informative), which never stops the test.
 - ENV-005: an error answer carries ``statusMessage``, a UUID ``correlationId`` and ``errorResponses``
   items with ``fieldName``, ``errorCode`` and ``errorDescription``.
 - SEC-011: no stack trace, SQL or framework internals (Python, Java, .NET) in any answer.
@@ -22,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from pcr_conformance import catalogue, expect, specs
+from pcr_conformance import catalogue, expect, judging, readings, specs
 
 #: Words that only appear in an answer when internals leak (SEC-011): Python tracebacks and paths, SQL,
 #: the reference register's frameworks, Java and .NET stack traces.
@@ -97,11 +100,26 @@ def is_documented(operation: str, status: int) -> bool:
 
 
 def body_problems(operation: str, status: int, body: Any) -> list[str]:
-    """Where a body differs from the schema documented for the operation and status (ENV-014)."""
-    schema = specs.schema_for_response(operation, status)
-    if schema is None:
-        return []
-    return specs.validate(schema, body)
+    """Where a body differs from the schema documented for the operation and status (ENV-014), under the
+    session's reading: the public reading's findings, plus (reference reading) those only it makes."""
+    public, reference_only = readings.body_findings(operation, status, body)
+    return public if judging.public() else public + reference_only
+
+
+def body_findings(operation: str, status: int, body: Any) -> tuple[list[str], list[str]]:
+    """(ENV-014 problems: the public reading's, ENV-023 problems: what only the reference reading adds)."""
+    return readings.body_findings(operation, status, body)
+
+
+def modelled_parts(found: list[str], operation: str, status: int, excerpt: str) -> None:
+    """ENV-023 for what only the reference reading finds: a failure under it, informative under the public one."""
+    if not found:
+        return
+    expected, actual = f"the modelled parts of the HTTP {status} schema", f"{'; '.join(found)[:800]} in {excerpt}"
+    if judging.public():
+        judging.informative("ENV-023", operation, expected, actual)
+    else:
+        expect.fail("ENV-023", operation, expected, actual)
 
 
 def content_type_problem(content_type: str | None, has_body: bool) -> str | None:
@@ -137,9 +155,10 @@ def conforms(resp: httpx.Response, operation: str, requirement: str = "ENV-014")
     problem = content_type_problem(resp.headers.get("content-type"), bool(resp.content))
     expect.that(problem is None, requirement, operation, "an application/json body", problem)
     body = expect.body_of(resp)
-    found = body_problems(operation, resp.status_code, body)
+    found, reference_only = body_findings(operation, resp.status_code, body)
     expect.that(not found, requirement, operation, f"a body matching the HTTP {resp.status_code} schema",
                 f"{'; '.join(found)[:800]} in {resp.text[:300]}")
+    modelled_parts(reference_only, operation, resp.status_code, resp.text[:300])
 
 
 def error_shape(resp: httpx.Response, operation: str, requirement: str = "ENV-005") -> dict[str, Any]:

@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 
+from pcr_conformance import judging
 from pcr_conformance.errors import RequirementFailure
 
-__all__ = ["RequirementFailure", "batch_state", "body_of", "error_code", "error_codes", "fail", "report_accepted",
-           "report_rejected", "report_result", "status", "that"]
+__all__ = ["RequirementFailure", "batch_state", "body_of", "carries_code", "error_code", "error_codes", "fail",
+           "is_accepted", "is_rejected", "report_accepted", "report_rejected", "report_result", "status", "that"]
 
 _EXCERPT = 600
 
@@ -61,19 +62,41 @@ def error_codes(resp: httpx.Response) -> list[str]:
     return [str(i.get("errorCode")) for i in items if isinstance(i, dict)]
 
 
+def carries_code(codes: Iterable[str], model_code: str, requirement: str, operation: str) -> bool:
+    """Whether error codes `codes` show the rule the model gives `model_code`, by the session's judging: the
+    exact code when it is public, stated by the implementation profile or (reference reading) the model's; else
+    (public reading, profile silent) any code, the one seen recorded for `profile --learn`. A wrong exact code
+    the model alone gave fails ENV-024, not the public `requirement` (judging.code_requirement)."""
+    codes = [str(c) for c in codes]
+    want, basis = judging.expected_code(model_code)
+    if len(set(codes)) == 1:  # several codes would not say which one is this rule's
+        judging.observe(f"error_codes.{model_code}", codes[0], operation)
+    if want is None:
+        return bool(codes)
+    if codes and want not in codes:
+        fail(judging.code_requirement(requirement, basis), operation,
+             f"error code {want} ({basis}: the code for the rule of {model_code})", f"codes {codes}")
+    return want in codes
+
+
 def error_code(resp: httpx.Response, code: str, requirement: str, operation: str, *,
                field: str | None = None) -> None:
-    """The error answer's errorResponses carry `code` (and, when given, an item naming `field`)."""
+    """The error answer's errorResponses carry the code for the rule the model gives `code` (carries_code:
+    exactly, or under the public reading without a stated value any code) and, when given, an item naming
+    `field`."""
     codes = error_codes(resp)
-    if code not in codes:
-        fail(requirement, operation, f"error code {code}",
+    if not carries_code(codes, code, requirement, operation):
+        want, _basis = judging.expected_code(code)
+        fail(requirement, operation, f"error code {want}" if want else f"an error (the rule of {code})",
              f"HTTP {resp.status_code} with codes {codes or 'none'}: {_excerpt(resp)}")
     if field is not None:
         body = body_of(resp)
+        want, _basis = judging.expected_code(code)
         fields = [str(i.get("fieldName", "")) for i in body.get("errorResponses", [])
-                  if isinstance(i, dict) and i.get("errorCode") == code]
+                  if isinstance(i, dict) and (want is None or i.get("errorCode") == want)]
         if not any(field.lower() in f.lower() for f in fields):
-            fail(requirement, operation, f"error {code} naming field {field!r}", f"fieldName(s) {fields}")
+            fail(requirement, operation, f"error {want or ''} naming field {field!r}".replace("  ", " "),
+                 f"fieldName(s) {fields}")
 
 
 def batch_state(status: Mapping[str, Any], expected: str, requirement: str) -> None:
@@ -84,6 +107,30 @@ def batch_state(status: Mapping[str, Any], expected: str, requirement: str) -> N
              f"{actual} with results {_results_text(status)}")
 
 
+def is_rejected(result: Mapping[str, Any]) -> bool:
+    """A report's result shows it rejected. The public part is its errors (a rejected report carries at least
+    one, BAT-006); the `status` literal is our model: under the reference reading it decides, and a result
+    without it fails ENV-023."""
+    if judging.public():
+        return bool(result.get("errorResponses"))
+    _status_literal(result)
+    return result.get("status") == "Rejected"
+
+
+def is_accepted(result: Mapping[str, Any]) -> bool:
+    """A report's result shows it accepted: no errors (public reading), status Accepted (reference reading)."""
+    if judging.public():
+        return not result.get("errorResponses")
+    _status_literal(result)
+    return result.get("status") == "Accepted"
+
+
+def _status_literal(result: Mapping[str, Any]) -> None:
+    if "status" not in result:
+        fail("ENV-023", "GetBatchStatus", "each report result with its status (Accepted or Rejected, modelled)",
+             f"{dict(result)!r:.300}")
+
+
 def report_result(status: Mapping[str, Any], report_reference: str) -> Mapping[str, Any] | None:
     for r in status.get("reportResults") or []:
         if isinstance(r, dict) and r.get("reportReference") == report_reference:
@@ -92,22 +139,24 @@ def report_result(status: Mapping[str, Any], report_reference: str) -> Mapping[s
 
 
 def report_rejected(status: Mapping[str, Any], report_reference: str, code: str, requirement: str) -> None:
-    """Report `report_reference` of the batch was Rejected with error code `code`."""
+    """Report `report_reference` of the batch was Rejected with the code for the rule of `code` (carries_code)."""
     r = report_result(status, report_reference)
     if r is None:
         fail(requirement, "GetBatchStatus", f"a result for report {report_reference}",
              f"results {_results_text(status)}")
     assert r is not None
     codes = [str(e.get("errorCode")) for e in r.get("errorResponses") or [] if isinstance(e, dict)]
-    if r.get("status") != "Rejected" or code not in codes:
-        fail(requirement, "GetBatchStatus", f"report {report_reference} Rejected with {code}",
+    where = f"GetBatchStatus (report {report_reference})"
+    if not is_rejected(r) or not carries_code(codes, code, requirement, where):
+        want, _basis = judging.expected_code(code)
+        fail(requirement, "GetBatchStatus", f"report {report_reference} Rejected with {want or 'an error'}",
              f"{r.get('status')} with codes {codes or 'none'}: {r.get('errorResponses')}")
 
 
 def report_accepted(status: Mapping[str, Any], report_reference: str, requirement: str) -> None:
     """Report `report_reference` of the batch was Accepted."""
     r = report_result(status, report_reference)
-    if r is None or r.get("status") != "Accepted":
+    if r is None or not is_accepted(r):
         fail(requirement, "GetBatchStatus", f"report {report_reference} Accepted",
              "no result for it" if r is None else f"{r.get('status')}: {r.get('errorResponses')}")
 

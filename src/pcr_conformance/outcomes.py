@@ -1,5 +1,7 @@
 """Outcome of a suite test (docs/concepts.md#outcomes): passed, failed (the implementation broke the contract), broken
-(the test could not run: harness, network, TLS), skipped (not claimed) or xfailed (a known deviation).
+(the test could not run: harness, network, TLS), skipped (not claimed), xfailed (a known deviation) or
+informative (under the public reading, its failure named only modelled requirements: shown, never deciding; the
+pytest report then counts as passed, with the failure kept as the `informative` JUnit property).
 
 `classify` judges one report; `named_requirements` reads which requirement a failure names (the
 RequirementFailure's `.requirement`, else the `XXX-NNN ` prefix of each line of an AssertionError's message, for
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pcr_conformance import evidence
+from pcr_conformance import evidence, judging, readings
 from pcr_conformance.errors import REQUIREMENT_PREFIX, RequirementFailure
 
 if TYPE_CHECKING:
@@ -23,6 +25,10 @@ OUTCOME_ATTR = "pcr_outcome"
 VERIFIES_ATTR = "pcr_verifies"
 NAMED_ATTR = "pcr_failed_requirements"  # the requirement IDs a failure (or known deviation) names
 REASON_ATTR = "pcr_reason"  # one line: the skip reason, the error, the failure message's first line
+OBSERVED_ATTR = "pcr_observed"  # implementation-defined values the test saw (judging.observe)
+FINDINGS_ATTR = "pcr_findings"  # informative findings (judging.informative)
+INFORMATIVE_PROPERTY = "informative"  # junit.xml property of an informative finding or outcome
+OBSERVED_PROPERTY = "observed"  # junit.xml property "key=value" of an observed value
 _REASON_MAX = 300
 
 
@@ -97,6 +103,25 @@ def mark_report(report: pytest.TestReport, call: pytest.CallInfo[None], ids: lis
         named = named_requirements(call.excinfo.value)
     setattr(report, NAMED_ATTR, named)
     setattr(report, REASON_ATTR, reason_of(report, call, outcome))
+    if outcome == "failed" and named and judging.public() and \
+            not any(readings.is_public_requirement(r) for r in named):
+        # Public reading: a failure naming only modelled requirements informs, it does not fail the test.
+        setattr(report, OUTCOME_ATTR, "informative")
+        report.outcome = "passed"
+        report.longrepr = None
+    observed, findings = judging.drain()
+    setattr(report, OBSERVED_ATTR, observed)
+    setattr(report, FINDINGS_ATTR, findings)
+
+
+def junit_properties(report: pytest.TestReport) -> list[tuple[str, str]]:
+    """The junit.xml properties of one phase's report: an informative outcome or finding, each observed value."""
+    props = []
+    if getattr(report, OUTCOME_ATTR, None) == "informative":
+        props.append((INFORMATIVE_PROPERTY, str(getattr(report, REASON_ATTR, ""))))
+    props.extend((INFORMATIVE_PROPERTY, f["message"][:_REASON_MAX]) for f in getattr(report, FINDINGS_ATTR, []))
+    props.extend((OBSERVED_PROPERTY, f"{o['key']}={o['value']}") for o in getattr(report, OBSERVED_ATTR, []))
+    return props
 
 
 class Recorder:
@@ -119,6 +144,8 @@ class Recorder:
             state.outcomes[node] = outcome
             state.named[node] = list(getattr(report, NAMED_ATTR, []))
             state.reasons[node] = str(getattr(report, REASON_ATTR, ""))
+        state.observed.setdefault(node, []).extend(getattr(report, OBSERVED_ATTR, []) or [])
+        state.findings.setdefault(node, []).extend(getattr(report, FINDINGS_ATTR, []) or [])
         if state.certificates is None and state.resolved is not None:
             # While the register runs: an embedded target's certificate files are gone at session end.
             state.certificates = evidence.describe_certificates(state.resolved)

@@ -30,7 +30,7 @@ from pcr_conformance.cleanup import CLEANUP_MODES
 from pcr_conformance.client import IdentityRefused
 from pcr_conformance.expectations import ExpectationsError, load_expectations
 from pcr_conformance.fixtures import HTTP_POOL, pcr_cleanup, pcr_clients, pcr_data, pcr_http, pcr_target
-from pcr_conformance.outcomes import Recorder, mark_report
+from pcr_conformance.outcomes import Recorder, junit_properties, mark_report
 from pcr_conformance.plugin_state import (
     LOG,
     STATE,
@@ -75,6 +75,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="write each kit's report into <pcr-output>/<kit>/ also with one kit")
     g.addoption("--pcr-profile", default="certification", choices=profiles.PROFILES,
                 help="certification (deterministic) or regression (random, longer) [certification]")
+    g.addoption("--pcr-contract", default=None, choices=("public", "reference"),
+                help="contract reading that judges: public (what public material shows decides) or reference "
+                     "(also our model) [the target's contract]")
+    g.addoption("--pcr-implementation-profile", default=None,
+                help="implementation profile (profiles/<name>.toml or path; '' = none) [the target's]")
     g.addoption("--pcr-expectations", default=None,
                 help="known-deviations file [targets/<target>.expectations.toml if present]")
     g.addoption("--pcr-output", default=None,
@@ -105,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id=new_run_id(now), seed=seed, started=time.monotonic(),
         started_utc=now.strftime("%Y-%m-%dT%H:%M:%SZ"), forced_seed=forced, kit_names=kit_names,
         kit_folders=len(kit_names) > 1 or bool(config.getoption("pcr_kit_folders")),
+        contract_arg=config.getoption("pcr_contract"), impl_profile_arg=config.getoption("pcr_implementation_profile"),
     )
     config.pluginmanager.register(Recorder(state), "pcr_conformance_recorder")
     config.stash[RESULT_NAMES] = allure_support.install_result_names(config)
@@ -230,6 +236,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item) -> None:
+    allure_support.attach_informative(item)
     log = item.stash.get(LOG, None)
     if log is None or not log.calls:
         return
@@ -264,6 +271,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ids = verified_ids(item)
     if ids:
         mark_report(report, call, ids)
+        # junit.xml takes a test's properties from its teardown report, which copies the item's.
+        item.user_properties.extend(junit_properties(report))
+        allure_support.remember_informative(item, report)
         if call.excinfo is not None and isinstance(call.excinfo.value, IdentityRefused):
             # Both travel to an xdist controller, whose session never probed the slots itself.
             setattr(report, IDENTITY_ATTR, call.excinfo.value.slot)

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import resources
+from pcr_conformance import judging, resources
 from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import LoanLedger
 from pcr_conformance.errors import HarnessError
+from pcr_conformance.impl_profile import NO_PROFILE, ImplementationProfile, load_profile
 from pcr_conformance.kits import Kit, Req, load_kit, load_requirements
 from pcr_conformance.target import Target, load_target
 
@@ -61,6 +62,14 @@ class PcrState:
     kits: dict[str, Kit] = dataclasses.field(default_factory=dict)
     kit_folders: bool = False
     test_slots: dict[str, set[str]] = dataclasses.field(default_factory=dict)  # nodeid -> identity slots it used
+    # The contract reading and implementation profile judging this run (--pcr-contract and
+    # --pcr-implementation-profile, else the target's), and what each test observed or found informative.
+    contract_arg: str | None = None
+    impl_profile_arg: str | None = None
+    contract: str = ""
+    impl_profile: ImplementationProfile = NO_PROFILE
+    observed: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    findings: dict[str, list[dict[str, str]]] = dataclasses.field(default_factory=dict)
 
 
 def state_of(config: pytest.Config) -> PcrState:
@@ -80,6 +89,14 @@ def ensure_target(state: PcrState) -> Target:
             state.target = load_target(state.target_name)
         except HarnessError as e:
             startup_failed(state, f"target: {e}")
+        assert state.target is not None
+        state.contract = state.contract_arg or state.target.contract
+        name = state.impl_profile_arg if state.impl_profile_arg is not None else state.target.implementation_profile
+        try:
+            state.impl_profile = load_profile(name)
+        except HarnessError as e:
+            startup_failed(state, f"implementation profile: {e}")
+        judging.configure(state.contract, state.impl_profile)  # in each xdist worker too: each loads the target
     assert state.target is not None
     return state.target
 

@@ -118,7 +118,7 @@ def requirements_cell(summary: Summary) -> str:
     """`met of selected`, naming those no test could meet in this run (not tested, not run, skipped)."""
     cell = f"{summary.met} of {len(summary.requirements)}"
     rest = [f"{n} {status.replace('-', ' ')}" for status in ("inconclusive", "not-run", "skipped", "not-applicable",
-                                                            "not-tested")
+                                                            "not-tested", "informative")
             if (n := summary.requirement_count(status))]
     return f"{cell} ({', '.join(rest)})" if rest else cell
 

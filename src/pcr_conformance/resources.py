@@ -8,6 +8,7 @@ else the data package the wheel installed (pyproject.toml maps the repository's 
     suites/  -> pcr_conformance.suites
     kits/    -> pcr_kits
     targets/ -> pcr_targets
+    profiles/ -> pcr_profiles   (implementation profiles)
 
 User files still win where a name is looked up (kits.load_kit, target.resolve_target_path): a
 `kits/<name>.toml` or `targets/<name>.toml` in the current folder, or a path.
@@ -24,6 +25,7 @@ SPECS_PACKAGE = "pcr_specs"
 SUITES_PACKAGE = "pcr_conformance.suites"
 KITS_PACKAGE = "pcr_kits"
 TARGETS_PACKAGE = "pcr_targets"
+PROFILES_PACKAGE = "pcr_profiles"
 # The pytest configuration of the suites' runs (`-c`): a user's own pytest.ini, tox.ini, setup.cfg or
 # pyproject.toml in the folder `pcr-conformance` is started in must not change how the suites run.
 SUITES_PYTEST_CONFIG = Path(__file__).with_name("suites.ini")
@@ -85,6 +87,12 @@ def kits_dir() -> Path:
 def targets_dir() -> Path:
     """The targets shipped with pcr-conformance (targets/reference.toml, targets/example-remote.toml)."""
     return _folder("targets", TARGETS_PACKAGE)
+
+
+def profiles_dir() -> Path:
+    """The implementation profiles shipped with pcr-conformance (profiles/reference.toml): the values a register
+    chose where the public material is silent. Not the Hypothesis profiles of `--profile`."""
+    return _folder("profiles", PROFILES_PACKAGE)
 
 
 def suites_pytest_args() -> list[str]:

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pcr_conformance import resources
+from pcr_conformance import readings, resources
 from pcr_conformance.collect import collect_verifies
 
 SELFTEST_JOBS = 3  # runs at a time: each is a pytest process and a register process, partly waiting on each other
@@ -113,15 +113,21 @@ def parse_junit(path: Path) -> tuple[int, int, int, list[str]]:
     return failed, broken, passed, messages
 
 
-def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path) -> list[str]:
+def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, contract: str | None = None) -> list[str]:
     """pytest's arguments for the given tests (all of the kit when node_ids is empty), results into workdir.
 
     Node ids are relative to the folder above suites/ (as collected)."""
     suites = resources.suites_dir().resolve()
     tests = [str(suites.parent / node) for node in node_ids] or [str(suites)]
-    return [*tests, *resources.suites_pytest_args(), "--pcr-target", target, "--pcr-kit", kit,
+    args = [*tests, *resources.suites_pytest_args(), "--pcr-target", target, "--pcr-kit", kit,
             "--pcr-profile", "certification", "--junitxml", str(workdir / "junit.xml"), "--pcr-output", str(workdir),
             "-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic"]
+    if contract == "public":
+        # As any register that is not ours is judged: the public reading and no implementation profile.
+        args += ["--pcr-contract", "public", "--pcr-implementation-profile", ""]
+    elif contract:
+        args += ["--pcr-contract", contract]
+    return args
 
 
 def outcome_of(workdir: Path, exit_code: int, duration_s: float) -> RunOutcome:
@@ -133,11 +139,13 @@ def outcome_of(workdir: Path, exit_code: int, duration_s: float) -> RunOutcome:
 
 
 def run_pytest(
-    node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S
+    node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S,
+    contract: str | None = None,
 ) -> RunOutcome:
     """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults,
     in a `python -m pytest` subprocess (where forked.available() is false); pytest runs in `workdir`."""
-    cmd = [sys.executable, "-P", "-m", "pytest", *pytest_args(node_ids, target=target, kit=kit, workdir=workdir)]
+    cmd = [sys.executable, "-P", "-m", "pytest",
+           *pytest_args(node_ids, target=target, kit=kit, workdir=workdir, contract=contract)]
     env = dict(os.environ)
     env["PCR_REGISTER_FAULTS"] = faults
     started = time.monotonic()
@@ -174,6 +182,7 @@ def run_selftest(
     full: bool = False,
     jobs: int = SELFTEST_JOBS,
     progress: Callable[[str], None] = print,
+    contract: str | None = None,
 ) -> tuple[list[FaultResult], RunOutcome]:
     """Run every fault and the no-fault control run. Returns the per-fault results and the control run.
 
@@ -183,7 +192,7 @@ def run_selftest(
     from pcr_conformance import forked
 
     if forked.available():
-        return _run_forked(faults, target=target, kit=kit, full=full, jobs=jobs, progress=progress)
+        return _run_forked(faults, target=target, kit=kit, full=full, jobs=jobs, progress=progress, contract=contract)
     verifies = collect_verifies(target=target, kit=kit)
     if not verifies:
         raise SelftestError("no tests collected under suites/ (is the plugin installed?)")
@@ -197,20 +206,23 @@ def run_selftest(
             if selected:
                 result.passes.append("targeted")
                 outcome = run_pytest(selected, faults=fault.name, target=target, kit=kit,
-                                     workdir=_fresh(tmp_path / f"{fault.name}-targeted"))
+                                     workdir=_fresh(tmp_path / f"{fault.name}-targeted"), contract=contract)
                 _record(result, outcome)
-            if full or not result.detected:
+            informative = contract == "public" and not readings.is_public_requirement(fault.requirement)
+            if informative:
+                result.note = "modelled requirement: informative under the public reading"
+            elif full or not result.detected:
                 # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
                 result.passes.append("kit")
                 outcome = run_pytest([], faults=fault.name, target=target, kit=kit,
-                                     workdir=_fresh(tmp_path / f"{fault.name}-kit"))
+                                     workdir=_fresh(tmp_path / f"{fault.name}-kit"), contract=contract)
                 _record(result, outcome)
             _finish(result, index, len(faults), progress)
             return result
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             control_run = pool.submit(run_pytest, [], faults="", target=target, kit=kit,
-                                      workdir=_fresh(tmp_path / "control"))
+                                      workdir=_fresh(tmp_path / "control"), contract=contract)
             results = list(pool.map(one, enumerate(faults, 1)))
             control = control_run.result()
     progress("control run: the whole kit against the register without faults")
@@ -226,7 +238,7 @@ def _finish(result: FaultResult, index: int, total: int, progress: Callable[[str
 
 
 def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs: int,
-                progress: Callable[[str], None]) -> tuple[list[FaultResult], RunOutcome]:
+                progress: Callable[[str], None], contract: str | None = None) -> tuple[list[FaultResult], RunOutcome]:
     """run_selftest with each run a fork of this process, which collects the suites once first."""
     from pcr_conformance import forked
     from pcr_conformance.collect import VerifiesCollector
@@ -255,7 +267,7 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
 
         def job(fault: str, nodes: list[str], label: str) -> forked.Job:
             workdir = _fresh(tmp_path / (f"{fault}-{label}" if fault else "control"))
-            return forked.Job(pytest_args(nodes, target=target, kit=kit, workdir=workdir), workdir,
+            return forked.Job(pytest_args(nodes, target=target, kit=kit, workdir=workdir, contract=contract), workdir,
                               {"PCR_REGISTER_FAULTS": fault}, RUN_TIMEOUT_S, key=(fault, label))
 
         def on_done(done: forked.Done) -> list[forked.Job]:
@@ -267,7 +279,9 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
             result = results[fault]
             result.passes.append(label)
             _record(result, outcome)
-            if label == "targeted" and (full or not result.detected):
+            if contract == "public" and not readings.is_public_requirement(result.fault.requirement):
+                result.note = "modelled requirement: informative under the public reading"
+            elif label == "targeted" and (full or not result.detected):
                 # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
                 return [job(fault, [], "kit")]
             _finish(result, order[fault], len(faults), progress)
@@ -330,6 +344,9 @@ def render_matrix(results: list[FaultResult], control: RunOutcome) -> str:
     exact = sum(r.named and not r.also_failed for r in results)
     lines.append(f"detected {detected}/{total} faults; the broken requirement named for {named}/{total}, "
                  f"and only it failed for {exact}/{total}")
+    public = [r for r in results if readings.is_public_requirement(r.fault.requirement)]
+    lines.append(f"faults of a public requirement (official or third-party) detected: "
+                 f"{sum(r.detected for r in public)}/{len(public)}")
     lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
                  f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
     # The plain closing line CI reads: each fault detected is a pass, each missed fault or false alarm a failure.
@@ -344,15 +361,17 @@ def control_clean(control: RunOutcome) -> bool:
         and control.verdict == "conformant"
 
 
-def selftest_passed(results: list[FaultResult], control: RunOutcome) -> bool:
-    """Every fault detected, and no false alarm in the control run."""
-    return all(r.detected for r in results) and control_clean(control)
+def selftest_passed(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> bool:
+    """Every fault detected (under the public reading: every fault of a public requirement; a modelled one is
+    informative there), and no false alarm in the control run."""
+    must = [r for r in results if contract != "public" or readings.is_public_requirement(r.fault.requirement)]
+    return all(r.detected for r in must) and control_clean(control)
 
 
-def to_json(results: list[FaultResult], control: RunOutcome) -> dict:
+def to_json(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> dict:
     return {
         "faults": [
-            {**asdict(r.fault), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
+            {**asdict(r.fault), "public": readings.is_public_requirement(r.fault.requirement), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
              "also_failed": r.also_failed, "tests_failed": r.tests_failed, "passes": r.passes,
              "duration_s": round(r.duration_s, 1), "note": r.note, "tests_run": r.tests_run}
             for r in results
@@ -362,6 +381,10 @@ def to_json(results: list[FaultResult], control: RunOutcome) -> dict:
                     "tests_run": control.failed + control.broken + control.passed,
                     "duration_s": round(control.duration_s, 1)},
         "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
-                  "exact": sum(r.named and not r.also_failed for r in results), "total": len(results)},
-        "passed": selftest_passed(results, control),
+                  "exact": sum(r.named and not r.also_failed for r in results), "total": len(results),
+                  "public_total": sum(readings.is_public_requirement(r.fault.requirement) for r in results),
+                  "public_detected": sum(r.detected and readings.is_public_requirement(r.fault.requirement)
+                                         for r in results)},
+        "contract": contract or "the target's",
+        "passed": selftest_passed(results, control, contract),
     }

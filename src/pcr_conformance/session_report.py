@@ -50,6 +50,9 @@ def write_reports(state: PcrState) -> None:
         duration_s=time.monotonic() - state.started, known_deviations=state.deviations,
         named=state.named, reasons=state.reasons,
         capabilities=target.capabilities if target is not None else None,
+        reading=state.contract or (target.contract if target is not None else "reference"),
+        implementation_profile=state.impl_profile.source or state.impl_profile.name,
+        observed=state.observed, findings=state.findings,
         evidence=evidence.fields(target=target, started_utc=state.started_utc, ended_utc=ended, specs=specs,
                                  certificates=_certificates(state, target)))
     doc["unmatched_expectations"] = state.unmatched_expectations

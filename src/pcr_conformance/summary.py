@@ -14,6 +14,10 @@ A requirement's status (first rule that holds; docs/concepts.md#verdicts-and-exi
   not-tested      the register says the suites cannot check it (`not_tested`)
   not-run         no test verifying it ran
 
+Under the public reading (readings.py) every selected modelled requirement is `informative`: its status by the
+rules above is kept as `observed_status`, it never decides the verdict and is never a gap; a test whose failure
+named only modelled requirements has the outcome `informative` (counted apart from failed).
+
 The verdict: error (could not judge: a startup error, no test ran, or every test that ran was broken) >
 not-conformant (a deciding requirement failed; known deviations do not decide) > incomplete (a deciding
 requirement that applies is inconclusive, not-run or skipped: `gaps` lists which and why) > conformant.
@@ -25,10 +29,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pcr_conformance import readings
 from pcr_conformance.kits import Kit, Req
 
-OUTCOMES = ("passed", "failed", "broken", "skipped", "xfailed")
-STATUSES = ("passed", "failed", "inconclusive", "skipped", "not-applicable", "not-run", "not-tested")
+OUTCOMES = ("passed", "failed", "broken", "skipped", "xfailed", "informative")
+STATUSES = ("passed", "failed", "inconclusive", "skipped", "not-applicable", "not-run", "not-tested", "informative")
 VERDICTS = ("conformant", "not-conformant", "incomplete", "error")
 GAP_STATUSES = ("inconclusive", "not-run", "skipped")
 
@@ -163,7 +168,7 @@ def verdict(kit: Kit | None, selected: Mapping[str, Req], results: Mapping[str, 
         return "error", startup_error
     if sum(counts.values()) == 0:
         return "error", "no test ran"
-    judged = counts.get("passed", 0) + counts.get("failed", 0) + counts.get("xfailed", 0)
+    judged = counts.get("passed", 0) + counts.get("failed", 0) + counts.get("xfailed", 0) + counts.get("informative", 0)
     if judged == 0 and counts.get("broken", 0):
         return "error", (f"every test that ran was broken ({counts['broken']} could not run: harness, network "
                          f"or TLS; not a conformance failure)")
@@ -186,6 +191,39 @@ def gaps(kit: Kit | None, selected: Mapping[str, Req], results: Mapping[str, Map
             if kit is not None and kit.decides(req) and results[rid]["status"] in GAP_STATUSES]
 
 
+def informative_results(results: dict[str, dict[str, Any]], selected: Mapping[str, Req], reading: str,
+                        findings: Mapping[str, Iterable[Mapping[str, str]]]) -> None:
+    """Public reading: each modelled requirement becomes `informative` (in place), its status by the rules kept
+    as `observed_status`; a modelled requirement a passed test left informative findings on is observed failed.
+    Informative findings of any reading are listed per requirement."""
+    by_requirement: dict[str, list[dict[str, str]]] = {}
+    for node, items in sorted(findings.items()):
+        for f in items:
+            by_requirement.setdefault(f["requirement"], []).append({"test": node, "message": f["message"]})
+    for rid, res in results.items():
+        found = by_requirement.get(rid, [])
+        if found:
+            res["informative_findings"] = found
+        if reading != "public" or readings.is_public_requirement(rid):
+            continue
+        observed = res["status"]
+        if found and observed not in ("failed", "not-applicable"):  # a finding shows it was checked, and not met
+            observed = "failed"
+            res.update(tests=sorted({f["test"] for f in found}), reason=found[0]["message"])
+        res.update(status="informative", observed_status=observed, needs=[])
+
+
+def observed_values(observed: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, dict[str, list[str]]]:
+    """{key: {value seen: [tests]}} over the run (judging.observe): what `profile --learn` drafts from."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for node, items in sorted(observed.items()):
+        for o in items:
+            tests = out.setdefault(str(o["key"]), {}).setdefault(str(o["value"]), [])
+            if node not in tests:
+                tests.append(node)
+    return {k: out[k] for k in sorted(out)}
+
+
 def build(*, kit: Kit | None, kit_name: str, target_name: str, requirements: Mapping[str, Req],
           verifies: Mapping[str, Iterable[str]], outcomes: Mapping[str, str], startup_error: str,
           stakeholder: list[dict[str, str]], spec_hashes: Mapping[str, str], suite_version: str,
@@ -193,16 +231,23 @@ def build(*, kit: Kit | None, kit_name: str, target_name: str, requirements: Map
           known_deviations: Mapping[str, Mapping[str, str]],
           named: Mapping[str, Iterable[str]] | None = None, reasons: Mapping[str, str] | None = None,
           capabilities: Iterable[str] | None = None,
-          evidence: Mapping[str, Any] | None = None) -> dict[str, Any]:
+          evidence: Mapping[str, Any] | None = None, reading: str = "reference",
+          implementation_profile: str = "",
+          observed: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
+          findings: Mapping[str, Iterable[Mapping[str, str]]] | None = None) -> dict[str, Any]:
     """The summary.json document. `evidence` (times, versions, commit, URLs, identities) is merged in."""
     named, reasons = named or {}, reasons or {}
     selected = kit.selected(requirements) if kit is not None else {}
     counts = {o: 0 for o in OUTCOMES}
     for o in outcomes.values():
         counts[o] = counts.get(o, 0) + 1
-    failed, deviations, unattributed = attribute(selected, requirements, verifies, outcomes, named, reasons,
+    # An informative test counts as failed for what it showed; informative_results then keeps modelled
+    # requirements from deciding.
+    judged = {n: ("failed" if o == "informative" else o) for n, o in outcomes.items()}
+    failed, deviations, unattributed = attribute(selected, requirements, verifies, judged, named, reasons,
                                                  kit_name=f"kit {kit_name}")
-    results = requirement_results(selected, verifies, outcomes, named, reasons, capabilities, failed, deviations)
+    results = requirement_results(selected, verifies, judged, named, reasons, capabilities, failed, deviations)
+    informative_results(results, selected, reading, findings or {})
     result, why = verdict(kit, selected, results, counts, startup_error)
     status_counts = {s: 0 for s in STATUSES}
     for r in results.values():
@@ -221,11 +266,18 @@ def build(*, kit: Kit | None, kit_name: str, target_name: str, requirements: Map
                                       "deciding": bool(kit and kit.decides(selected[rid])),
                                       "applies_when": list(selected[rid].applies_when), **results[rid]}
                                 for rid in sorted(results)},
+        "contract": reading,
+        "implementation_profile": implementation_profile,
+        "informative": sorted(rid for rid, r in results.items() if r["status"] == "informative"),
+        "observed_values": observed_values(observed or {}),
         "gaps": gaps(kit, selected, results),
         "unattributed_failures": unattributed,
         "tests": {nodeid: {"outcome": outcomes.get(nodeid, "not-run"), "verifies": list(ids),
                            "failed_requirements": list(named.get(nodeid, ())),
-                           "reason": reasons.get(nodeid, "")}
+                           "reason": reasons.get(nodeid, ""),
+                           **({"observed": list((observed or {})[nodeid])} if (observed or {}).get(nodeid) else {}),
+                           **({"informative_findings": [f["message"] for f in (findings or {})[nodeid]]}
+                              if (findings or {}).get(nodeid) else {})}
                   for nodeid, ids in sorted(verifies.items())},
         "known_deviations": [{"test": t, **d} for t, d in sorted(known_deviations.items())],
         "stakeholder": stakeholder,

@@ -86,6 +86,10 @@ class Target:
     source: str = ""  # the file it was loaded from
     data_dir: str = ""  # embedded: the register's data dir (set once started)
     slots: tuple[str, ...] = ()  # embedded: the identity slots / extra certificates taken from the register; () = all
+    # The contract reading that judges it (readings.py): "reference" for the embedded register, "public" for any
+    # other implementation; and its implementation profile (profiles/<name>.toml or a path; "" = none).
+    contract: str = "public"
+    implementation_profile: str = ""
     variant: str = ""  # embedded: the register's variant (pcr-register serve --variant); "" = $PCR_REGISTER_VARIANT
 
     def identity(self, slot: str) -> Identity | None:
@@ -155,7 +159,8 @@ def _expand(value: Any, env: Mapping[str, str], field: str, path: Path) -> Any:
 
 _TOP_FIELDS = {"name", "embedded", "environment", "read_only", "rate_limit_per_s", "timeout_s",
                "batch_deadline_s", "max_answer_bytes", "pool", "capabilities", "base_urls", "tls", "identities",
-               "extra_certificates", "slots", "variant"}
+               "extra_certificates", "slots", "variant", "contract", "implementation_profile"}
+CONTRACTS = ("public", "reference")
 # The embedded register's variants (docs/interfaces.md §9; the register's own list is pcr_register/variant.py).
 REGISTER_VARIANTS = ("reference", "public-minimal")
 
@@ -300,7 +305,19 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
         if not identities:
             raise err("identities", "a non-embedded target needs at least one identity, e.g. [identities.lender]")
 
+    # Our own register (embedded, not in a variant) is judged by the reading it implements, with its profile;
+    # every other implementation by the public reading, with no profile unless the file names one.
+    ours = embedded and variant in ("", "reference")
+    contract = _typed(data, "contract", str, "reference" if ours else "public", err)
+    if contract not in CONTRACTS:
+        raise err("contract", f"must be one of {CONTRACTS} (public: what public material shows decides; reference: "
+                              f"also our model), got {contract!r}")
+    profile = _typed(data, "implementation_profile", str, "reference" if ours else "", err)
+    if profile.endswith(".toml"):
+        profile = file_field("implementation_profile", profile, must_exist=True)
+
     return Target(
+        contract=contract, implementation_profile=profile,
         name=name, embedded=embedded, environment=environment, read_only=read_only, rate_limit_per_s=rate,
         timeout_s=timeout, batch_deadline_s=deadline, max_answer_bytes=max_answer, pool=pool, capabilities=tuple(capabilities),
         base_urls=base_urls, tls=tls, identities=identities, extra_certificates=extra_certs,

@@ -30,12 +30,14 @@ VERDICTS = {  # verdict -> (colour, what it means)
 }
 STATUS_COLOURS = {
     "passed": "#1a7f37", "failed": "#cf222e", "inconclusive": "#9a6700", "skipped": "#6e7781",
-    "not-applicable": "#8c959f", "not-run": "#bc4c00", "not-tested": "#8250df",
+    "not-applicable": "#8c959f", "not-run": "#bc4c00", "not-tested": "#8250df", "informative": "#0969da",
 }
-STATUS_ORDER = ("failed", "inconclusive", "not-run", "skipped", "not-applicable", "not-tested", "passed")
+STATUS_ORDER = ("failed", "inconclusive", "not-run", "skipped", "not-applicable", "not-tested", "informative",
+                "passed")
 # A requirement's status -> the test outcomes that decided it (listed first, the others fold away).
 DECIDED_BY = {"passed": {"passed"}, "failed": {"failed", "xfailed"}, "not-run": {"broken", "not-run"},
-              "skipped": {"skipped"}, "not-applicable": {"skipped"}, "inconclusive": {"failed", "broken", "skipped"}}
+              "skipped": {"skipped"}, "not-applicable": {"skipped"}, "inconclusive": {"failed", "broken", "skipped"},
+              "informative": {"informative", "failed", "passed"}}
 SHOWN_TESTS = 6
 ATTENTION = ("failed", "inconclusive", "not-run")  # listed under the verdict, linked to their rows
 
@@ -54,6 +56,10 @@ def requirement_entries(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]
                              "tests": [str(t) for t in tests] if isinstance(tests, list) else []}
         else:
             out[str(rid)] = {"status": str(value), "reason": "", "tests": []}
+    for rid, result in _dict(summary.get("requirement_results")).items():
+        if rid in out and isinstance(result, dict) and result.get("observed_status"):
+            out[rid]["observed_status"] = str(result["observed_status"])  # an informative requirement's
+            out[rid]["reason"] = out[rid]["reason"] or str(result.get("reason") or "")
     return out
 
 
@@ -174,6 +180,10 @@ def _facts(summary: Mapping[str, Any], when: str, gate: str) -> list[tuple[str, 
              ("profile / seed", f"{summary.get('profile') or '?'} / {summary.get('seed') or '?'}"),
              ("run id", str(summary.get("run_id") or "?")),
              ("deciding levels", ", ".join(summary.get("deciding_levels") or []) or "?")]
+    if summary.get("contract"):
+        # The reading that judged: under the public one modelled requirements are informative, never deciding.
+        facts.append(("contract reading", str(summary["contract"])))
+        facts.append(("implementation profile", str(summary.get("implementation_profile") or "none")))
     if isinstance(summary.get("duration_s"), int | float):
         facts.append(("duration", f"{summary['duration_s']:.0f} s"))
     capabilities = summary.get("capabilities")
@@ -202,6 +212,9 @@ def render(summary: Mapping[str, Any], requirements: Mapping[str, Req], results:
         entry, req = entries[rid], requirements.get(rid)
         level = req.level if req else "?"
         reason = entry["reason"] or (req.not_tested if req and entry["status"] == "not-tested" and req.not_tested else "")
+        if entry["status"] == "informative":
+            reason = f"modelled, not deciding; observed {entry.get('observed_status') or '?'}" + \
+                (f": {reason}" if reason else "")
         rows.append(
             f'<tr id="{e(rid)}" class="s-{e(entry["status"])}"><td class="id">{e(rid)}</td>'
             f'<td>{e(req.title if req else "(not in the requirement register)")}'

@@ -209,7 +209,9 @@ def _delay(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str,
         "isDelay": bool(report.get("isDelay")),
         "delayedAmounts": report.get("delayedAmounts") or [] if report.get("isDelay") else [],
         "isForeclosed": bool(report.get("isForeclosed")),
-        "foreclosureDate": report.get("foreclosureDate") if report.get("isForeclosed") else None,
+        # A zone-less date-time (2026-11-02T00:00:00, as a public client sends it) counts by its date part.
+        "foreclosureDate": str(report["foreclosureDate"])[:10] if report.get("isForeclosed")
+        and report.get("foreclosureDate") else None,
     }
     batch.touch(key)
     return []

@@ -78,13 +78,16 @@ def json_content_type(ctx: Any, response: Any, case: Any) -> None:
 
 
 def response_schema(ctx: Any, response: Any, case: Any) -> None:
-    """ENV-014: the body matches the schema documented for its status code."""
+    """ENV-014: the body matches the public reading of the schema documented for its status code; ENV-023 the
+    parts only the reference reading requires."""
     if response.status_code >= 500:
         return
-    problems = contract.body_problems(_operation_id(case), response.status_code, _json(response))
+    problems, modelled = contract.body_findings(_operation_id(case), response.status_code, _json(response))
     if problems:
         raise AssertionError(f"ENV-014 {_label(case, response)}: expected a body matching the documented schema, "
                              f"actual {'; '.join(problems)[:600]}")
+    # ENV-023: what only the reference reading requires (informative, never raised, under the public reading).
+    contract.modelled_parts(modelled, _label(case, response), response.status_code, response.text[:300])
 
 
 # (requirement ID, check) in the order they run; the first failure names the test's verdict.
@@ -97,7 +100,8 @@ CHECKS: list[tuple[str, Callable[[Any, Any, Any], None]]] = [
     ("ENV-014", response_schema),
 ]
 
-REQUIREMENTS = sorted({req for req, _ in CHECKS})
+# response_schema also judges ENV-023 (the modelled parts of the schema).
+REQUIREMENTS = sorted({req for req, _ in CHECKS} | {"ENV-023"})
 
 
 def run_all(response: Any, case: Any) -> None:

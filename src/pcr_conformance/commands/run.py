@@ -39,6 +39,8 @@ class RunConfig:
     mask_pii: bool
     timeout_s: float
     suites: Path
+    contract: str | None = None  # --contract: the reading that judges (None: the target's)
+    implementation_profile: str | None = None  # --implementation-profile (None: the target's; "" none)
 
 
 def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
@@ -56,6 +58,10 @@ def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
     ]
     if config.mask_pii:
         cmd.append("--pcr-mask-pii")
+    if config.contract:
+        cmd += ["--pcr-contract", config.contract]
+    if config.implementation_profile is not None:
+        cmd += ["--pcr-implementation-profile", config.implementation_profile]
     return cmd
 
 
@@ -340,7 +346,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
                      target_name=target.name, kits=tuple(kit_names), kit_args=tuple(kit_args),
                      profile=args.profile,
                      output=Path(args.output).resolve(), html=not args.no_html, mask_pii=args.mask_pii,
-                     timeout_s=args.timeout, suites=suites)
+                     timeout_s=args.timeout, suites=suites, contract=getattr(args, "contract", None),
+                     implementation_profile=getattr(args, "implementation_profile", None))
 
 
 def _as_argument(given: str, file: Path, pytest_folder: Path) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import expect
+from pcr_conformance import expect, judging
 from pcr_conformance import messages as m
 from pcr_conformance import suite as s
 
@@ -57,8 +57,8 @@ def test_loans_of_two_lenders_with_summary(pcr_clients, pcr_data):
                                                                balance=13555.55)], "EXT-022")
 
     extract = s.extract_of(pcr_clients.get("lender_extract"), person, "EXT-005")
-    expect.that(extract.get("extractOutcome") == "LoansFound", "EXT-005", OP, "extractOutcome LoansFound",
-                extract.get("extractOutcome"))
+    s.modelled_value(extract.get("extractOutcome") == "LoansFound", OP, "extractOutcome LoansFound",
+                     extract.get("extractOutcome"))
     on_a, on_b = _one(extract, name_a, "EXT-005"), _one(extract, name_b, "EXT-005")
     for loan, client in ((on_a, lender_a), (on_b, lender_b)):
         lender = loan.get("lender") or {}
@@ -142,24 +142,26 @@ def test_not_found_deceased_and_not_in_use_outcomes(pcr_clients, pcr_data):
     """Unknown, deceased and not-in-use persons give their billable outcomes, the deceased with the date of death."""
     client = pcr_clients.get("lender_extract")
     unknown = s.extract_of(client, pcr_data.person("unknown"), "EXT-011")
-    expect.that(unknown.get("extractOutcome") == "PersonNotFound" and "E20" in
-                [n.get("errorCode") for n in unknown.get("notices") or []], "EXT-011", OP,
-                "PersonNotFound with notice E20", f"{unknown.get('extractOutcome')} {unknown.get('notices')}")
+    # extractOutcome and notices are modelled members (ENV-023); the billable answer itself is official.
+    s.modelled_value(unknown.get("extractOutcome") == "PersonNotFound" and "E20" in
+                     [n.get("errorCode") for n in unknown.get("notices") or []], OP,
+                     "PersonNotFound with notice E20", f"{unknown.get('extractOutcome')} {unknown.get('notices')}")
     expect.that(not unknown.get("loans"), "EXT-011", OP, "no loans for a person not found", unknown.get("loans"))
 
     deceased = pcr_data.person("deceased")
     died = pcr_data.date_of_death(deceased)
     extract = s.extract_of(client, deceased, "EXT-012")
     person = extract.get("personRequested") or {}
-    expect.that(extract.get("extractOutcome") == "PersonDeceased", "EXT-012", OP, "PersonDeceased",
-                extract.get("extractOutcome"))
+    s.modelled_value(extract.get("extractOutcome") == "PersonDeceased", OP, "extractOutcome PersonDeceased",
+                     extract.get("extractOutcome"))
     expect.that(person.get("dateOfDeath") and (died is None or person.get("dateOfDeath") == died), "EXT-012", OP,
                 f"dateOfDeath {died or '(any)'}", person.get("dateOfDeath"))
 
     not_in_use = s.extract_of(client, pcr_data.person("not-in-use"), "EXT-013")
-    expect.that(not_in_use.get("extractOutcome") == "IdentifierNotInUse" and "E21" in
-                [n.get("errorCode") for n in not_in_use.get("notices") or []], "EXT-013", OP,
-                "IdentifierNotInUse with notice E21", f"{not_in_use.get('extractOutcome')} {not_in_use.get('notices')}")
+    s.modelled_value(not_in_use.get("extractOutcome") == "IdentifierNotInUse" and "E21" in
+                     [n.get("errorCode") for n in not_in_use.get("notices") or []], OP,
+                     "IdentifierNotInUse with notice E21",
+                     f"{not_in_use.get('extractOutcome')} {not_in_use.get('notices')}")
 
 
 @pytest.mark.verifies("IDN-007")
@@ -208,7 +210,10 @@ def test_every_century_sign_is_accepted(pcr_clients, pcr_data):
     status = lender.submit_and_wait("AddLoans", reports)
     for report, code in zip(reports, codes, strict=True):
         result = expect.report_result(status, report["reportReference"]) or {}
-        expect.that("D04" not in s.codes_of(result), "IDN-002", "AddLoans", f"{code} not rejected as malformed (D04)",
+        malformed, _basis = judging.expected_code("D04")
+        # Without a stated code for "malformed": any rejection but the official unknown/not-in-use person (E20, E21).
+        bad = [c for c in s.codes_of(result) if (c == malformed if malformed else c not in ("E20", "E21"))]
+        expect.that(not bad, "IDN-002", "AddLoans", f"{code} not rejected as malformed ({malformed or 'any code'})",
                     s.codes_of(result))
 
 
@@ -294,8 +299,9 @@ def test_sums_per_currency(pcr_clients, pcr_data):
     for loan, amount in ((eur, 123.0), (sek, 1200.0)):
         shown = _one(extract, loan["lenderMarketingName"], "EXT-018")
         last = (shown.get("lastRepayment") or {}).get("amount")
-        expect.that(last == amount, "EXT-018", OP, f"lastRepayment.amount {amount} (amortisation + interest + "
-                    f"other expenses) on {loan['lenderMarketingName']}", last)
+        # lastRepayment is a modelled member (ENV-023); the per-currency sums below are official.
+        s.modelled_value(last == amount, OP, f"lastRepayment.amount {amount} (amortisation + interest + "
+                         f"other expenses) on {loan['lenderMarketingName']}", last)
     repaid: dict[str, float] = defaultdict(float)
     leasing: dict[str, float] = defaultdict(float)
     for loan in extract.get("loans") or []:
@@ -307,6 +313,12 @@ def test_sums_per_currency(pcr_clients, pcr_data):
         actual = {i.get("currencyCode"): float(i.get("sum") or 0) for i in extract.get(member) or []}
         want = {k: round(v, 2) for k, v in expected.items()}
         got = {k: round(v, 2) for k, v in actual.items()}
+        if member == "repaymentsPaidLastAmount" and not any("lastRepayment" in x for x in extract.get("loans") or []):
+            # Without the modelled per-loan member the sums can only be bounded by this test's own payments.
+            own = {"EUR": 123.0, "SEK": 1200.0}
+            expect.that(all(got.get(k, 0) >= v for k, v in own.items()), "EXT-018", OP,
+                        f"{member} per currency at least {own}", got)
+            continue
         expect.that(got == want, "EXT-018", OP, f"{member} per currency {want}", got)
     expect.that({"EUR", "SEK"} <= set(leasing), "EXT-018", OP, "leasing instalments in EUR and SEK",
                 dict(leasing))

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from pcr_conformance import contract, expect
+from pcr_conformance import contract, expect, judging
 from pcr_conformance import messages as m
 from pcr_conformance import suite as s
+from pcr_conformance.client import FINAL_BATCH_STATES
 
 pytestmark = pytest.mark.capability("reporting")
 
@@ -31,10 +32,11 @@ def test_partially_accepted_batch(pcr_clients, pcr_data):
                           amount_paid=2000, balance=1000)
     status = lender.submit_and_wait("AddLoans", [good[0], bad, good[1]])
     expect.batch_state(status, "FinishedPartialSuccess", "BAT-003")
-    counts = (status.get("reportCount"), status.get("acceptedCount"), status.get("rejectedCount"))
-    expect.that(counts == (3, 2, 1) and len(status.get("reportResults") or []) == 3, "BAT-005", "GetBatchStatus",
-                "reportCount 3, acceptedCount 2, rejectedCount 1 and 3 results",
-                f"{counts} with {len(status.get('reportResults') or [])} results")
+    expect.that(status.get("reportCount") == 3 and len(status.get("reportResults") or []) == 3, "BAT-005",
+                "GetBatchStatus", "reportCount 3 and 3 results",
+                f"reportCount {status.get('reportCount')} with {len(status.get('reportResults') or [])} results")
+    counts = (status.get("acceptedCount"), status.get("rejectedCount"))  # modelled members (ENV-023)
+    s.modelled_value(counts == (2, 1), "GetBatchStatus", "acceptedCount 2, rejectedCount 1", counts)
     for report in good:
         expect.report_accepted(status, report["reportReference"], "BAT-003")
     expect.report_rejected(status, bad["reportReference"], "D02", "BAT-003")
@@ -98,8 +100,10 @@ def test_duplicate_report_reference_in_batch(pcr_clients, pcr_data):
     other = m.lump_sum_loan(pcr_data.loan_number(), person, pcr_data.report_reference())
     status = lender.submit_and_wait("AddLoans", [twins[0], other, twins[1]])
     results = [r for r in status.get("reportResults") or [] if r.get("reportReference") == shared]
-    expect.that(len(results) == 2 and all(r.get("status") == "Rejected" and "D50" in s.codes_of(r) for r in results),
-                "RPT-034", "GetBatchStatus", f"both reports {shared} Rejected with D50",
+    expect.that(len(results) == 2 and all(expect.is_rejected(r) and
+                                          expect.carries_code(s.codes_of(r), "D50", "RPT-034", "GetBatchStatus")
+                                          for r in results),
+                "RPT-034", "GetBatchStatus", f"both reports {shared} Rejected (D50 in the model)",
                 [(r.get("status"), s.codes_of(r)) for r in results])
     expect.report_accepted(status, other["reportReference"], "RPT-034")
     for twin in twins:
@@ -122,7 +126,7 @@ def test_resubmitting_a_batch_is_idempotent(pcr_clients, pcr_data):
     after = lender.wait_batch(first.batch_reference)
     # Processed again, the loan number would now be a duplicate (D10) and the batch would fail.
     expect.batch_state(after, "FinishedSuccess", "BAT-008")
-    for member in ("receivedTimeUtc", "reportCount", "acceptedCount"):
+    for member in ("receivedTimeUtc", "reportCount", "acceptedCount"):  # those the register shows
         expect.that(after.get(member) == before.get(member), "BAT-008", "GetBatchStatus",
                     f"{member} {before.get(member)!r} unchanged by the resubmission", after.get(member))
 
@@ -178,16 +182,21 @@ def test_large_batch(pcr_clients, pcr_data):
         if len(seen) > 2000 or time.monotonic() > polling_ends:
             break  # wait_batch below applies the deadline (BAT-010)
         time.sleep(next(waits))
-    expect.that(seen[-1] in ("Processing", "FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed"),
-                "BAT-001", "GetBatchStatus", "Processing or a final state", seen[-1])
+    # The processing literal is implementation-defined (ENV-024); any string is "still processing" publicly.
+    expect.that(isinstance(seen[-1], str) and seen[-1], "BAT-001", "GetBatchStatus", "a batchStatus", seen[-1])
+    literal, _basis = judging.value("processing_literal", "Processing")
+    s.modelled_value(seen[-1] in (literal, *FINAL_BATCH_STATES), "GetBatchStatus", f"{literal} or a final state",
+                     seen[-1])
     status = lender.wait_batch(sub.batch_reference)
     expect.batch_state(status, "FinishedSuccess", "BAT-013")
     results = status.get("reportResults") or []
-    counts = (status.get("reportCount"), status.get("acceptedCount"), status.get("rejectedCount"), len(results))
-    expect.that(counts == (LARGE_BATCH, LARGE_BATCH, 0, LARGE_BATCH), "BAT-005", "GetBatchStatus",
-                f"reportCount, acceptedCount, rejectedCount, results = {LARGE_BATCH}, {LARGE_BATCH}, 0, {LARGE_BATCH}",
-                counts)
-    refs = {r.get("reportReference") for r in results if r.get("status") == "Accepted"}
+    counts = (status.get("reportCount"), len(results))
+    expect.that(counts == (LARGE_BATCH, LARGE_BATCH), "BAT-005", "GetBatchStatus",
+                f"reportCount, results = {LARGE_BATCH}, {LARGE_BATCH}", counts)
+    modelled = (status.get("acceptedCount"), status.get("rejectedCount"))
+    s.modelled_value(modelled == (LARGE_BATCH, 0), "GetBatchStatus",
+                     f"acceptedCount, rejectedCount = {LARGE_BATCH}, 0", modelled)
+    refs = {r.get("reportReference") for r in results if expect.is_accepted(r)}
     expect.that(refs == {r["reportReference"] for r in reports}, "BAT-013", "GetBatchStatus",
                 "every report of the batch Accepted", f"{len(refs)} distinct accepted references")
     for report in (reports[0], reports[LARGE_BATCH // 2], reports[-1]):
