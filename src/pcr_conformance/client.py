@@ -307,7 +307,7 @@ class ApiClient:
                                          f"within {limit:g} s", repr(last) + note)
             # Fast first, then backing off; a register that says when to ask again (Retry-After) is believed,
             # within the deadline (BAT-010 is judged at the deadline, not at the hint).
-            hint = retry_after_s(resp)
+            hint = deadline.retry_after_s(resp.headers.get("retry-after", ""))
             time.sleep(min(hint if hint is not None else delay, remaining))
             delay = min(delay * 2, 1.0)
 
@@ -401,27 +401,6 @@ class Clients:
         # Only configured identity slots record into the ledger: cleanup can call again as them.
         return ApiClient(slot=slot, owner=owner, cert=cert, key=key, target=self.target, pool=self._pool,
                          log=self.log, new_batch_reference=self._new_batch_reference, ledger=ledger)
-
-
-def retry_after_s(resp: httpx.Response) -> float | None:
-    """The wait a Retry-After header asks for, in seconds (delta-seconds or an HTTP date; RFC 9110 §10.2.3),
-    or None when there is none or it cannot be read."""
-    value = resp.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    import datetime as dt
-
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _kind(e: httpx.TransportError) -> str:

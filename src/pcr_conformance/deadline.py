@@ -306,3 +306,23 @@ def _deadline_adapter_class() -> type:
                 _local.watch = previous
 
     return DeadlineAdapter
+
+
+def retry_after_s(value: str) -> float | None:
+    """The wait a Retry-After header value asks for, in seconds (delta-seconds or an HTTP date; RFC 9110
+    §10.2.3), or None when there is none or it cannot be read."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    import datetime as dt
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
