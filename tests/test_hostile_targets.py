@@ -329,8 +329,10 @@ def test_a_stopped_run_keeps_its_reports_and_the_reason(sig: str, tmp_path: Path
                             stderr=subprocess.PIPE, text=True)
     # Until the first test result is written: then pytest is running the suites.
     deadline_at = time.monotonic() + 120
-    while time.monotonic() < deadline_at and not any(reports.glob(f"{KIT}/.*tmp-*/allure-results/*-result.json")):
+    # The one session of a run writes into OUTPUT/.run.tmp-<pid>/ (commands/run.py) until the run is over.
+    while time.monotonic() < deadline_at and not any(reports.glob(".run.tmp-*/**/allure-results/*-result.json")):
         time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before its first result was seen: nothing to stop"
     proc.send_signal(getattr(signal, sig))
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2, stdout + stderr
@@ -341,4 +343,4 @@ def test_a_stopped_run_keeps_its_reports_and_the_reason(sig: str, tmp_path: Path
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["verdict"] == "error" and f"stopped by {sig}" in summary["error"]
     assert (folder / "junit.xml").is_file() and (folder / "pytest.log").is_file()
-    assert not list(reports.glob(f"{KIT}/.*tmp-*"))
+    assert not list(reports.glob(f"{KIT}/.*tmp-*")) and not list(reports.glob(".run.tmp-*"))
