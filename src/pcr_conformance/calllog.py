@@ -107,14 +107,15 @@ def _pretty(body: str) -> str:
     if not body:
         return ""
     try:
-        pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+        data = json.loads(body)
+        pretty = json.dumps(data, indent=2, ensure_ascii=False)
     except (ValueError, RecursionError):
         return body
     try:
         pretty.encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate escape (ENV-018) decodes to a code point UTF-8 cannot hold: keep it escaped, as sent.
-        return json.dumps(json.loads(body), indent=2)
+        return json.dumps(data, indent=2)
     return pretty
 
 
