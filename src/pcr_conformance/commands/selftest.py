@@ -18,7 +18,7 @@ def main(args: argparse.Namespace) -> int:
                                                  contract=args.contract)
     except (selftest.SelftestError, RuntimeError) as e:
         raise CliError(str(e).splitlines()[0]) from None
-    print(selftest.render_matrix(results, control))
+    print(selftest.render_matrix(results, control, args.contract))
     if args.json:
         Path(args.json).write_text(json.dumps(selftest.to_json(results, control, args.contract), indent=1), encoding="utf-8")
     return EXIT_OK if selftest.selftest_passed(results, control, args.contract) else EXIT_FAILED
