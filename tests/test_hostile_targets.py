@@ -179,7 +179,11 @@ def test_a_hostile_target_ends_the_run_by_itself(runs: dict[str, dict[str, Any]]
     assert r["summary"] is not None, f"{mode}: no summary.json"
     assert r["summary"]["verdict"] == ("not-conformant" if expected == 1 else "error"), r["summary"]["verdict"]
     if mode == "batch_never_finishes":
-        assert r["summary"]["requirements"]["BAT-010"] == "failed"
+        # A remote target is judged by the public reading, where BAT-010 (the deadline, modelled) is informative:
+        # shown failed, not deciding (the verdict is decided by the public requirements the stuck batch stops).
+        assert r["summary"]["contract"] == "public"
+        bat = r["summary"]["requirement_results"]["BAT-010"]
+        assert bat["status"] == "informative" and bat["observed_status"] == "failed", bat
     if expected == 2:
         assert r["summary"]["error"], "summary.json names no cause"
 

@@ -21,7 +21,7 @@ def main(args: argparse.Namespace) -> int:
                                                  contract=args.contract)
     except (selftest.SelftestError, RuntimeError) as e:
         raise CliError(str(e).splitlines()[0]) from None
-    print(selftest.render_matrix(results, control))
+    print(selftest.render_matrix(results, control, args.contract))
     print(f"selftest wall time: {time.monotonic() - started:.1f} s ({len(faults)} fault(s) and the control run, "
           f"{selftest.SELFTEST_JOBS} at a time)")
     if args.json:
