@@ -51,9 +51,8 @@ def _walk(node: Any, path: str = "") -> Any:
 
 
 def _interface_codes() -> set[str]:
-    """Error codes of specs/errors.yaml (the codes as data)."""
-    data = yaml.safe_load((REPO / "specs" / "errors.yaml").read_text(encoding="utf-8"))
-    return {entry["code"] for entry in data["errors"]}
+    """Error codes of errors.yaml of the contract in use (the codes as data)."""
+    return set(specs.load_errors())
 
 
 # ----- OpenAPI validity --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from allure_commons import hookimpl as allure_hookimpl
 
-from pcr_conformance import catalogue, specs
+from pcr_conformance import catalogue, specs, versions
 from pcr_conformance.calllog import CallLog
 from pcr_conformance.kits import Kit, Req
 
@@ -256,7 +256,7 @@ def environment_properties(values: Mapping[str, str]) -> str:
 def environment_values(*, target: Target | None, target_name: str, kit: str, profile: str, seed: str,
                        run_id: str, specs: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     values = {"target": target_name, "kit": kit, "profile": profile, "seed": seed, "run_id": run_id,
-              "suite_version": suite_version()}
+              "suite_version": suite_version(), "contract_version": versions.current_name() or "unnamed"}
     if target is not None:
         values["target.environment"] = target.environment
         values["target.embedded"] = str(target.embedded).lower()

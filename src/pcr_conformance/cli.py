@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the contract reading that judges: public (only what public material shows decides; "
                           "modelled requirements are informative) or reference (also our model) [the target's "
                           "contract: reference for the embedded register, public otherwise]")
+    run.add_argument("--contract-version", metavar="VERSION",
+                     help="the contract version the target serves (see `pcr-conformance diff --list`) "
+                          "[the target's contract_version, else the current version]")
     run.add_argument("--implementation-profile", metavar="NAME",
                      help="implementation profile (profiles/<name>.toml or a path; '' for none) [the target's]; "
                           "not the Hypothesis --profile")

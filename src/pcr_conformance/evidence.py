@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pcr_conformance import resources
+from pcr_conformance import resources, versions
 from pcr_conformance.errors import HarnessError
 from pcr_conformance.target import Target
 
@@ -109,6 +109,8 @@ def fields(*, target: Target | None, started_utc: str, ended_utc: str, specs: Ma
         "ended_utc": ended_utc,
         "tool_version": tool_version(),
         **git_commit(),
+        # The contract version judged (specs/version.toml of the folder read; versions.py), then each file's own.
+        "contract_version": versions.current_name() or None,
         "spec_versions": {name: v["version"] for name, v in specs.items() if v.get("version")},
         "base_urls": dict(sorted(target.base_urls.items())) if target is not None else {},
         "capabilities": list(target.capabilities) if target is not None else [],

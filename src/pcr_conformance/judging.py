@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pcr_conformance import readings
+from pcr_conformance import readings, specs
 from pcr_conformance.impl_profile import NO_PROFILE, ImplementationProfile
 
 
@@ -50,7 +50,9 @@ def expected_code(model_code: str) -> tuple[str | None, str]:
     """(the code to assert, its basis) for a rule the model gives `model_code`:
     ("D02", "public") for a public code; (the profile's code, "profile") when the profile states one;
     ("D13", "model") under the reference reading; (None, "unstated") under the public reading, where only the
-    public part is asserted and the code seen is recorded."""
+    public part is asserted and the code seen is recorded. A code a later contract version renamed is asserted
+    as that version names it (specs.code_in_force)."""
+    model_code = specs.code_in_force(model_code)
     if readings.is_public_code(model_code):
         return model_code, "public"
     stated = _current.profile.code_for(model_code)

@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from pcr_conformance import specs
+
 
 class _Omit:
     def __repr__(self) -> str:
@@ -37,6 +39,37 @@ def utc_now() -> str:
 
 def money(x: float) -> float:
     return round(float(x), 2)
+
+
+def completed(schema_name: str, report: dict[str, Any]) -> dict[str, Any]:
+    """The report with every member the contract in use requires and the builder does not set, filled from its
+    schema (example, default, const or first enum literal), also inside the objects the builder does set.
+
+    A contract version that adds a required member (2027.1: termination.terminationReason) is exercised by
+    the builders unchanged; a member without such a value stays missing (the builder must learn it)."""
+    _fill(specs.load_spec("reporting"), {"$ref": f"#/components/schemas/{schema_name}"}, report)
+    return report
+
+
+def _fill(doc: dict[str, Any], schema: Any, value: Any) -> None:
+    schema = specs.resolve(doc, schema)
+    if not isinstance(schema, dict) or not isinstance(value, dict):
+        return
+    properties = schema.get("properties") or {}
+    for name in schema.get("required") or []:
+        if name in value or name not in properties:
+            continue
+        member = specs.resolve(doc, properties[name])
+        for key in ("example", "default", "const"):
+            if key in member:
+                value[name] = member[key]
+                break
+        else:
+            if member.get("enum"):
+                value[name] = member["enum"][0]
+    for name, member in properties.items():
+        if isinstance(value.get(name), dict):
+            _fill(doc, member, value[name])
 
 
 def apply_overrides(report: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,8 +128,8 @@ def lump_sum_loan(loan_number: Mapping[str, str], borrower: str, report_referenc
         "repaymentMethod": "Annuities",
         "plannedFinalDueDate": days_ahead(5 * 365),
     }}
-    return apply_overrides(_loan(loan_number, borrower, report_reference, "LumpSumLoan", specific,
-                        report_type=report_type), overrides)
+    loan = _loan(loan_number, borrower, report_reference, "LumpSumLoan", specific, report_type=report_type)
+    return apply_overrides(completed("LoanReport", loan), overrides)
 
 
 def running_account_loan(loan_number: Mapping[str, str], borrower: str, report_reference: str, *,
@@ -108,7 +141,7 @@ def running_account_loan(loan_number: Mapping[str, str], borrower: str, report_r
     loan = _loan(loan_number, borrower, report_reference, "RunningAccountLoan", specific, report_type=report_type)
     loan["interest"] = {"totalInterestRatePct": 9.9, "marginPct": 9.9, "interestType": "FixedInterest",
                         "interestDeterminationPeriod": 0}
-    return apply_overrides(loan, overrides)
+    return apply_overrides(completed("LoanReport", loan), overrides)
 
 
 def leasing_loan(loan_number: Mapping[str, str], borrower: str, report_reference: str, *,
@@ -122,7 +155,7 @@ def leasing_loan(loan_number: Mapping[str, str], borrower: str, report_reference
     loan = _loan(loan_number, borrower, report_reference, "Leasing", specific, report_type=report_type)
     loan["interest"] = {"totalInterestRatePct": 5.5, "marginPct": 5.5, "interestType": "FixedInterest",
                         "interestDeterminationPeriod": 0}
-    return apply_overrides(loan, overrides)
+    return apply_overrides(completed("LoanReport", loan), overrides)
 
 
 def guarantee_receivable_loan(loan_number: Mapping[str, str], borrower: str, report_reference: str, *,
@@ -135,7 +168,7 @@ def guarantee_receivable_loan(loan_number: Mapping[str, str], borrower: str, rep
     loan["lenderMarketingName"] = "Student loan guarantee"
     loan["interest"] = {"totalInterestRatePct": 0.0, "marginPct": 0.0, "interestType": "InterestFree",
                         "interestDeterminationPeriod": 0}
-    return apply_overrides(loan, overrides)
+    return apply_overrides(completed("LoanReport", loan), overrides)
 
 
 def repayment(loan_number: Mapping[str, str], report_reference: str, *, amortization: float = 150,
@@ -143,7 +176,7 @@ def repayment(loan_number: Mapping[str, str], report_reference: str, *, amortiza
               payment_date: str | None = None, loan_type: str = "LumpSumLoan", report_type: str = "NewReport",
               **overrides: Any) -> dict[str, Any]:
     """A lump-sum repayment (amortisation, interest, expenses and the new balance)."""
-    return apply_overrides({
+    return apply_overrides(completed("RepaymentReport", {
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
@@ -156,28 +189,28 @@ def repayment(loan_number: Mapping[str, str], report_reference: str, *, amortiza
             "paymentDate": payment_date or days_ago(10),
             "balance": money(balance),
         },
-    }, overrides)
+    }), overrides)
 
 
 def balance_only_repayment(loan_number: Mapping[str, str], report_reference: str, *, balance: float = 9000,
                            payment_date: str | None = None, report_type: str = "NewReport",
                            **overrides: Any) -> dict[str, Any]:
     """A repayment with only the balance (RPT-023)."""
-    return apply_overrides({
+    return apply_overrides(completed("RepaymentReport", {
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
         "loanType": "LumpSumLoan",
         "reportCreationTimeUtc": utc_now(),
         "lumpSumLoanRepayment": {"paymentDate": payment_date or days_ago(10), "balance": money(balance)},
-    }, overrides)
+    }), overrides)
 
 
 def running_account_repayment(loan_number: Mapping[str, str], report_reference: str, *, balance: float = 900,
                               interest: float = 12, other_expenses: float = 3, balance_date: str | None = None,
                               report_type: str = "NewReport", **overrides: Any) -> dict[str, Any]:
     """A running-account balance report through Repayments (RPT-024)."""
-    return apply_overrides({
+    return apply_overrides(completed("RepaymentReport", {
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
@@ -185,7 +218,7 @@ def running_account_repayment(loan_number: Mapping[str, str], report_reference: 
         "reportCreationTimeUtc": utc_now(),
         "runningAccountLoanRepayment": {"balance": money(balance), "balanceDate": balance_date or days_ago(5),
                                         "interestPaid": money(interest), "otherExpenses": money(other_expenses)},
-    }, overrides)
+    }), overrides)
 
 
 def delayed_repayment(loan_number: Mapping[str, str], report_reference: str, *, amount: float = 250,
@@ -204,29 +237,29 @@ def delayed_repayment(loan_number: Mapping[str, str], report_reference: str, *, 
     }
     if is_foreclosed:
         report["foreclosureDate"] = foreclosure_date or days_ago(5)
-    return apply_overrides(report, overrides)
+    return apply_overrides(completed("DelayedRepaymentReport", report), overrides)
 
 
 def clear_delay(loan_number: Mapping[str, str], report_reference: str, *, report_type: str = "NewReport",
                 **overrides: Any) -> dict[str, Any]:
     """Clears the loan's delay state: isDelay false, no amounts (RPT-030)."""
-    return apply_overrides({
+    return apply_overrides(completed("DelayedRepaymentReport", {
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
         "isDelay": False,
         "isForeclosed": False,
-    }, overrides)
+    }), overrides)
 
 
 def termination(loan_number: Mapping[str, str], report_reference: str, *, end_date: str | None = None,
                 is_terminated: bool = True, transferred: bool = False, report_type: str = "NewReport",
                 **overrides: Any) -> dict[str, Any]:
     """A TerminateLoans report (NewReport ends, Cancellation cancels, ErrorCorrection restores/corrects)."""
-    return apply_overrides({
+    return apply_overrides(completed("TerminationReport", {
         "reportReference": report_reference,
         "reportType": report_type,
         "loanNumber": dict(loan_number),
         "termination": {"isTerminated": is_terminated, "endDate": end_date or days_ago(1),
                         "isTransferredToAnotherLender": transferred},
-    }, overrides)
+    }), overrides)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import allure_support, junit_support, profiles
+from pcr_conformance import allure_support, junit_support, profiles, versions
 from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import CLEANUP_MODES
 from pcr_conformance.client import IdentityRefused
@@ -45,6 +45,7 @@ from pcr_conformance.plugin_state import (
     verified_ids,
 )
 from pcr_conformance.session_report import write_reports
+from pcr_conformance.target import contract_version_of
 from pcr_conformance.testdata import new_run_id
 
 REQUIREMENT_PROPERTY = junit_support.REQUIREMENT_PROPERTY
@@ -78,6 +79,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--pcr-contract", default=None, choices=("public", "reference"),
                 help="contract reading that judges: public (what public material shows decides) or reference "
                      "(also our model) [the target's contract]")
+    g.addoption("--pcr-contract-version", default=None, metavar="VERSION",
+                help="contract version the target serves (specs/versions/<name>/, `pcr-conformance diff`) "
+                     "[the target's contract_version, else the current version]")
     g.addoption("--pcr-implementation-profile", default=None,
                 help="implementation profile (profiles/<name>.toml or path; '' = none) [the target's]")
     g.addoption("--pcr-expectations", default=None,
@@ -97,6 +101,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    _select_contract_version(config)
     profile = config.getoption("pcr_profile")
     seed, forced = profiles.choose_seed(config, profile)
     alluredir = config.getoption("allure_report_dir", None)
@@ -115,6 +120,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Recorder(state), "pcr_conformance_recorder")
     config.stash[RESULT_NAMES] = allure_support.install_result_names(config)
     config.pluginmanager.register(IdentityReports(state), "pcr_conformance_identity_reports")
+
+
+# On a test whose requirement IDs belong to another contract version only: those IDs.
+OTHER_VERSION = pytest.StashKey[list[str]]()
+
+
+def _select_contract_version(config: pytest.Config) -> None:
+    """Before anything reads the contract: the version given, else the target file's, becomes the folder every
+    reader uses (PCR_SPECS_DIR, also for the embedded register this session starts). Unset: the current one."""
+    name = config.getoption("pcr_contract_version") or contract_version_of(config.getoption("pcr_target"))
+    if not name:
+        return
+    try:
+        versions.select(name)
+    except versions.VersionError as e:
+        raise pytest.UsageError(f"--pcr-contract-version: {e}") from None
 
 
 # ---- collection: verifies marker, kit selection, expectations, Allure labels ----------------------------
@@ -147,7 +168,11 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
             continue
         known = requirements(state_of(item.config))
         unknown = [i for i in ids if i not in known]
-        if unknown:
+        if unknown and all(i in versions.requirement_ids() for i in unknown):
+            # A requirement of another contract version (e.g. of an operation a later version adds): the test
+            # is left out of this session (pytest_collection_modifyitems), not an error.
+            item.stash[OTHER_VERSION] = unknown
+        elif unknown:
             raise collector.CollectError(
                 f"{item.nodeid}: @pytest.mark.verifies names unknown requirement ID(s) {', '.join(unknown)}; "
                 f"IDs are listed in specs/requirements.yaml")
@@ -164,7 +189,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     by_kit = [(k, k.selected(reqs)) for k in kits]
     selected = {rid: r for _, sel in by_kit for rid, r in sel.items()}
     collected = {i.nodeid for i in items}
-    keep = [i for i in items if not verified_ids(i) or any(r in selected for r in verified_ids(i))]
+    keep = [i for i in items if not verified_ids(i) or (any(r in selected for r in verified_ids(i))
+                                                        and OTHER_VERSION not in i.stash)]
     if len(keep) < len(items):
         kept = set(map(id, keep))
         config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])

@@ -245,6 +245,18 @@ def load_requirements() -> list[dict[str, Any]]:
     return copy.deepcopy(_read_yaml(str(specs_dir() / REQUIREMENTS_FILE))["requirements"])
 
 
+@functools.lru_cache(maxsize=8)
+def _renamed(folder: str) -> dict[str, str]:
+    entries = _read_yaml(str(Path(folder) / ERRORS_FILE))["errors"]
+    return {str(old): entry["code"] for entry in entries for old in entry.get("replaces") or ()}
+
+
+def code_in_force(code: str) -> str:
+    """The code the contract in use gives a rule that an earlier version coded ``code`` (errors.yaml
+    ``replaces``: 2027.1 renames D40 to D44); ``code`` itself when no version renamed it."""
+    return _renamed(str(specs_dir())).get(code, code)
+
+
 def load_errors() -> dict[str, dict[str, Any]]:
     """The error codes (specs/errors.yaml) as ``{code: entry}``, in file order; each entry keeps every field
     (``http_status``, ``in_report``, ``notice``, ``description``, ``meaning``, ``provenance``, ``source``)."""

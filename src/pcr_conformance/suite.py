@@ -195,7 +195,7 @@ def valid_request(operation: str, client: Any, data: Any) -> tuple[dict[str, Any
     number = data.loan_number()
     person = data.person("income")
     ref = data.report_reference()
-    members: dict[str, Any] = {
+    bodies: dict[str, Any] = {
         "AddLoans": {"loans": [m.lump_sum_loan(number, person, ref)]},
         "UpdateLoans": {"loans": [m.lump_sum_loan(number, person, ref)]},
         "Repayments": {"repayments": [m.repayment(number, ref)]},
@@ -212,8 +212,12 @@ def valid_request(operation: str, client: Any, data: Any) -> tuple[dict[str, Any
         "GetDistribution": {"orderReference": str(uuid.uuid4())},
         "GetVoluntaryBan": {"request": {"idCodeType": "PersonalIdentityCode", "idCode": person}},
         "GetVoluntaryBanChanges": {"sinceUtc": "2020-01-01T00:00:00Z"},
-    }[operation]
-    return client.envelope(**members), headers
+        "ListBatches": {"receivedFromUtc": "2020-01-01T00:00:00Z"},  # contract version 2027.1
+    }
+    if operation not in bodies:
+        raise KeyError(f"suite.valid_request has no valid body for {operation}; add one to its table "
+                       f"(CONTRIBUTING.md: adding an operation)")
+    return client.envelope(**bodies[operation]), headers
 
 
 def writes(operation: str) -> bool:

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pcr_conformance import catalogue, resources
-from pcr_conformance.errors import TargetError
+from pcr_conformance import catalogue, resources, versions
+from pcr_conformance.errors import HarnessError, TargetError
 from pcr_conformance.identifiers import is_valid_business_id
 
 # [base_urls] keys are the API families (catalogue.families(): the spec files' stems, e.g. voluntary-ban).
@@ -91,6 +91,8 @@ class Target:
     contract: str = "public"
     implementation_profile: str = ""
     variant: str = ""  # embedded: the register's variant (pcr-register serve --variant); "" = $PCR_REGISTER_VARIANT
+    # The contract version its base URLs serve (specs/version.toml, specs/versions/<name>/); "" = the current one.
+    contract_version: str = ""
 
     def identity(self, slot: str) -> Identity | None:
         return self.identities.get(slot)
@@ -130,6 +132,17 @@ def resolve_target_path(name_or_path: str | os.PathLike[str]) -> Path:
                       f"from targets/example-remote.toml or pass a path")
 
 
+def contract_version_of(name_or_path: str | os.PathLike[str]) -> str:
+    """The target file's contract_version as written ("" when absent or unreadable: load_target reports a bad
+    file). Read before anything else of the contract, since it decides which version's files are read."""
+    try:
+        data = tomllib.loads(resolve_target_path(name_or_path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, HarnessError):
+        return ""
+    value = data.get("contract_version", "")
+    return value if isinstance(value, str) else ""
+
+
 def load_target(name_or_path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Target:
     """Load, expand `${ENV}` and validate a target file. Raises TargetError naming the field and the fix."""
     path = resolve_target_path(name_or_path)
@@ -159,7 +172,8 @@ def _expand(value: Any, env: Mapping[str, str], field: str, path: Path) -> Any:
 
 _TOP_FIELDS = {"name", "embedded", "environment", "read_only", "rate_limit_per_s", "timeout_s",
                "batch_deadline_s", "max_answer_bytes", "pool", "capabilities", "base_urls", "tls", "identities",
-               "extra_certificates", "slots", "variant", "contract", "implementation_profile"}
+               "extra_certificates", "slots", "variant", "contract", "implementation_profile",
+               "contract_version"}
 CONTRACTS = ("public", "reference")
 # The embedded register's variants (docs/interfaces.md §9; the register's own list is pcr_register/variant.py).
 REGISTER_VARIANTS = ("reference", "public-minimal")
@@ -312,12 +326,18 @@ def parse_target(data: Mapping[str, Any], path: Path) -> Target:
     if contract not in CONTRACTS:
         raise err("contract", f"must be one of {CONTRACTS} (public: what public material shows decides; reference: "
                               f"also our model), got {contract!r}")
+    contract_version = _typed(data, "contract_version", str, "", err)
+    if contract_version:
+        try:
+            versions.get(contract_version)
+        except versions.VersionError as e:
+            raise err("contract_version", f"{e}; leave it out for the current version") from None
     profile = _typed(data, "implementation_profile", str, "reference" if ours else "", err)
     if profile.endswith(".toml"):
         profile = file_field("implementation_profile", profile, must_exist=True)
 
     return Target(
-        contract=contract, implementation_profile=profile,
+        contract=contract, implementation_profile=profile, contract_version=contract_version,
         name=name, embedded=embedded, environment=environment, read_only=read_only, rate_limit_per_s=rate,
         timeout_s=timeout, batch_deadline_s=deadline, max_answer_bytes=max_answer, pool=pool, capabilities=tuple(capabilities),
         base_urls=base_urls, tls=tls, identities=identities, extra_certificates=extra_certs,

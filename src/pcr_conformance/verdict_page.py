@@ -179,6 +179,7 @@ def _facts(summary: Mapping[str, Any], when: str, gate: str) -> list[tuple[str, 
               + (f" ({commit[:12]})" if commit else "")),
              ("profile / seed", f"{summary.get('profile') or '?'} / {summary.get('seed') or '?'}"),
              ("run id", str(summary.get("run_id") or "?")),
+             ("contract version", str(summary.get("contract_version") or "unnamed")),
              ("deciding levels", ", ".join(summary.get("deciding_levels") or []) or "?")]
     if summary.get("contract"):
         # The reading that judged: under the public one modelled requirements are informative, never deciding.

@@ -24,7 +24,7 @@ from pcr_register import casing, memory, variant
 from pcr_register.config import MAX_BODY_BYTES, MAX_REPORTS, read_deadline_s
 from pcr_register.errors import ApiError, error_body, fail, item
 from pcr_register.identity import Caller, caller_from_certificate, check_owner, check_role
-from pcr_register.routes import OPERATIONS, Operation, check_specs
+from pcr_register.routes import Operation, check_specs, served
 from pcr_register.state import Register
 from pcr_register.submission import COLLECTION
 
@@ -70,6 +70,7 @@ def _anonymous_caller(reg: Register, family: str) -> Caller | None:
 
 def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
     check_specs(reg.specs)  # SpecError: the register does not serve what its specs do not describe
+    operations = served(reg.specs)  # an operation of a later contract version only when the specs have it
     faults = reg.faults
     validate_responses = reg.config.validate_responses or os.environ.get("PCR_REGISTER_VALIDATE_RESPONSES") == "1"
     normaliser = casing.Normaliser(casing.name_map(reg.specs.property_names))
@@ -132,7 +133,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
         payload: dict[str, Any]
         extra_headers: dict[str, str] = {}
         try:
-            op = OPERATIONS.get(operation)
+            op = operations.get(operation)
             if op is None:  # ENV-016
                 raise fail(404, "H04", "")
             if scope["method"] != "POST":  # ENV-001
@@ -183,7 +184,7 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
             log.exception("internal error in %s", operation)
             status, payload = 500, error_body(reg.specs.describe([item("H50", "")]),
                                               with_correlation_id=not faults.on("missing_correlation_id"))
-        if validate_responses and operation in OPERATIONS:
+        if validate_responses and operation in operations:
             problems = reg.specs.response_errors(operation, status, payload)
             if problems:
                 log.error("response of %s %s does not conform to the spec: %s", operation, status, problems)

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from pcr_register import identifiers
-from pcr_register.clock import now_utc
+from pcr_register.clock import normalise_ts, now_utc
 from pcr_register.errors import ApiError, fail, item
 from pcr_register.identity import Caller
 from pcr_register.state import Register
@@ -107,4 +107,19 @@ def get_batch_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tup
     return 200, out
 
 
-__all__ = ["COLLECTION", "FINAL", "get_batch_status", "submit"]
+# BAT-014 (contract version 2027.1): at most this many batches in one ListBatches answer, newest first.
+LIST_BATCHES_MAX = 1000
+
+
+def list_batches(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
+    """ListBatches (2027.1, BAT-014): the caller's own batches, newest first, received at or after
+    receivedFromUtc when given; never another owner's (SEC-009)."""
+    since = normalise_ts(str(body.get("receivedFromUtc") or ""))
+    rows = reg.storage.conn().execute(
+        "SELECT reference, operation, status, report_count, received_utc FROM batches WHERE owner=? AND received_utc>=?"
+        " ORDER BY id DESC LIMIT ?", (caller.org.key, since, LIST_BATCHES_MAX)).fetchall()
+    return 200, {"batches": [{"batchReference": r["reference"], "operation": r["operation"], "batchStatus": r["status"],
+                              "reportCount": r["report_count"], "receivedTimeUtc": r["received_utc"]} for r in rows]}
+
+
+__all__ = ["COLLECTION", "FINAL", "LIST_BATCHES_MAX", "get_batch_status", "list_batches", "submit"]

@@ -140,6 +140,11 @@ class Specs:
     families: dict[str, str] = field(default_factory=dict)  # operationId -> spec file stem
     certificate_roles: dict[str, str] = field(default_factory=dict)  # spec file stem -> info.x-certificate-role
     error_codes: dict[str, ErrorCode] = field(default_factory=dict)  # errors.yaml, by code
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """old code -> the code that replaces it in this contract version (errors.yaml `replaces`)."""
+        return {old: entry.code for entry in self.error_codes.values() for old in entry.replaces}
     error_schema: _Schema | None = None  # components.yaml ErrorResponse: 4xx/5xx an operation does not list
 
     @classmethod
@@ -192,6 +197,9 @@ class Specs:
     def describe(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Fill in errors.yaml's description of every item that has no text of its own (in place)."""
         for one in items:
+            # A contract version that renamed a code (errors.yaml `replaces`) is answered with its new code: the
+            # rules keep raising the code they were written with.
+            one["errorCode"] = self.renamed.get(one["errorCode"], one["errorCode"])
             if one.get("errorDescription") is None:
                 one["errorDescription"] = self.error_codes[one["errorCode"]].description
         return items
@@ -254,6 +262,7 @@ class ErrorCode:
     notice: bool
     description: str  # the errorDescription the register sends
     provenance: str = "modelled"  # of the code itself: official | third-party | modelled
+    replaces: tuple[str, ...] = ()  # the codes of an earlier contract version this one renames
 
 
 def load_error_codes(path: Path) -> dict[str, ErrorCode]:
@@ -279,7 +288,8 @@ def load_error_codes(path: Path) -> dict[str, ErrorCode]:
             raise SpecError(f"{path}: {code} has http_status {status!r}, not an error status or null")
         codes[code] = ErrorCode(code=code, http_status=status, in_report=bool(entry.get("in_report")),
                                 notice=bool(entry.get("notice")), description=description,
-                                provenance=str(entry.get("provenance") or "modelled"))
+                                provenance=str(entry.get("provenance") or "modelled"),
+                                replaces=tuple(str(c) for c in entry.get("replaces") or ()))
     return codes
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pcr_conformance import report, resources
+from pcr_conformance import report, resources, versions
 from pcr_conformance.cli import EXIT_ERROR, VERDICT_EXIT_CODES, CliError, err, worst_exit_code
 from pcr_conformance.commands.console import ProcessStopped, stream_process
 
@@ -41,6 +41,7 @@ class RunConfig:
     suites: Path
     contract: str | None = None  # --contract: the reading that judges (None: the target's)
     implementation_profile: str | None = None  # --implementation-profile (None: the target's; "" none)
+    contract_version: str = ""  # --contract-version, else the target's contract_version ("" = the current one)
 
 
 def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
@@ -62,6 +63,8 @@ def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
         cmd += ["--pcr-contract", config.contract]
     if config.implementation_profile is not None:
         cmd += ["--pcr-implementation-profile", config.implementation_profile]
+    if config.contract_version:
+        cmd += ["--pcr-contract-version", config.contract_version]
     return cmd
 
 
@@ -342,7 +345,13 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         kit_args.append(_as_argument(name, Path(kit.source), resources.kits_dir()))
     if not target.embedded:
         preflight(dict(target.base_urls), min(target.timeout_s, PREFLIGHT_TIMEOUT_S))
-    return RunConfig(target=_as_argument(args.target, target_file, resources.targets_dir()),
+    contract_version = getattr(args, "contract_version", None) or target.contract_version
+    if contract_version:
+        try:  # this process (the verdict table) and the session it starts read that version's files
+            versions.select(contract_version)
+        except versions.VersionError as e:
+            raise CliError(f"--contract-version: {e}") from None
+    return RunConfig(contract_version=contract_version or "",target=_as_argument(args.target, target_file, resources.targets_dir()),
                      target_name=target.name, kits=tuple(kit_names), kit_args=tuple(kit_args),
                      profile=args.profile,
                      output=Path(args.output).resolve(), html=not args.no_html, mask_pii=args.mask_pii,
