@@ -122,6 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     req.add_argument("--json", action="store_true", help="print JSON")
     req.set_defaults(command_module="requirements")
 
+    dif = sub.add_parser("diff", help="what changes between two contract versions, for each side and kit",
+                         description="Compare contract versions OLD and NEW operation by operation (members, "
+                                     "required, enums, formats, status codes, error codes, requirements); classify "
+                                     "each change as breaking or compatible for clients (stakeholders' systems) "
+                                     "and for registers; list the kits and tests each change reaches. OLD and NEW "
+                                     "are version names (--list) or folders of contract files. Exit 1 when a "
+                                     "change is breaking for either side.")
+    dif.add_argument("old", metavar="OLD", nargs="?", help="the earlier version (name or folder)")
+    dif.add_argument("new", metavar="NEW", nargs="?", help="the later version (name or folder)")
+    dif.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="output format (text)")
+    dif.add_argument("--no-tests", action="store_true",
+                     help="do not collect the suites to list the tests each change reaches (faster)")
+    dif.add_argument("--list", action="store_true", help="list the contract versions and exit")
+    dif.set_defaults(command_module="diff")
+
     rep = sub.add_parser("report", help="regenerate the HTML report from existing results",
                          description="Regenerate html/ from allure-results/ of DIR (a reports/<kit>/<target> "
                                      "folder, or reports/ for all of them).")

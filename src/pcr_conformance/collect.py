@@ -43,10 +43,13 @@ class VerifiesCollector:
 
 
 def collect_verifies(suites_dir: Path | None = None, *, target: str = "reference",
-                     kit: str = "register") -> dict[str, list[str]]:
-    """{node id: [requirement IDs]} of every test the kit selects under suites_dir (default: the kit's suites).
+                     kit: str = "register", contract_dir: Path | None = None) -> dict[str, list[str]]:
+    """{node id: [requirement IDs]} of every test the kit selects under suites_dir (default: the kit's suites),
+    under the contract in use or the one in ``contract_dir`` (another version's files, for a diff).
 
     Node ids are relative to the folder above suites/ (`suites/...`), as in `pcr-conformance run`."""
+    import os
+
     from pcr_conformance import resources
 
     suites = (suites_dir or resources.suites_dir()).resolve()
@@ -55,7 +58,8 @@ def collect_verifies(suites_dir: Path | None = None, *, target: str = "reference
         cmd = [sys.executable, "-P", "-m", "pcr_conformance.collect", str(out), str(suites),
                *resources.suites_pytest_args(),
                "--pcr-target", target, "--pcr-kit", kit, "-p", "no:cacheprovider"]
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=COLLECT_TIMEOUT_S)
+        env = {**os.environ, "PCR_SPECS_DIR": str(contract_dir)} if contract_dir else None
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=COLLECT_TIMEOUT_S, env=env)
         if not out.exists():
             raise CollectError(f"collecting {suites} failed (exit {proc.returncode}):\n"
                                f"{(proc.stdout + proc.stderr)[-2000:]}")

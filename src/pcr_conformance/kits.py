@@ -144,6 +144,11 @@ def load_requirements() -> dict[str, Req]:
         entries = specs.load_requirements()
     except (OSError, KeyError, TypeError) as e:
         raise HarnessError(f"cannot read the requirement register in {specs.specs_dir()}: {e}") from e
+    return parse_requirements(entries)
+
+
+def parse_requirements(entries: Iterable[Mapping[str, Any]]) -> dict[str, Req]:
+    """{id: Req} of requirement entries as requirements.yaml holds them, in their order."""
     return {str(e["id"]): _req(e) for e in entries}
 
 

@@ -240,6 +240,26 @@ def validate(schema: dict[str, Any], instance: Any) -> list[str]:
     return [f"{e.json_path}: {e.message}" for e in errors]
 
 
+def family_files_of(folder: Path) -> dict[str, str]:
+    """``{API family: spec file name}`` of any folder of contract files (another version's, for a diff)."""
+    return dict(_family_files(str(folder)))
+
+
+def bundled_of(folder: Path, file_name: str) -> dict[str, Any]:
+    """The bundled OpenAPI document of a spec file of any folder of contract files (a fresh copy)."""
+    return copy.deepcopy(_bundled(file_name, str(folder)))
+
+
+def requirements_of(folder: Path) -> list[dict[str, Any]]:
+    """The requirement register of any folder of contract files, in file order."""
+    return copy.deepcopy(_read_yaml(str(Path(folder) / REQUIREMENTS_FILE))["requirements"])
+
+
+def errors_of(folder: Path) -> dict[str, dict[str, Any]]:
+    """The error codes of any folder of contract files, as ``{code: entry}``."""
+    return {e["code"]: copy.deepcopy(e) for e in _read_yaml(str(Path(folder) / ERRORS_FILE))["errors"]}
+
+
 def load_requirements() -> list[dict[str, Any]]:
     """The requirement register (specs/requirements.yaml) as a list of dicts, in file order."""
     return copy.deepcopy(_read_yaml(str(specs_dir() / REQUIREMENTS_FILE))["requirements"])
