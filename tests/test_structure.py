@@ -29,11 +29,11 @@ MAX_LINES = 450
 LAYER_NAMES = ("contract", "suite library", "pytest integration", "commands")
 LAYERS: dict[str, int] = {
     "pcr_conformance": 0, "errors": 0, "specs": 0, "catalogue": 0, "identifiers": 0, "resources": 0,
-    "readings": 0,
+    "readings": 0, "versions": 0,
     "contract": 1, "expect": 1, "calllog": 1, "client": 1, "cleanup": 1, "embedded": 1, "kits": 1,
     "messages": 1, "suite": 1, "target": 1, "testdata": 1, "validate": 1, "validate_model": 1,
     "validate_rules": 1, "validate_schema": 1, "attestation": 1, "bundle": 1, "bundle_verify": 1,
-    "tlsprobe": 1, "deadline": 1, "impl_profile": 1, "judging": 1, "validate_traffic": 1,
+    "tlsprobe": 1, "deadline": 1, "impl_profile": 1, "judging": 1, "validate_traffic": 1, "contract_diff": 1,
     "plugin": 2, "plugin_state": 2, "expectations": 2, "profiles": 2, "outcomes": 2, "fixtures": 2,
     "session_report": 2, "kit_reports": 2, "allure_support": 2, "summary": 2, "junit_support": 2, "evidence": 2,
     "cli": 3, "commands": 3, "collect": 3, "forked": 3, "report": 3, "selftest": 3, "verdict_page": 3,

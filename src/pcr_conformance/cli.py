@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --response: the answer's HTTP status (default: the operation's 2xx)")
     val.add_argument("--har", action="store_true",
                      help="the files are HAR recordings: every request and answer to an operation is judged")
+    val.add_argument("--version", metavar="VERSION",
+                     help="judge by this contract version (e.g. the upcoming one: which of your current messages "
+                          "it rejects, and why) [the current version]")
     val.add_argument("--contract", choices=("public", "reference"), default="public",
                      help="public (default): what only our model requires is a warning; reference: an error")
     val.set_defaults(command_module="validate")

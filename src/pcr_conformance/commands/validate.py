@@ -22,7 +22,13 @@ def main(args: argparse.Namespace) -> int:
         except ValueError:
             raise CliError(f"--today {args.today!r} is not a yyyy-MM-dd date") from None
     from pcr_conformance import validate_traffic as traffic
+    from pcr_conformance import versions
 
+    if args.version:
+        try:  # judge the messages by that version's files (the upgrade reading: what NEW rejects, and why)
+            versions.select(args.version)
+        except versions.VersionError as e:
+            raise CliError(f"--version: {e}") from None
     reading = args.contract
     try:
         if args.har:
@@ -44,4 +50,7 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(validate.to_json(results), indent=1))
     else:
         print(validate.render_text(results))
+        rejected = sum(1 for r in results if not r.valid)
+        print(f"contract version {versions.current_name() or 'unnamed'}: {rejected} of {len(results)} file(s) "
+              f"rejected")
     return EXIT_OK if all(r.valid for r in results) else EXIT_FAILED
