@@ -38,6 +38,8 @@ def _list_versions() -> int:
     for name, v in versions.catalogue().items():
         base = f"overlays on {v.base}" if v.base else "the files of specs/ (current)"
         print(f"{name:<10} {v.status or '-':<14} {base}: {v.description}")
+        # Where its complete files are: PCR_SPECS_DIR=<folder> pcr-register serve serves that version.
+        print(f"{'':<10} files: {versions.build(name)}")
     return EXIT_OK
 
 
