@@ -206,6 +206,16 @@ def test_the_contract_lints_hold_for_the_new_version() -> None:
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
+def test_reports_name_the_current_version_when_none_is_chosen() -> None:
+    from pcr_conformance import allure_support, evidence
+
+    fields = evidence.fields(target=None, started_utc="", ended_utc="", specs={}, certificates=None)
+    assert fields["contract_version"] == OLD
+    values = allure_support.environment_values(target=None, target_name="t", kit="k", profile="p", seed="s",
+                                               run_id="r", specs={})
+    assert values["contract_version"] == OLD
+
+
 # ---- the register under either version --------------------------------------------------------------------
 
 
