@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pcr_conformance import readings, resources
+from pcr_conformance import proof, readings, resources
 from pcr_conformance.collect import collect_verifies
 
 SELFTEST_JOBS = 3  # runs at a time: each is a pytest process and a register process, partly waiting on each other
@@ -58,6 +58,7 @@ class RunOutcome:
     duration_s: float
     verdict: str = ""  # summary.json's verdict ("" when pytest wrote none)
     failed_requirements: tuple[str, ...] = ()  # summary.json's requirements with status failed
+    failing_tests: tuple[str, ...] = ()  # "classname::name" of each failed JUnit test case
 
 
 @dataclass
@@ -66,12 +67,13 @@ class FaultResult:
     tests_selected: int
     detected: bool = False
     named: bool = False
-    tests_failed: int = 0
+    tests_failed: int = 0  # distinct failing tests over all passes (len(failing_tests))
     passes: list[str] = field(default_factory=list)  # "targeted", "kit"
     duration_s: float = 0.0
     note: str = ""
     also_failed: list[str] = field(default_factory=list)  # requirements failed besides the broken one
     tests_run: int = 0  # tests that passed, failed or broke, over all passes (benchmarks/run.py counts them)
+    failing_tests: list[str] = field(default_factory=list)  # distinct, sorted (proof.py: one only is a warning)
 
 
 def load_faults(names: Iterable[str] = ()) -> list[Fault]:
@@ -113,6 +115,14 @@ def parse_junit(path: Path) -> tuple[int, int, int, list[str]]:
     return failed, broken, passed, messages
 
 
+def failing_test_ids(path: Path) -> tuple[str, ...]:
+    """"classname::name" of each failed test case of a JUnit XML file (none when there is no file)."""
+    if not path.exists():
+        return ()
+    return tuple(f"{case.get('classname', '')}::{case.get('name', '')}" for case in ET.parse(path).getroot().iter("testcase")
+                 if case.find("failure") is not None)
+
+
 def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, contract: str | None = None) -> list[str]:
     """pytest's arguments for the given tests (all of the kit when node_ids is empty), results into workdir.
 
@@ -135,7 +145,8 @@ def outcome_of(workdir: Path, exit_code: int, duration_s: float) -> RunOutcome:
     failed, broken, passed, messages = parse_junit(workdir / "junit.xml")
     verdict, failed_reqs = read_summary(workdir / "summary.json")
     return RunOutcome(exit_code, failed, broken, passed, tuple(messages), duration_s,
-                      verdict=verdict, failed_requirements=failed_reqs)
+                      verdict=verdict, failed_requirements=failed_reqs,
+                      failing_tests=failing_test_ids(workdir / "junit.xml"))
 
 
 def run_pytest(
@@ -316,7 +327,10 @@ def _fresh(path: Path) -> Path:
 
 def _record(result: FaultResult, outcome: RunOutcome) -> None:
     result.duration_s += outcome.duration_s
-    result.tests_failed += outcome.failed
+    # Distinct failing tests: a test failing in the targeted and the kit pass counts once.
+    seen = set(result.failing_tests) | set(outcome.failing_tests)
+    result.failing_tests = sorted(seen)
+    result.tests_failed = len(seen)
     result.tests_run += outcome.failed + outcome.broken + outcome.passed
     if outcome.failed:
         result.detected = True
@@ -328,7 +342,22 @@ def _record(result: FaultResult, outcome: RunOutcome) -> None:
         result.note = "timed out"
 
 
-def render_matrix(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> str:
+def unproven_requirements(faults: Iterable[Fault], kit: str = "register") -> list[str]:
+    """The kit's testable requirements (no not_tested reason) that no fault of `faults` breaks (issue 13)."""
+    from pcr_conformance import kits
+    from pcr_conformance.errors import HarnessError
+
+    try:
+        reqs = kits.load_kit(kit).selected(kits.load_requirements())
+    except HarnessError as e:
+        raise SelftestError(str(e)) from e
+    return proof.unproven([r.id for r in reqs.values() if not r.not_tested], [f.requirement for f in faults])
+
+
+def render_matrix(results: list[FaultResult], control: RunOutcome, contract: str | None = None,
+                  unproven: list[str] | None = None) -> str:
+    """The detection matrix and the closing lines; `unproven` (None: not checked, only some faults ran) are
+    the testable requirements without a fault, each a failure of the self-test."""
     rows = [("fault", "requirement", "detected", "named", "also failed", "tests failed", "passes", "time s")]
     for r in results:
         rows.append((r.fault.name, r.fault.requirement, "yes" if r.detected else "NO",
@@ -349,13 +378,24 @@ def render_matrix(results: list[FaultResult], control: RunOutcome, contract: str
                  f"{sum(r.detected for r in public)}/{len(public)}")
     lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
                  f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
-    # The plain closing line CI reads: each fault detected is a pass, each missed fault or false alarm a failure.
+    single = proof.single_test_faults({r.fault.name: r.tests_failed for r in results if r.detected})
+    if single:
+        lines.append(f"WARNING: {len(single)} fault(s) caught by one test only (one edit of that test silences "
+                     f"the requirement): {', '.join(single)}")
+    if unproven is None:
+        lines.append("requirements without a fault: not checked (only some faults ran)")
+    else:
+        lines.append(f"testable requirements without a fault: {len(unproven)}"
+                     + (f" (each a failure; add a fault to src/pcr_register/faults.py): {', '.join(unproven)}"
+                        if unproven else ""))
+    # The plain closing line CI reads: each fault detected is a pass, each missed fault, false alarm or testable
+    # requirement without a fault a failure.
     false_alarms = 0 if control_clean(control) else 1
     # Public reading: a missed fault of a modelled requirement is informative (it never decides), not a failure.
     informative = sum(not r.detected and not readings.is_public_requirement(r.fault.requirement)
                       for r in results) if contract == "public" else 0
-    lines.append(f"selftest: {detected + (1 - false_alarms)} passed, {total - detected - informative + false_alarms} "
-                 f"failed" + (f", {informative} informative" if contract == "public" else ""))
+    lines.append(f"selftest: {detected + (1 - false_alarms)} passed, "
+                 f"{total - detected - informative + false_alarms + len(unproven or ())} failed" + (f", {informative} informative" if contract == "public" else ""))
     return "\n".join(lines)
 
 
@@ -365,19 +405,22 @@ def control_clean(control: RunOutcome) -> bool:
         and control.verdict == "conformant"
 
 
-def selftest_passed(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> bool:
+def selftest_passed(results: list[FaultResult], control: RunOutcome, contract: str | None = None,
+                    unproven: list[str] | None = None) -> bool:
     """Every fault detected (under the public reading: every fault of a public requirement; a modelled one is
-    informative there), and no false alarm in the control run."""
+    informative there), no false alarm in the control run, and no testable requirement without a fault."""
     must = [r for r in results if contract != "public" or readings.is_public_requirement(r.fault.requirement)]
-    return all(r.detected for r in must) and control_clean(control)
+    return all(r.detected for r in must) and control_clean(control) and not unproven
 
 
-def to_json(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> dict:
+def to_json(results: list[FaultResult], control: RunOutcome, contract: str | None = None,
+            unproven: list[str] | None = None) -> dict:
     return {
         "faults": [
             {**asdict(r.fault), "public": readings.is_public_requirement(r.fault.requirement), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
              "also_failed": r.also_failed, "tests_failed": r.tests_failed, "passes": r.passes,
-             "duration_s": round(r.duration_s, 1), "note": r.note, "tests_run": r.tests_run}
+             "duration_s": round(r.duration_s, 1), "note": r.note, "tests_run": r.tests_run,
+             "failing_tests": r.failing_tests}
             for r in results
         ],
         "control": {"passed": control.passed, "failed": control.failed, "broken": control.broken,
@@ -390,5 +433,8 @@ def to_json(results: list[FaultResult], control: RunOutcome, contract: str | Non
                   "public_detected": sum(r.detected and readings.is_public_requirement(r.fault.requirement)
                                          for r in results)},
         "contract": contract or "the target's",
-        "passed": selftest_passed(results, control, contract),
+        # null: not checked (only some faults ran); else the testable requirements no fault breaks
+        "unproven_requirements": unproven,
+        "single_test_faults": proof.single_test_faults({r.fault.name: r.tests_failed for r in results if r.detected}),
+        "passed": selftest_passed(results, control, contract, unproven),
     }
