@@ -101,6 +101,17 @@ def test_check_passes_a_good_answer_and_fails_a_bad_one_naming_its_requirement(
     assert str(failed.value).startswith(f"{requirement} POST /GetLoan -> HTTP {bad.status_code}")
 
 
+def test_no_internals_knows_the_json_decoders_text() -> None:
+    """SEC-011: Python's JSON decoder message or exception passed on as an error description is an internal."""
+    leaked = {**ERROR_BODY, "errorResponses": [{"fieldName": "", "errorCode": "H00", "errorDescription":
+                                                "json.decoder.JSONDecodeError: Expecting value: line 1 column 2 (char 1)"}]}
+    with pytest.raises(AssertionError, match="^SEC-011"):
+        checks.no_internals(None, _answer(400, leaked), _case())
+    plain = {**ERROR_BODY, "errorResponses": [{"fieldName": "", "errorCode": "H00",
+                                               "errorDescription": "The body is not valid JSON."}]}
+    checks.no_internals(None, _answer(400, plain), _case())
+
+
 def test_checks_leave_what_they_do_not_judge_alone() -> None:
     """A 2xx is no error answer (ENV-005); a 5xx is ENV-015's, not a documented-status or schema failure."""
     checks.error_object(None, _answer(200, {"loan": {}}), _case())

@@ -58,7 +58,8 @@ def load_results(path: Path | None = None) -> dict[str, dict[str, Any]]:
     if not isinstance(faults, list) or not all(isinstance(f, dict) and "name" in f for f in faults):
         raise ProofError(f"{file}: no 'faults' list of named entries; give the file "
                          "'pcr-conformance selftest --json' wrote")
-    return {str(f["name"]): f for f in faults}
+    cap = doc.get("fail_cap", 0)  # each entry carries where its run stopped counting
+    return {str(f["name"]): {**f, "fail_cap": cap if isinstance(cap, int) else 0} for f in faults}
 
 
 def fault_proof(name: str, requirement: str, results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def fault_proof(name: str, requirement: str, results: Mapping[str, Mapping[str, 
     failing = [str(t) for t in entry.get("failing_tests") or []]
     return {"name": name, "run": True, "detected": bool(entry.get("detected")), "named": bool(entry.get("named")),
             "tests_failed": int(entry.get("tests_failed", len(failing))), "failing_tests": failing,
-            "broke": str(entry.get("requirement", requirement))}
+            "fail_cap": int(entry.get("fail_cap", 0))}
 
 
 def with_faults(rows: list[dict[str, Any]], faults: Iterable[tuple[str, str]],
@@ -93,7 +94,10 @@ def describe(proof: Mapping[str, Any]) -> str:
         return f"fault {proof['name']}: not in the last self-test"
     if not proof["detected"]:
         return f"fault {proof['name']}: NOT detected"
-    count = int(proof["tests_failed"])
+    count, cap = int(proof["tests_failed"]), int(proof.get("fail_cap", 0))
+    if cap and count >= cap:
+        return f"fault {proof['name']}: detected by at least {count} distinct failing tests (the run stops at {cap})" \
+            + ("" if proof["named"] else ", requirement not named")
     warn = " (WARNING: one test only)" if count == 1 else ""
     named = "" if proof["named"] else ", requirement not named"
     return f"fault {proof['name']}: detected by {count} distinct failing test(s){named}{warn}"

@@ -32,6 +32,9 @@ from pcr_conformance import proof, readings, resources
 from pcr_conformance.collect import collect_verifies
 
 SELFTEST_JOBS = 3  # runs at a time: each is a pytest process and a register process, partly waiting on each other
+# A fault's run stops at this many failing tests (pytest --maxfail): more prove nothing more, and a fault that
+# breaks every answer (ENV-005 over 700 fuzz tests) would otherwise run them all. The control run never stops.
+FAIL_CAP = 10
 RUN_TIMEOUT_S = 900  # one pytest run against one faulty register; a hang is reported, never waited out
 
 
@@ -123,8 +126,10 @@ def failing_test_ids(path: Path) -> tuple[str, ...]:
                  if case.find("failure") is not None)
 
 
-def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, contract: str | None = None) -> list[str]:
-    """pytest's arguments for the given tests (all of the kit when node_ids is empty), results into workdir.
+def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, contract: str | None = None,
+                maxfail: int = 0) -> list[str]:
+    """pytest's arguments for the given tests (all of the kit when node_ids is empty), results into workdir;
+    `maxfail` > 0 stops the session after that many failures.
 
     Node ids are relative to the folder above suites/ (as collected)."""
     suites = resources.suites_dir().resolve()
@@ -132,6 +137,8 @@ def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, co
     args = [*tests, *resources.suites_pytest_args(), "--pcr-target", target, "--pcr-kit", kit,
             "--pcr-profile", "certification", "--junitxml", str(workdir / "junit.xml"), "--pcr-output", str(workdir),
             "-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic"]
+    if maxfail > 0:
+        args.append(f"--maxfail={maxfail}")
     if contract == "public":
         # As any register that is not ours is judged: the public reading and no implementation profile.
         args += ["--pcr-contract", "public", "--pcr-implementation-profile", ""]
@@ -151,12 +158,12 @@ def outcome_of(workdir: Path, exit_code: int, duration_s: float) -> RunOutcome:
 
 def run_pytest(
     node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S,
-    contract: str | None = None,
+    contract: str | None = None, maxfail: int = 0,
 ) -> RunOutcome:
     """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults,
     in a `python -m pytest` subprocess (where forked.available() is false); pytest runs in `workdir`."""
     cmd = [sys.executable, "-P", "-m", "pytest",
-           *pytest_args(node_ids, target=target, kit=kit, workdir=workdir, contract=contract)]
+           *pytest_args(node_ids, target=target, kit=kit, workdir=workdir, contract=contract, maxfail=maxfail)]
     env = dict(os.environ)
     env["PCR_REGISTER_FAULTS"] = faults
     started = time.monotonic()
@@ -216,7 +223,7 @@ def run_selftest(
             result = FaultResult(fault, tests_selected=len(selected))
             if selected:
                 result.passes.append("targeted")
-                outcome = run_pytest(selected, faults=fault.name, target=target, kit=kit,
+                outcome = run_pytest(selected, faults=fault.name, target=target, kit=kit, maxfail=FAIL_CAP,
                                      workdir=_fresh(tmp_path / f"{fault.name}-targeted"), contract=contract)
                 _record(result, outcome)
             informative = contract == "public" and not readings.is_public_requirement(fault.requirement)
@@ -225,7 +232,7 @@ def run_selftest(
             elif full or not result.detected:
                 # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
                 result.passes.append("kit")
-                outcome = run_pytest([], faults=fault.name, target=target, kit=kit,
+                outcome = run_pytest([], faults=fault.name, target=target, kit=kit, maxfail=FAIL_CAP,
                                      workdir=_fresh(tmp_path / f"{fault.name}-kit"), contract=contract)
                 _record(result, outcome)
             _finish(result, index, len(faults), progress)
@@ -278,7 +285,8 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
 
         def job(fault: str, nodes: list[str], label: str) -> forked.Job:
             workdir = _fresh(tmp_path / (f"{fault}-{label}" if fault else "control"))
-            return forked.Job(pytest_args(nodes, target=target, kit=kit, workdir=workdir, contract=contract), workdir,
+            return forked.Job(pytest_args(nodes, target=target, kit=kit, workdir=workdir, contract=contract,
+                                          maxfail=FAIL_CAP if fault else 0), workdir,
                               {"PCR_REGISTER_FAULTS": fault}, RUN_TIMEOUT_S, key=(fault, label))
 
         def on_done(done: forked.Done) -> list[forked.Job]:
@@ -378,6 +386,8 @@ def render_matrix(results: list[FaultResult], control: RunOutcome, contract: str
                  f"{sum(r.detected for r in public)}/{len(public)}")
     lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
                  f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
+    lines.append(f"(a fault's run stops at {FAIL_CAP} failing tests: 'tests failed' counts distinct tests up to that "
+                 f"per pass)")
     single = proof.single_test_faults({r.fault.name: r.tests_failed for r in results if r.detected})
     if single:
         lines.append(f"WARNING: {len(single)} fault(s) caught by one test only (one edit of that test silences "
@@ -433,6 +443,7 @@ def to_json(results: list[FaultResult], control: RunOutcome, contract: str | Non
                   "public_detected": sum(r.detected and readings.is_public_requirement(r.fault.requirement)
                                          for r in results)},
         "contract": contract or "the target's",
+        "fail_cap": FAIL_CAP,  # a fault's runs stop at this many failing tests: tests_failed is at most it per pass
         # null: not checked (only some faults ran); else the testable requirements no fault breaks
         "unproven_requirements": unproven,
         "single_test_faults": proof.single_test_faults({r.fault.name: r.tests_failed for r in results if r.detected}),
