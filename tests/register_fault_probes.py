@@ -276,8 +276,8 @@ PROBES_B: dict[str, Probe] = {
     "second_purpose_rejected": lambda r: _extract_answer(r, WHO.active[30], ["NewConsumerCredit", "NewLoan"]),
     "non_consumer_purpose_rejected": lambda r: _extract_answer(r, WHO.active[30], ["NewLoan"]),
     "extract_first_lender_only": lambda r: _two_lenders(r)[0],
-    "not_found_as_no_loans": lambda r: _with(r, "lender-a", lambda a: _extract(a, WHO.unknown)["extractOutcome"]),
-    "not_in_use_as_not_found": lambda r: _with(r, "lender-a", lambda a: _extract(a, WHO.not_in_use)["extractOutcome"]),
+    "not_found_as_error": lambda r: _extract_answer(r, WHO.unknown, ["NewConsumerCredit"]),
+    "not_in_use_as_error": lambda r: _extract_answer(r, WHO.not_in_use, ["NewConsumerCredit"]),
     "extract_reference_per_person": _two_references,
     "second_delayed_amount_dropped": _delays,
     "contract_date_shown_in_debt_arrangement": _plan,
@@ -313,6 +313,8 @@ PROBES_B: dict[str, Probe] = {
     "unknown_path_gateway_404": lambda r: _raw_call(r, "lender-a", "reporting", "NoSuchOperation", content=b"{}",
                                                     content_type="application/json"),
     "batch_status_without_received_time": _batch_status_members,
+    "extract_dates_as_timestamps": lambda r: [lo.get("contractDate") for lo in _added_then_extract(
+        r, WHO.active[30], _loan(WHO.active[30]))["loans"]],
     "method_not_allowed_code_h04": lambda r: _with(r, "lender-a", lambda a: codes(a.client("reporting").request(
         "PUT", "/GetLoan", json={}))),
     # security

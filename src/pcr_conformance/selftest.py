@@ -386,8 +386,7 @@ def render_matrix(results: list[FaultResult], control: RunOutcome, contract: str
                  f"{sum(r.detected for r in public)}/{len(public)}")
     lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
                  f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
-    lines.append(f"(a fault's run stops at {FAIL_CAP} failing tests: 'tests failed' counts distinct tests up to that "
-                 f"per pass)")
+    lines.append(f"(a fault's run stops at {FAIL_CAP} failing tests: 'tests failed' counts up to that per pass)")
     single = proof.single_test_faults({r.fault.name: r.tests_failed for r in results if r.detected})
     if single:
         lines.append(f"WARNING: {len(single)} fault(s) caught by one test only (one edit of that test silences "

@@ -62,10 +62,10 @@ def subject(reg: Register, body: dict[str, Any]) -> tuple[dict[str, Any], list[d
 
 def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     outcome, person, notices = views.outcome_for(reg, id_code)
-    if outcome == "PersonNotFound" and reg.faults.on("not_found_as_no_loans"):  # breaks EXT-011
-        outcome, notices = "NoLoans", []
-    if outcome == "IdentifierNotInUse" and reg.faults.on("not_in_use_as_not_found"):  # breaks EXT-013
-        outcome, person, notices = "PersonNotFound", None, [item("E20", "idCode", "IdCode not found in the register.")]
+    if outcome == "PersonNotFound" and reg.faults.on("not_found_as_error"):  # breaks EXT-011: no billable extract
+        raise fail(400, "E20", "/request/idCode")
+    if outcome == "IdentifierNotInUse" and reg.faults.on("not_in_use_as_error"):  # breaks EXT-013
+        raise fail(400, "E21", "/request/idCode")
     notices = [*notices, *(extra_notices or [])]
     borrowed: list[Any] = []
     guaranteed: list[Any] = []
@@ -80,6 +80,9 @@ def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any
         loans = [{**lo, "lender": {**lo["lender"], "name": loans[0]["lender"]["name"]}} for lo in loans]
     if reg.faults.on("second_delayed_amount_dropped"):  # breaks EXT-016: the first delayed instalment only
         loans = [{**lo, "delayedAmounts": lo["delayedAmounts"][:1]} for lo in loans]
+    if reg.faults.on("extract_dates_as_timestamps"):  # breaks ENV-024: another date form than the profile's
+        loans = [{**lo, "contractDate": lo["contractDate"] + "T00:00:00Z"} if "contractDate" in lo else lo
+                 for lo in loans]
     guarantees = [views.guarantee(reg, r) for r in guaranteed]  # EXT-020
     if not outcome:
         outcome = "LoansFound" if loans or guarantees else "NoLoans"

@@ -40,7 +40,7 @@ def _one(extract: dict[str, Any], name: str, requirement: str) -> dict[str, Any]
     return dict(found[0])
 
 
-@pytest.mark.verifies("EXT-005", "EXT-006", "EXT-021", "EXT-022")
+@pytest.mark.verifies("EXT-005", "EXT-006", "EXT-021", "EXT-022", "ENV-024")
 def test_loans_of_two_lenders_with_summary(pcr_clients, pcr_data):
     """Active loans of two lenders appear with their lenders and last reported amounts, and the summary counts them."""
     lender_a, lender_b = pcr_clients.get("lender"), pcr_clients.get("second_lender")
