@@ -382,3 +382,16 @@ def test_selftest_fails_for_a_testable_requirement_without_a_fault_and_warns_for
     missing = selftest.unproven_requirements([fault])
     assert "RPT-004" not in missing and all(not reqs[r].not_tested for r in missing)
     assert set(missing) | {"RPT-004"} == {r for r, q in reqs.items() if not q.not_tested}
+
+
+def test_selftest_runs_fuzz_tests_only_for_a_fault_the_authored_tests_miss() -> None:
+    from pcr_conformance import selftest
+
+    verifies = {"suites/corpus/test_corpus.py::test_corpus[a]": ["ENV-015"],
+                "suites/fuzz/test_extract.py::test_fuzz[GetLoan]": ["ENV-015", "SEC-011"],
+                "suites/security/test_input.py::test_x": ["SEC-011"]}
+    assert selftest.stages(verifies, "ENV-015") == [
+        ("targeted", ["suites/corpus/test_corpus.py::test_corpus[a]"]),
+        ("fuzz", ["suites/fuzz/test_extract.py::test_fuzz[GetLoan]"]), ("kit", [])]
+    assert selftest.stages(verifies, "ENV-023") == [("kit", [])]
+    assert [label for label, _ in selftest.stages({"suites/fuzz/t.py::f": ["ENV-014"]}, "ENV-014")] == ["fuzz", "kit"]

@@ -3,8 +3,9 @@
 For each fault switch of the reference register: start the register with that fault (through the embedded
 target, which passes PCR_REGISTER_FAULTS on to the register process), run the tests that verify the broken
 requirement, and record whether at least one test failed and whether summary.json failed the requirement (it
-fails exactly the requirements the failures name; any other failed requirement is listed as `also_failed`). A
-fault the targeted tests miss gets a second pass with the whole kit. One run without any fault must have
+fails exactly the requirements the failures name; any other failed requirement is listed as `also_failed`). The
+authored tests of the requirement run first, its fuzz tests only when they miss the fault, and the whole kit
+only when those miss it too (`stages`); each pass stops at FAIL_CAP failing tests. One run without any fault must have
 zero failures (no false alarms) and the verdict conformant. A suite that stays green against a broken register
 is a defect of the suite.
 
@@ -25,58 +26,27 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pcr_conformance import proof, readings, resources
 from pcr_conformance.collect import collect_verifies
+from pcr_conformance.selftest_report import (  # noqa: F401 - the report's API, used as selftest.*
+    FAIL_CAP,
+    Fault,
+    FaultResult,
+    RunOutcome,
+    control_clean,
+    render_matrix,
+    selftest_passed,
+    to_json,
+)
 
 SELFTEST_JOBS = 3  # runs at a time: each is a pytest process and a register process, partly waiting on each other
-# A fault's run stops at this many failing tests (pytest --maxfail): more prove nothing more, and a fault that
-# breaks every answer (ENV-005 over 700 fuzz tests) would otherwise run them all. The control run never stops.
-FAIL_CAP = 10
 RUN_TIMEOUT_S = 900  # one pytest run against one faulty register; a hang is reported, never waited out
 
 
 class SelftestError(Exception):
     """The self-test could not be run (no fault list, no suites): exit code 2."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    requirement: str
-    description: str
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What one pytest run against one register reported."""
-
-    exit_code: int
-    failed: int
-    broken: int
-    passed: int
-    failure_messages: tuple[str, ...]
-    duration_s: float
-    verdict: str = ""  # summary.json's verdict ("" when pytest wrote none)
-    failed_requirements: tuple[str, ...] = ()  # summary.json's requirements with status failed
-    failing_tests: tuple[str, ...] = ()  # "classname::name" of each failed JUnit test case
-
-
-@dataclass
-class FaultResult:
-    fault: Fault
-    tests_selected: int
-    detected: bool = False
-    named: bool = False
-    tests_failed: int = 0  # distinct failing tests over all passes (len(failing_tests))
-    passes: list[str] = field(default_factory=list)  # "targeted", "kit"
-    duration_s: float = 0.0
-    note: str = ""
-    also_failed: list[str] = field(default_factory=list)  # requirements failed besides the broken one
-    tests_run: int = 0  # tests that passed, failed or broke, over all passes (benchmarks/run.py counts them)
-    failing_tests: list[str] = field(default_factory=list)  # distinct, sorted (proof.py: one only is a warning)
 
 
 def load_faults(names: Iterable[str] = ()) -> list[Fault]:
@@ -192,6 +162,17 @@ def tests_verifying(verifies: dict[str, list[str]], requirement: str) -> list[st
     return sorted(node for node, ids in verifies.items() if requirement in ids)
 
 
+def stages(verifies: dict[str, list[str]], requirement: str) -> list[tuple[str, list[str]]]:
+    """A fault's passes, each run only while the fault is still undetected (all of them with --full): the
+    authored tests verifying its requirement ("targeted": corpus, scenarios, security), then its fuzz tests
+    ("fuzz", the slowest: a fault the authored tests catch needs no fuzzing to be proven), then the whole kit
+    ("kit", for a fault no test of its requirement catches). Passes without tests are left out."""
+    nodes = tests_verifying(verifies, requirement)
+    fuzz = [n for n in nodes if n.startswith("suites/fuzz/")]
+    authored = [n for n in nodes if n not in fuzz]
+    return [*((label, tests) for label, tests in (("targeted", authored), ("fuzz", fuzz)) if tests), ("kit", [])]
+
+
 def run_selftest(
     faults: list[Fault],
     *,
@@ -219,21 +200,16 @@ def run_selftest(
 
         def one(indexed: tuple[int, Fault]) -> FaultResult:
             index, fault = indexed
-            selected = tests_verifying(verifies, fault.requirement)
-            result = FaultResult(fault, tests_selected=len(selected))
-            if selected:
-                result.passes.append("targeted")
-                outcome = run_pytest(selected, faults=fault.name, target=target, kit=kit, maxfail=FAIL_CAP,
-                                     workdir=_fresh(tmp_path / f"{fault.name}-targeted"), contract=contract)
-                _record(result, outcome)
-            informative = contract == "public" and not readings.is_public_requirement(fault.requirement)
-            if informative:
-                result.note = "modelled requirement: informative under the public reading"
-            elif full or not result.detected:
-                # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
-                result.passes.append("kit")
-                outcome = run_pytest([], faults=fault.name, target=target, kit=kit, maxfail=FAIL_CAP,
-                                     workdir=_fresh(tmp_path / f"{fault.name}-kit"), contract=contract)
+            result = FaultResult(fault, tests_selected=len(tests_verifying(verifies, fault.requirement)))
+            for label, nodes in stages(verifies, fault.requirement):
+                if result.passes and not (full or not result.detected):
+                    break
+                if label == "kit" and contract == "public" and not readings.is_public_requirement(fault.requirement):
+                    result.note = "modelled requirement: informative under the public reading"
+                    break
+                result.passes.append(label)
+                outcome = run_pytest(nodes, faults=fault.name, target=target, kit=kit, maxfail=FAIL_CAP,
+                                     workdir=_fresh(tmp_path / f"{fault.name}-{label}"), contract=contract)
                 _record(result, outcome)
             _finish(result, index, len(faults), progress)
             return result
@@ -298,18 +274,20 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
             result = results[fault]
             result.passes.append(label)
             _record(result, outcome)
-            if contract == "public" and not readings.is_public_requirement(result.fault.requirement):
+            passes = stages(collector.verifies, result.fault.requirement)
+            later = passes[[name for name, _ in passes].index(label) + 1:]
+            if later and later[0][0] == "kit" and contract == "public" \
+                    and not readings.is_public_requirement(result.fault.requirement):
                 result.note = "modelled requirement: informative under the public reading"
-            elif label == "targeted" and (full or not result.detected):
-                # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
-                return [job(fault, [], "kit")]
+            elif later and (full or not result.detected):  # the next pass, for a fault still undetected
+                return [job(fault, *later[0][::-1])]
             _finish(result, order[fault], len(faults), progress)
             return []
 
         first = [job("", [], "control")]
         for f in faults:
-            nodes = tests_verifying(collector.verifies, f.requirement)
-            first.append(job(f.name, nodes, "targeted") if nodes else job(f.name, [], "kit"))
+            label, nodes = stages(collector.verifies, f.requirement)[0]
+            first.append(job(f.name, nodes, label))
         forked.run_all(first, parallel=max(1, jobs), on_done=on_done)
     progress("control run: the whole kit against the register without faults")
     return [results[f.name] for f in faults], control[0]
@@ -360,91 +338,3 @@ def unproven_requirements(faults: Iterable[Fault], kit: str = "register") -> lis
     except HarnessError as e:
         raise SelftestError(str(e)) from e
     return proof.unproven([r.id for r in reqs.values() if not r.not_tested], [f.requirement for f in faults])
-
-
-def render_matrix(results: list[FaultResult], control: RunOutcome, contract: str | None = None,
-                  unproven: list[str] | None = None) -> str:
-    """The detection matrix and the closing lines; `unproven` (None: not checked, only some faults ran) are
-    the testable requirements without a fault, each a failure of the self-test."""
-    rows = [("fault", "requirement", "detected", "named", "also failed", "tests failed", "passes", "time s")]
-    for r in results:
-        rows.append((r.fault.name, r.fault.requirement, "yes" if r.detected else "NO",
-                     "yes" if r.named else "no", ",".join(r.also_failed) or "-", str(r.tests_failed),
-                     "+".join(r.passes), f"{r.duration_s:.1f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    detected = sum(r.detected for r in results)
-    named = sum(r.named for r in results)
-    total = len(results)
-    lines.append("")
-    exact = sum(r.named and not r.also_failed for r in results)
-    lines.append(f"detected {detected}/{total} faults; the broken requirement named for {named}/{total}, "
-                 f"and only it failed for {exact}/{total}")
-    public = [r for r in results if readings.is_public_requirement(r.fault.requirement)]
-    lines.append(f"faults of a public requirement (official or third-party) detected: "
-                 f"{sum(r.detected for r in public)}/{len(public)}")
-    lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
-                 f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
-    lines.append(f"(a fault's run stops at {FAIL_CAP} failing tests: 'tests failed' counts up to that per pass)")
-    single = proof.single_test_faults({r.fault.name: r.tests_failed for r in results if r.detected})
-    if single:
-        lines.append(f"WARNING: {len(single)} fault(s) caught by one test only (one edit of that test silences "
-                     f"the requirement): {', '.join(single)}")
-    if unproven is None:
-        lines.append("requirements without a fault: not checked (only some faults ran)")
-    else:
-        lines.append(f"testable requirements without a fault: {len(unproven)}"
-                     + (f" (each a failure; add a fault to src/pcr_register/faults.py): {', '.join(unproven)}"
-                        if unproven else ""))
-    # The plain closing line CI reads: each fault detected is a pass, each missed fault, false alarm or testable
-    # requirement without a fault a failure.
-    false_alarms = 0 if control_clean(control) else 1
-    # Public reading: a missed fault of a modelled requirement is informative (it never decides), not a failure.
-    informative = sum(not r.detected and not readings.is_public_requirement(r.fault.requirement)
-                      for r in results) if contract == "public" else 0
-    lines.append(f"selftest: {detected + (1 - false_alarms)} passed, "
-                 f"{total - detected - informative + false_alarms + len(unproven or ())} failed" + (f", {informative} informative" if contract == "public" else ""))
-    return "\n".join(lines)
-
-
-def control_clean(control: RunOutcome) -> bool:
-    """The control run against the faultless register: nothing failed or broke, and the verdict is conformant."""
-    return control.failed == 0 and control.broken == 0 and control.exit_code in (0, 5) \
-        and control.verdict == "conformant"
-
-
-def selftest_passed(results: list[FaultResult], control: RunOutcome, contract: str | None = None,
-                    unproven: list[str] | None = None) -> bool:
-    """Every fault detected (under the public reading: every fault of a public requirement; a modelled one is
-    informative there), no false alarm in the control run, and no testable requirement without a fault."""
-    must = [r for r in results if contract != "public" or readings.is_public_requirement(r.fault.requirement)]
-    return all(r.detected for r in must) and control_clean(control) and not unproven
-
-
-def to_json(results: list[FaultResult], control: RunOutcome, contract: str | None = None,
-            unproven: list[str] | None = None) -> dict:
-    return {
-        "faults": [
-            {**asdict(r.fault), "public": readings.is_public_requirement(r.fault.requirement), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
-             "also_failed": r.also_failed, "tests_failed": r.tests_failed, "passes": r.passes,
-             "duration_s": round(r.duration_s, 1), "note": r.note, "tests_run": r.tests_run,
-             "failing_tests": r.failing_tests}
-            for r in results
-        ],
-        "control": {"passed": control.passed, "failed": control.failed, "broken": control.broken,
-                    "exit_code": control.exit_code, "verdict": control.verdict,
-                    "tests_run": control.failed + control.broken + control.passed,
-                    "duration_s": round(control.duration_s, 1)},
-        "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
-                  "exact": sum(r.named and not r.also_failed for r in results), "total": len(results),
-                  "public_total": sum(readings.is_public_requirement(r.fault.requirement) for r in results),
-                  "public_detected": sum(r.detected and readings.is_public_requirement(r.fault.requirement)
-                                         for r in results)},
-        "contract": contract or "the target's",
-        "fail_cap": FAIL_CAP,  # a fault's runs stop at this many failing tests: tests_failed is at most it per pass
-        # null: not checked (only some faults ran); else the testable requirements no fault breaks
-        "unproven_requirements": unproven,
-        "single_test_faults": proof.single_test_faults({r.fault.name: r.tests_failed for r in results if r.detected}),
-        "passed": selftest_passed(results, control, contract, unproven),
-    }
