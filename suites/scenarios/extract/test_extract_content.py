@@ -140,7 +140,7 @@ def test_income_data_of_twelve_months(pcr_clients, pcr_data):
             expect.that(ok, "EXT-010", OP, "wages and benefits amounts in every month", mo)
 
 
-@pytest.mark.verifies("EXT-011", "EXT-012", "EXT-013")
+@pytest.mark.verifies("EXT-011", "EXT-012", "EXT-013", "ENV-014", "ENV-023")  # extract_of judges the schema
 def test_not_found_deceased_and_not_in_use_outcomes(pcr_clients, pcr_data):
     """Unknown, deceased and not-in-use persons give their billable outcomes, the deceased with the date of death."""
     client = pcr_clients.get("lender_extract")
