@@ -63,9 +63,9 @@ def subject(reg: Register, body: dict[str, Any]) -> tuple[dict[str, Any], list[d
 def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     outcome, person, notices = views.outcome_for(reg, id_code)
     if outcome == "PersonNotFound" and reg.faults.on("not_found_as_error"):  # breaks EXT-011: no billable extract
-        raise fail(400, "E20", "/request/idCode")
+        raise fail(400, "D04", "/request/idCode", "IdCode not found in the register.")
     if outcome == "IdentifierNotInUse" and reg.faults.on("not_in_use_as_error"):  # breaks EXT-013
-        raise fail(400, "E21", "/request/idCode")
+        raise fail(400, "D04", "/request/idCode", "IdCode not in use.")
     notices = [*notices, *(extra_notices or [])]
     borrowed: list[Any] = []
     guaranteed: list[Any] = []
