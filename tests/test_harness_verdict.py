@@ -328,13 +328,70 @@ def test_selftest_names_a_fault_by_the_failed_requirement_of_summary_json(tmp_pa
     fault = selftest.Fault("skip_d02", "RPT-004", "")
     result = selftest.FaultResult(fault, tests_selected=2)
     run = selftest.RunOutcome(1, 1, 0, 1, ("RPT-004 AddLoans: x",), 1.0, verdict="not-conformant",
-                              failed_requirements=("ENV-014", "RPT-004"))
+                              failed_requirements=("ENV-014", "RPT-004"), failing_tests=("suites.a::test_x",))
     selftest._record(result, run)
     assert result.detected and result.named and result.also_failed == ["ENV-014"]
+    assert result.tests_failed == 1 and result.failing_tests == ["suites.a::test_x"]
     control = selftest.RunOutcome(0, 0, 0, 301, (), 50.0, verdict="conformant")
     assert selftest.selftest_passed([result], control)
     assert not selftest.selftest_passed([result], selftest.RunOutcome(0, 0, 0, 3, (), 1.0, verdict="incomplete"))
     matrix = selftest.render_matrix([result], control)
     assert "ENV-014" in matrix and "and only it failed for 0/1" in matrix and "verdict conformant" in matrix
+    assert "WARNING: 1 fault(s) caught by one test only" in matrix and "skip_d02" in matrix.splitlines()[-3]
     assert selftest.to_json([result], control)["score"] == {"detected": 1, "named": 1, "exact": 0, "total": 1,
                                                             "public_total": 1, "public_detected": 1}
+
+
+def test_selftest_counts_distinct_failing_tests_over_both_passes(tmp_path: Path) -> None:
+    from pcr_conformance import selftest
+
+    (tmp_path / "junit.xml").write_text(
+        '<testsuites><testsuite><testcase classname="suites.x" name="test_a"><failure message="RPT-004 m"/>'
+        '</testcase><testcase classname="suites.x" name="test_b"/><testcase classname="suites.y" name="test_c">'
+        '<failure message="RPT-004 n"/></testcase></testsuite></testsuites>', encoding="utf-8")
+    assert selftest.failing_test_ids(tmp_path / "junit.xml") == ("suites.x::test_a", "suites.y::test_c")
+    assert selftest.failing_test_ids(tmp_path / "none.xml") == ()
+    result = selftest.FaultResult(selftest.Fault("skip_d02", "RPT-004", ""), tests_selected=1)
+    targeted = selftest.outcome_of(tmp_path, 1, 1.0)
+    selftest._record(result, targeted)
+    selftest._record(result, selftest.RunOutcome(1, 2, 0, 5, (), 2.0, failing_tests=("suites.x::test_a", "suites.z::t")))
+    assert result.tests_failed == 3  # test_a failed in both passes: once
+    assert selftest.to_json([result], selftest.RunOutcome(0, 0, 0, 1, (), 1.0))["faults"][0]["failing_tests"] == [
+        "suites.x::test_a", "suites.y::test_c", "suites.z::t"]
+
+
+def test_selftest_fails_for_a_testable_requirement_without_a_fault_and_warns_for_one_test_only() -> None:
+    from pcr_conformance import selftest
+
+    fault = selftest.Fault("skip_d02", "RPT-004", "")
+    result = selftest.FaultResult(fault, tests_selected=2, detected=True, named=True, tests_failed=2,
+                                  failing_tests=["a::x", "a::y"])
+    control = selftest.RunOutcome(0, 0, 0, 301, (), 50.0, verdict="conformant")
+    assert selftest.selftest_passed([result], control, unproven=[])
+    assert not selftest.selftest_passed([result], control, unproven=["EXT-005"])
+    matrix = selftest.render_matrix([result], control, unproven=["EXT-005"])
+    assert "testable requirements without a fault: 1" in matrix and "EXT-005" in matrix
+    assert matrix.splitlines()[-1] == "selftest: 2 passed, 1 failed" and "WARNING" not in matrix
+    assert "not checked (only some faults ran)" in selftest.render_matrix([result], control)
+    doc = selftest.to_json([result], control, unproven=["EXT-005"])
+    assert doc["unproven_requirements"] == ["EXT-005"] and not doc["passed"] and doc["single_test_faults"] == []
+    # The register's own testable requirements: those with a fault are never listed, not_tested ones never.
+    from pcr_conformance import kits
+
+    reqs = kits.load_requirements()
+    missing = selftest.unproven_requirements([fault])
+    assert "RPT-004" not in missing and all(not reqs[r].not_tested for r in missing)
+    assert set(missing) | {"RPT-004"} == {r for r, q in reqs.items() if not q.not_tested}
+
+
+def test_selftest_runs_fuzz_tests_only_for_a_fault_the_authored_tests_miss() -> None:
+    from pcr_conformance import selftest
+
+    verifies = {"suites/corpus/test_corpus.py::test_corpus[a]": ["ENV-015"],
+                "suites/fuzz/test_extract.py::test_fuzz[GetLoan]": ["ENV-015", "SEC-011"],
+                "suites/security/test_input.py::test_x": ["SEC-011"]}
+    assert selftest.stages(verifies, "ENV-015") == [
+        ("targeted", ["suites/corpus/test_corpus.py::test_corpus[a]"]),
+        ("fuzz", ["suites/fuzz/test_extract.py::test_fuzz[GetLoan]"]), ("kit", [])]
+    assert selftest.stages(verifies, "ENV-023") == [("kit", [])]
+    assert [label for label, _ in selftest.stages({"suites/fuzz/t.py::f": ["ENV-014"]}, "ENV-014")] == ["fuzz", "kit"]

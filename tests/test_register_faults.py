@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from register_fault_probes import PROBES_B
 from register_fixtures import (
     Api,
     Running,
@@ -311,6 +312,8 @@ PROBES: dict[str, Probe] = {
     "duplicate_members_last_wins": _duplicate_member,
     "huge_number_500": lambda r: _get_loan_text(r, '{"type": "Other", "number": 1e400}'),
 }
+
+PROBES.update(PROBES_B)  # envelope, security, extract, authorities and voluntary-ban faults (issue 13)
 
 ENV = {"PCR_REGISTER_ORDER_DELAY_S": "0.1", "PCR_REGISTER_READ_DEADLINE_S": "1"}
 

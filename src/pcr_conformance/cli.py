@@ -118,10 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     val.set_defaults(command_module="validate")
 
     req = sub.add_parser("requirements", help="the requirement register and the tests verifying each",
-                         description="List the requirements (of a kit) with the tests that verify each one.")
+                         description="List the requirements (of a kit) with the tests that verify each one, the "
+                                     "seeded faults that prove them and the distinct tests failing per fault.")
     req.add_argument("--kit", metavar="KIT", help="only the requirements this kit selects")
     req.add_argument("--uncovered", action="store_true",
                      help="only must-requirements with no test and no not_tested reason; exit 1 if any")
+    req.add_argument("--unproven", action="store_true",
+                     help="only testable requirements (no not_tested reason) that no seeded fault breaks; exit 1 if any")
+    req.add_argument("--selftest", metavar="FILE",
+                     help="the self-test results to show per fault (a 'selftest --json' file; default: "
+                          "reports/selftest/selftest.json, which a run of every fault writes)")
     req.add_argument("--json", action="store_true", help="print JSON")
     req.set_defaults(command_module="requirements")
 

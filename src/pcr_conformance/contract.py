@@ -32,7 +32,9 @@ from pcr_conformance import catalogue, expect, judging, readings, specs
 INTERNALS = re.compile(
     r"Traceback \(most recent call last\)|File \"[^\"]+\.py\"|\bsqlite3?\b|OperationalError|IntegrityError"
     r"|\bSELECT\s+.+\s+FROM\b|\bINSERT\s+INTO\b|pydantic|starlette|uvicorn|fastapi|\bat [\w.$]+\([\w]+\.java:\d+\)"
-    r"|NullReferenceException|System\.[A-Z]\w+Exception|/site-packages/|/usr/lib/python",
+    r"|NullReferenceException|System\.[A-Z]\w+Exception|/site-packages/|/usr/lib/python"
+    # Python's JSON decoder, its exception or its message, passed on as the error description:
+    r"|JSONDecodeError|Expecting (?:value|property name enclosed in double quotes|',' delimiter): line \d+ column \d+",
     re.IGNORECASE,
 )
 
@@ -41,7 +43,7 @@ INTERNALS = re.compile(
 # (`ı`, dotless i, matches `i` under re.IGNORECASE but case-folds to itself: it is folded by hand.)
 _INTERNALS_WORDS = ("traceback", '.py"', "sqlite", "operationalerror", "integrityerror", "select", "insert",
                     "pydantic", "starlette", "uvicorn", "fastapi", ".java:", "nullreferenceexception", "system.",
-                    "/site-packages/", "/usr/lib/python")
+                    "/site-packages/", "/usr/lib/python", "jsondecodeerror", "expecting ")
 
 ERROR_ITEM_MEMBERS = ("fieldName", "errorCode", "errorDescription")
 

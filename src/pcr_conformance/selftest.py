@@ -3,8 +3,9 @@
 For each fault switch of the reference register: start the register with that fault (through the embedded
 target, which passes PCR_REGISTER_FAULTS on to the register process), run the tests that verify the broken
 requirement, and record whether at least one test failed and whether summary.json failed the requirement (it
-fails exactly the requirements the failures name; any other failed requirement is listed as `also_failed`). A
-fault the targeted tests miss gets a second pass with the whole kit. One run without any fault must have
+fails exactly the requirements the failures name; any other failed requirement is listed as `also_failed`). The
+authored tests of the requirement run first, its fuzz tests only when they miss the fault, and the whole kit
+only when those miss it too (`stages`); each pass stops at FAIL_CAP failing tests. One run without any fault must have
 zero failures (no false alarms) and the verdict conformant. A suite that stays green against a broken register
 is a defect of the suite.
 
@@ -25,11 +26,20 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pcr_conformance import readings, resources
+from pcr_conformance import proof, readings, resources
 from pcr_conformance.collect import collect_verifies
+from pcr_conformance.selftest_report import (  # noqa: F401 - the report's API, used as selftest.*
+    FAIL_CAP,
+    Fault,
+    FaultResult,
+    RunOutcome,
+    control_clean,
+    render_matrix,
+    selftest_passed,
+    to_json,
+)
 
 SELFTEST_JOBS = 3  # runs at a time: each is a pytest process and a register process, partly waiting on each other
 RUN_TIMEOUT_S = 900  # one pytest run against one faulty register; a hang is reported, never waited out
@@ -37,41 +47,6 @@ RUN_TIMEOUT_S = 900  # one pytest run against one faulty register; a hang is rep
 
 class SelftestError(Exception):
     """The self-test could not be run (no fault list, no suites): exit code 2."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    requirement: str
-    description: str
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What one pytest run against one register reported."""
-
-    exit_code: int
-    failed: int
-    broken: int
-    passed: int
-    failure_messages: tuple[str, ...]
-    duration_s: float
-    verdict: str = ""  # summary.json's verdict ("" when pytest wrote none)
-    failed_requirements: tuple[str, ...] = ()  # summary.json's requirements with status failed
-
-
-@dataclass
-class FaultResult:
-    fault: Fault
-    tests_selected: int
-    detected: bool = False
-    named: bool = False
-    tests_failed: int = 0
-    passes: list[str] = field(default_factory=list)  # "targeted", "kit"
-    duration_s: float = 0.0
-    note: str = ""
-    also_failed: list[str] = field(default_factory=list)  # requirements failed besides the broken one
-    tests_run: int = 0  # tests that passed, failed or broke, over all passes (benchmarks/run.py counts them)
 
 
 def load_faults(names: Iterable[str] = ()) -> list[Fault]:
@@ -113,8 +88,18 @@ def parse_junit(path: Path) -> tuple[int, int, int, list[str]]:
     return failed, broken, passed, messages
 
 
-def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, contract: str | None = None) -> list[str]:
-    """pytest's arguments for the given tests (all of the kit when node_ids is empty), results into workdir.
+def failing_test_ids(path: Path) -> tuple[str, ...]:
+    """"classname::name" of each failed test case of a JUnit XML file (none when there is no file)."""
+    if not path.exists():
+        return ()
+    return tuple(f"{case.get('classname', '')}::{case.get('name', '')}" for case in ET.parse(path).getroot().iter("testcase")
+                 if case.find("failure") is not None)
+
+
+def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, contract: str | None = None,
+                maxfail: int = 0) -> list[str]:
+    """pytest's arguments for the given tests (all of the kit when node_ids is empty), results into workdir;
+    `maxfail` > 0 stops the session after that many failures.
 
     Node ids are relative to the folder above suites/ (as collected)."""
     suites = resources.suites_dir().resolve()
@@ -122,6 +107,8 @@ def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, co
     args = [*tests, *resources.suites_pytest_args(), "--pcr-target", target, "--pcr-kit", kit,
             "--pcr-profile", "certification", "--junitxml", str(workdir / "junit.xml"), "--pcr-output", str(workdir),
             "-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic"]
+    if maxfail > 0:
+        args.append(f"--maxfail={maxfail}")
     if contract == "public":
         # As any register that is not ours is judged: the public reading and no implementation profile.
         args += ["--pcr-contract", "public", "--pcr-implementation-profile", ""]
@@ -135,17 +122,18 @@ def outcome_of(workdir: Path, exit_code: int, duration_s: float) -> RunOutcome:
     failed, broken, passed, messages = parse_junit(workdir / "junit.xml")
     verdict, failed_reqs = read_summary(workdir / "summary.json")
     return RunOutcome(exit_code, failed, broken, passed, tuple(messages), duration_s,
-                      verdict=verdict, failed_requirements=failed_reqs)
+                      verdict=verdict, failed_requirements=failed_reqs,
+                      failing_tests=failing_test_ids(workdir / "junit.xml"))
 
 
 def run_pytest(
     node_ids: list[str], *, faults: str, target: str, kit: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S,
-    contract: str | None = None,
+    contract: str | None = None, maxfail: int = 0,
 ) -> RunOutcome:
     """Run the given tests (all of the kit when node_ids is empty) against a register with the given faults,
     in a `python -m pytest` subprocess (where forked.available() is false); pytest runs in `workdir`."""
     cmd = [sys.executable, "-P", "-m", "pytest",
-           *pytest_args(node_ids, target=target, kit=kit, workdir=workdir, contract=contract)]
+           *pytest_args(node_ids, target=target, kit=kit, workdir=workdir, contract=contract, maxfail=maxfail)]
     env = dict(os.environ)
     env["PCR_REGISTER_FAULTS"] = faults
     started = time.monotonic()
@@ -172,6 +160,17 @@ def read_summary(path: Path) -> tuple[str, tuple[str, ...]]:
 
 def tests_verifying(verifies: dict[str, list[str]], requirement: str) -> list[str]:
     return sorted(node for node, ids in verifies.items() if requirement in ids)
+
+
+def stages(verifies: dict[str, list[str]], requirement: str) -> list[tuple[str, list[str]]]:
+    """A fault's passes, each run only while the fault is still undetected (all of them with --full): the
+    authored tests verifying its requirement ("targeted": corpus, scenarios, security), then its fuzz tests
+    ("fuzz", the slowest: a fault the authored tests catch needs no fuzzing to be proven), then the whole kit
+    ("kit", for a fault no test of its requirement catches). Passes without tests are left out."""
+    nodes = tests_verifying(verifies, requirement)
+    fuzz = [n for n in nodes if n.startswith("suites/fuzz/")]
+    authored = [n for n in nodes if n not in fuzz]
+    return [*((label, tests) for label, tests in (("targeted", authored), ("fuzz", fuzz)) if tests), ("kit", [])]
 
 
 def run_selftest(
@@ -201,21 +200,16 @@ def run_selftest(
 
         def one(indexed: tuple[int, Fault]) -> FaultResult:
             index, fault = indexed
-            selected = tests_verifying(verifies, fault.requirement)
-            result = FaultResult(fault, tests_selected=len(selected))
-            if selected:
-                result.passes.append("targeted")
-                outcome = run_pytest(selected, faults=fault.name, target=target, kit=kit,
-                                     workdir=_fresh(tmp_path / f"{fault.name}-targeted"), contract=contract)
-                _record(result, outcome)
-            informative = contract == "public" and not readings.is_public_requirement(fault.requirement)
-            if informative:
-                result.note = "modelled requirement: informative under the public reading"
-            elif full or not result.detected:
-                # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
-                result.passes.append("kit")
-                outcome = run_pytest([], faults=fault.name, target=target, kit=kit,
-                                     workdir=_fresh(tmp_path / f"{fault.name}-kit"), contract=contract)
+            result = FaultResult(fault, tests_selected=len(tests_verifying(verifies, fault.requirement)))
+            for label, nodes in stages(verifies, fault.requirement):
+                if result.passes and not (full or not result.detected):
+                    break
+                if label == "kit" and contract == "public" and not readings.is_public_requirement(fault.requirement):
+                    result.note = "modelled requirement: informative under the public reading"
+                    break
+                result.passes.append(label)
+                outcome = run_pytest(nodes, faults=fault.name, target=target, kit=kit, maxfail=FAIL_CAP,
+                                     workdir=_fresh(tmp_path / f"{fault.name}-{label}"), contract=contract)
                 _record(result, outcome)
             _finish(result, index, len(faults), progress)
             return result
@@ -267,7 +261,8 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
 
         def job(fault: str, nodes: list[str], label: str) -> forked.Job:
             workdir = _fresh(tmp_path / (f"{fault}-{label}" if fault else "control"))
-            return forked.Job(pytest_args(nodes, target=target, kit=kit, workdir=workdir, contract=contract), workdir,
+            return forked.Job(pytest_args(nodes, target=target, kit=kit, workdir=workdir, contract=contract,
+                                          maxfail=FAIL_CAP if fault else 0), workdir,
                               {"PCR_REGISTER_FAULTS": fault}, RUN_TIMEOUT_S, key=(fault, label))
 
         def on_done(done: forked.Done) -> list[forked.Job]:
@@ -279,18 +274,20 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
             result = results[fault]
             result.passes.append(label)
             _record(result, outcome)
-            if contract == "public" and not readings.is_public_requirement(result.fault.requirement):
+            passes = stages(collector.verifies, result.fault.requirement)
+            later = passes[[name for name, _ in passes].index(label) + 1:]
+            if later and later[0][0] == "kit" and contract == "public" \
+                    and not readings.is_public_requirement(result.fault.requirement):
                 result.note = "modelled requirement: informative under the public reading"
-            elif label == "targeted" and (full or not result.detected):
-                # Second pass: the whole kit, for a fault the targeted tests missed (or always with --full).
-                return [job(fault, [], "kit")]
+            elif later and (full or not result.detected):  # the next pass, for a fault still undetected
+                return [job(fault, *later[0][::-1])]
             _finish(result, order[fault], len(faults), progress)
             return []
 
         first = [job("", [], "control")]
         for f in faults:
-            nodes = tests_verifying(collector.verifies, f.requirement)
-            first.append(job(f.name, nodes, "targeted") if nodes else job(f.name, [], "kit"))
+            label, nodes = stages(collector.verifies, f.requirement)[0]
+            first.append(job(f.name, nodes, label))
         forked.run_all(first, parallel=max(1, jobs), on_done=on_done)
     progress("control run: the whole kit against the register without faults")
     return [results[f.name] for f in faults], control[0]
@@ -316,7 +313,10 @@ def _fresh(path: Path) -> Path:
 
 def _record(result: FaultResult, outcome: RunOutcome) -> None:
     result.duration_s += outcome.duration_s
-    result.tests_failed += outcome.failed
+    # Distinct failing tests: a test failing in the targeted and the kit pass counts once.
+    seen = set(result.failing_tests) | set(outcome.failing_tests)
+    result.failing_tests = sorted(seen)
+    result.tests_failed = len(seen)
     result.tests_run += outcome.failed + outcome.broken + outcome.passed
     if outcome.failed:
         result.detected = True
@@ -328,67 +328,13 @@ def _record(result: FaultResult, outcome: RunOutcome) -> None:
         result.note = "timed out"
 
 
-def render_matrix(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> str:
-    rows = [("fault", "requirement", "detected", "named", "also failed", "tests failed", "passes", "time s")]
-    for r in results:
-        rows.append((r.fault.name, r.fault.requirement, "yes" if r.detected else "NO",
-                     "yes" if r.named else "no", ",".join(r.also_failed) or "-", str(r.tests_failed),
-                     "+".join(r.passes), f"{r.duration_s:.1f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    detected = sum(r.detected for r in results)
-    named = sum(r.named for r in results)
-    total = len(results)
-    lines.append("")
-    exact = sum(r.named and not r.also_failed for r in results)
-    lines.append(f"detected {detected}/{total} faults; the broken requirement named for {named}/{total}, "
-                 f"and only it failed for {exact}/{total}")
-    public = [r for r in results if readings.is_public_requirement(r.fault.requirement)]
-    lines.append(f"faults of a public requirement (official or third-party) detected: "
-                 f"{sum(r.detected for r in public)}/{len(public)}")
-    lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
-                 f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
-    # The plain closing line CI reads: each fault detected is a pass, each missed fault or false alarm a failure.
-    false_alarms = 0 if control_clean(control) else 1
-    # Public reading: a missed fault of a modelled requirement is informative (it never decides), not a failure.
-    informative = sum(not r.detected and not readings.is_public_requirement(r.fault.requirement)
-                      for r in results) if contract == "public" else 0
-    lines.append(f"selftest: {detected + (1 - false_alarms)} passed, {total - detected - informative + false_alarms} "
-                 f"failed" + (f", {informative} informative" if contract == "public" else ""))
-    return "\n".join(lines)
+def unproven_requirements(faults: Iterable[Fault], kit: str = "register") -> list[str]:
+    """The kit's testable requirements (no not_tested reason) that no fault of `faults` breaks (issue 13)."""
+    from pcr_conformance import kits
+    from pcr_conformance.errors import HarnessError
 
-
-def control_clean(control: RunOutcome) -> bool:
-    """The control run against the faultless register: nothing failed or broke, and the verdict is conformant."""
-    return control.failed == 0 and control.broken == 0 and control.exit_code in (0, 5) \
-        and control.verdict == "conformant"
-
-
-def selftest_passed(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> bool:
-    """Every fault detected (under the public reading: every fault of a public requirement; a modelled one is
-    informative there), and no false alarm in the control run."""
-    must = [r for r in results if contract != "public" or readings.is_public_requirement(r.fault.requirement)]
-    return all(r.detected for r in must) and control_clean(control)
-
-
-def to_json(results: list[FaultResult], control: RunOutcome, contract: str | None = None) -> dict:
-    return {
-        "faults": [
-            {**asdict(r.fault), "public": readings.is_public_requirement(r.fault.requirement), "detected": r.detected, "named": r.named, "tests_selected": r.tests_selected,
-             "also_failed": r.also_failed, "tests_failed": r.tests_failed, "passes": r.passes,
-             "duration_s": round(r.duration_s, 1), "note": r.note, "tests_run": r.tests_run}
-            for r in results
-        ],
-        "control": {"passed": control.passed, "failed": control.failed, "broken": control.broken,
-                    "exit_code": control.exit_code, "verdict": control.verdict,
-                    "tests_run": control.failed + control.broken + control.passed,
-                    "duration_s": round(control.duration_s, 1)},
-        "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
-                  "exact": sum(r.named and not r.also_failed for r in results), "total": len(results),
-                  "public_total": sum(readings.is_public_requirement(r.fault.requirement) for r in results),
-                  "public_detected": sum(r.detected and readings.is_public_requirement(r.fault.requirement)
-                                         for r in results)},
-        "contract": contract or "the target's",
-        "passed": selftest_passed(results, control, contract),
-    }
+    try:
+        reqs = kits.load_kit(kit).selected(kits.load_requirements())
+    except HarnessError as e:
+        raise SelftestError(str(e)) from e
+    return proof.unproven([r.id for r in reqs.values() if not r.not_tested], [f.requirement for f in faults])

@@ -20,7 +20,7 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from pcr_register import body as body_parser
-from pcr_register import casing, memory, variant
+from pcr_register import casing, lenient, memory, variant
 from pcr_register.config import MAX_BODY_BYTES, MAX_REPORTS, read_deadline_s
 from pcr_register.errors import ApiError, error_body, fail, item
 from pcr_register.identity import Caller, caller_from_certificate, check_owner, check_role
@@ -44,7 +44,7 @@ def encode(payload: dict[str, Any]) -> bytes:
         return json.dumps(payload).encode("ascii")
 
 
-async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
+async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int = MAX_BODY_BYTES) -> bytes:
     """Read the body, stopping as soon as it exceeds the limit (ENV-008, also for chunked bodies)."""
     chunks: list[bytes] = []
     size = 0
@@ -54,7 +54,7 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise _TooLarge()
         chunks.append(chunk)
         if not message.get("more_body", False):
@@ -73,7 +73,8 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
     operations = served(reg.specs)  # an operation of a later contract version only when the specs have it
     faults = reg.faults
     validate_responses = reg.config.validate_responses or os.environ.get("PCR_REGISTER_VALIDATE_RESPONSES") == "1"
-    normaliser = casing.Normaliser(casing.name_map(reg.specs.property_names))
+    normaliser = casing.Normaliser(casing.name_map(reg.specs.property_names),
+                                   top_level_only=faults.on("casing_top_level_only"))
     cert_cache: dict[bytes, Caller | None] = {}
     deadline_s = read_deadline_s(faults)
     rewrite = variant.rewriter(reg.specs, reg.config.variant)  # the identity for the reference variant
@@ -89,6 +90,8 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
         except body_parser.BadJson as exc:
             if faults.on("server_error_on_bad_json"):  # breaks ENV-007
                 raise RuntimeError("bad json") from exc
+            if faults.on("internals_in_bad_json_answer"):  # breaks SEC-011: the decoder's text in the answer
+                raise fail(400, "H00", "", f"json.decoder.JSONDecodeError: {exc}") from None
             raise fail(400, "H00", "") from None
         except body_parser.Problem as problem:
             if problem.kind == "unicode" and faults.on("lone_surrogate_500"):  # breaks ENV-018
@@ -99,22 +102,33 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
         try:
             body = normaliser(parsed)  # ENV-011, ENV-009
         except (casing.TooDeep, body_parser.TooDeep):
+            if op.family == "reporting" and faults.on("deep_nesting_500_reporting"):  # breaks ENV-009
+                raise RuntimeError("maximum recursion depth exceeded") from None
             raise fail(400, "H00", "", "The body is nested deeper than 32 levels.") from None
         if not isinstance(body, dict):
             raise fail(400, "D01", "", "The body must be a JSON object.")
         collection = COLLECTION.get(operation)
         if collection and isinstance(body.get(collection), list) and len(body[collection]) > MAX_REPORTS:
             raise fail(413, "D62", f"/{collection}")  # BAT-012
+        body = lenient.before_validation(faults, operation, body)
         errors = reg.specs.request_errors(operation, body, ignore_unknown=faults.on("accept_unknown_members"),
                                            ignore_missing=faults.on("accept_missing_members"))
+        errors = lenient.ignored_errors(faults, operation, op.family, body, errors)
         if errors:  # ENV-002, ENV-004, ENV-010, ENV-012, ENV-013, ...
             raise ApiError(400, errors)
         owner = body.get("owner")
+        if owner is None and faults.on("owner_optional_get_batch_status"):  # breaks ENV-004
+            owner = body["owner"] = {"idCodeType": caller.org.id_code_type, "idCode": caller.org.id_code}
         if not isinstance(owner, dict):
             raise fail(400, "D01", "/owner", "'owner' is a required property")
         check_owner(owner, caller, faults)
-        if body.get("targetEnvironment") != reg.config.environment:  # ENV-003
+        if "targetEnvironment" not in body and faults.on("target_environment_optional_authorities"):
+            body["targetEnvironment"] = reg.config.environment  # breaks ENV-002 (only reached for authorities)
+        if body.get("targetEnvironment") != reg.config.environment and lenient.environment_checked(faults, op.family):  # ENV-003
             raise fail(400, "D07", "/targetEnvironment")
+        if operation == "GetLoan" and faults.on("quote_in_loan_number_500") \
+                and "'" in str((body.get("loanNumber") or {}).get("number")):  # breaks ENV-015
+            raise RuntimeError('near "\'": syntax error (a query built as text)')
         return op.handler(reg, caller, body, headers)
 
     async def app(scope: dict[str, Any], receive: Callable[..., Awaitable[dict]], send: Callable[..., Awaitable[None]]) -> None:
@@ -135,10 +149,14 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
         try:
             op = operations.get(operation)
             if op is None:  # ENV-016
+                if faults.on("unknown_path_gateway_404"):  # breaks ENV-016: a gateway's own page
+                    await Response(b"<html><body><h1>404 Not Found</h1></body></html>", status_code=404,
+                                   media_type="text/html")(scope, receive, send)
+                    return
                 raise fail(404, "H04", "")
-            if scope["method"] != "POST":  # ENV-001
+            if scope["method"] != "POST" and not lenient.method_allowed(faults, op.family, scope["method"]):  # ENV-001
                 extra_headers["Allow"] = "POST"
-                raise fail(405, "H05", "")
+                raise fail(405, "H04" if faults.on("method_not_allowed_code_h04") else "H05", "")  # H04: ENV-024
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             der = (scope.get("state") or {}).get(PEER_CERT_KEY)
             if der:
@@ -159,21 +177,25 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
             if names.count("content-type") > 1:  # ENV-019: which one would the register believe?
                 raise fail(400, "H40", "Content-Type", "More than one Content-Type header.")
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "application/json":  # ENV-006
+            if content_type != "application/json" and lenient.content_type_checked(faults, operation):  # ENV-006
                 raise fail(415, "H15", "Content-Type")
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:  # ENV-008
                 raise fail(413, "H13", "")
+            # Fault size_limit_on_content_length_only (breaks ENV-008): a chunked body is read whole (up to 64 MiB).
+            limit = 64 * MAX_BODY_BYTES // 5 if length is None and faults.on("size_limit_on_content_length_only") \
+                else MAX_BODY_BYTES
             try:
                 with anyio.fail_after(deadline_s):  # ENV-020: a promised body that does not come
-                    raw = await _read_body(receive)
+                    raw = await _read_body(receive, limit)
             except _TooLarge:
                 memory.after_body(MAX_BODY_BYTES)
                 raise fail(413, "H13", "") from None
             except TimeoutError:
                 extra_headers["Connection"] = "close"
                 raise fail(408, "H08", "") from None
-            check_role(caller, op.family, reg.specs.certificate_roles[op.family], faults)  # SEC-004, AUT-001, BAN-001
+            if not lenient.role_check_skipped(faults, operation):
+                check_role(caller, op.family, reg.specs.certificate_roles[op.family], faults)  # SEC-004, AUT-001, BAN-001
             try:
                 status, payload = await anyio.to_thread.run_sync(process, operation, op, caller, raw, headers)
             finally:
@@ -184,6 +206,8 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
             log.exception("internal error in %s", operation)
             status, payload = 500, error_body(reg.specs.describe([item("H50", "")]),
                                               with_correlation_id=not faults.on("missing_correlation_id"))
+        if operation == "GetBatchStatus" and status == 200 and faults.on("batch_status_without_received_time"):
+            payload.pop("receivedTimeUtc", None)  # breaks ENV-023 (a modelled member)
         if validate_responses and operation in operations:
             problems = reg.specs.response_errors(operation, status, payload)
             if problems:

@@ -18,10 +18,11 @@ ORDER_DELAY_S = float(os.environ.get("PCR_REGISTER_ORDER_DELAY_S", "1.0"))
 
 def order_data(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
     order = body.get("order") or {}
-    if not str(order.get("legalBasis") or "").strip():  # AUT-003
+    basis = str(order.get("legalBasis") or "")
+    if not (basis if reg.faults.on("legal_basis_blank_accepted") else basis.strip()):  # AUT-003
         raise fail(400, "D70", "/order/legalBasis")
     subjects = order.get("subjects") or []
-    for i, subject in enumerate(subjects):  # AUT-009
+    for i, subject in enumerate(subjects[:1] if reg.faults.on("second_subject_not_validated") else subjects):  # AUT-009
         if subject.get("idCodeType", "PersonalIdentityCode") == "PersonalIdentityCode" and not identifiers.is_valid_hetu(
             str(subject.get("idCode", ""))
         ):
@@ -34,12 +35,14 @@ def order_data(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int
             (reference, caller.org.key, caller.scope, "Processing", len(subjects), json.dumps(order), now_utc()),
         )
     reg.wake.set()
-    return 202, {"orderReference": reference, "statusMessage": "Accepted"}
+    return 200 if reg.faults.on("order_answered_200") else 202, {"orderReference": reference, "statusMessage": "Accepted"}
 
 
 def _own_order(reg: Register, caller: Caller, body: dict[str, Any]) -> Any:
+    everyone = reg.faults.on("order_visible_to_other_authority")  # breaks AUT-007
     row = reg.storage.conn().execute(
-        "SELECT * FROM orders WHERE reference=? AND owner=?", (str(body.get("orderReference")), caller.org.key)
+        "SELECT * FROM orders WHERE reference=? AND (owner=? OR ?)", (str(body.get("orderReference")), caller.org.key,
+                                                                      everyone)
     ).fetchone()
     if row is None:  # AUT-007: another authority's order looks unknown
         raise fail(404, "D71", "orderReference")
@@ -48,12 +51,13 @@ def _own_order(reg: Register, caller: Caller, body: dict[str, Any]) -> Any:
 
 def get_order_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
     row = _own_order(reg, caller, body)
-    return 200, {"orderReference": row["reference"], "orderStatus": row["status"], "subjectCount": row["subject_count"]}
+    status = "Finished" if reg.faults.on("order_status_finished_at_once") else row["status"]  # the fault: AUT-004
+    return 200, {"orderReference": row["reference"], "orderStatus": status, "subjectCount": row["subject_count"]}
 
 
 def get_distribution(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
     row = _own_order(reg, caller, body)
-    if row["status"] != "Finished":  # AUT-008
+    if row["status"] != "Finished" and not reg.faults.on("distribution_before_finished"):  # AUT-008
         raise fail(409, "D72", "orderReference")
     return 200, {"orderReference": row["reference"], "persons": json.loads(row["distribution"] or "[]")}
 
@@ -74,7 +78,8 @@ def process_order(reg: Register, reference: str) -> None:
     order = json.loads(row["body"])
     consumer_only = row["scope"] == "consumer-credit-only" and not reg.faults.on("authority_sees_all_credits")
     persons = []
-    for subject in order.get("subjects") or []:
+    subjects = order.get("subjects") or []
+    for subject in subjects[:1] if reg.faults.on("distribution_first_subject_only") else subjects:  # AUT-005
         id_code = str(subject.get("idCode"))
         outcome, _person, _notices = views.outcome_for(reg, id_code)
         loans: list[dict[str, Any]] = []

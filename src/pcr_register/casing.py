@@ -25,8 +25,9 @@ def name_map(names: set[str]) -> dict[str, str]:
 class Normaliser:
     """Maps member names with a cache per distinct key tuple (a batch repeats the same shapes)."""
 
-    def __init__(self, names: dict[str, str]) -> None:
+    def __init__(self, names: dict[str, str], *, top_level_only: bool = False) -> None:
         self.names = names
+        self.top_level_only = top_level_only  # fault casing_top_level_only (breaks ENV-011)
         self.known = frozenset(names.values())
         self._cache: dict[tuple[str, ...], tuple[str, ...]] = {}
 
@@ -45,7 +46,7 @@ class Normaliser:
         if depth > MAX_DEPTH:
             raise TooDeep(f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
-            keys = self._keys(tuple(value))
+            keys = tuple(value) if self.top_level_only and depth > 1 else self._keys(tuple(value))
             return {
                 k: (self(v, depth + 1) if isinstance(v, dict | list) else v)
                 for k, v in zip(keys, value.values(), strict=True)

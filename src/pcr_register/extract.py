@@ -39,9 +39,10 @@ def _income(person: Any, months: int) -> list[dict[str, Any]]:
     return [{"year": year, "months": ms} for year, ms in sorted(by_year.items())]
 
 
-def _sums(values: list[tuple[str, float]]) -> list[dict[str, Any]]:
+def _sums(values: list[tuple[str, float]], first_currency_only: bool = False) -> list[dict[str, Any]]:
     totals: dict[str, float] = {}
     for currency, amount in values:
+        currency = values[0][0] if first_currency_only else currency  # fault sums_in_first_currency: EXT-018
         totals[currency] = round(totals.get(currency, 0) + amount, 2)
     return [{"currencyCode": c, "sum": s} for c, s in sorted(totals.items())]
 
@@ -61,12 +62,27 @@ def subject(reg: Register, body: dict[str, Any]) -> tuple[dict[str, Any], list[d
 
 def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     outcome, person, notices = views.outcome_for(reg, id_code)
+    if outcome == "PersonNotFound" and reg.faults.on("not_found_as_error"):  # breaks EXT-011: no billable extract
+        raise fail(400, "D04", "/request/idCode", "IdCode not found in the register.")
+    if outcome == "IdentifierNotInUse" and reg.faults.on("not_in_use_as_error"):  # breaks EXT-013
+        raise fail(400, "D04", "/request/idCode", "IdCode not in use.")
     notices = [*notices, *(extra_notices or [])]
     borrowed: list[Any] = []
     guaranteed: list[Any] = []
     if outcome in ("", "PersonDeceased"):
         borrowed, guaranteed = views.person_loans(reg, id_code, visible_statuses(reg))
+    if borrowed and reg.faults.on("extract_first_lender_only"):  # breaks EXT-005
+        borrowed = [r for r in borrowed if r["owner"] == borrowed[0]["owner"]]
+    if reg.faults.on("guarantees_not_listed"):  # breaks EXT-020
+        guaranteed = []
     loans = [views.extract_loan(reg, r, r["person_business_id"]) for r in borrowed]  # EXT-005
+    if loans and reg.faults.on("lender_of_first_loan"):  # breaks EXT-021: a lender looked up once per extract
+        loans = [{**lo, "lender": {**lo["lender"], "name": loans[0]["lender"]["name"]}} for lo in loans]
+    if reg.faults.on("second_delayed_amount_dropped"):  # breaks EXT-016: the first delayed instalment only
+        loans = [{**lo, "delayedAmounts": lo["delayedAmounts"][:1]} for lo in loans]
+    if reg.faults.on("extract_dates_as_timestamps"):  # breaks ENV-024: another date form than the profile's
+        loans = [{**lo, "contractDate": lo["contractDate"] + "T00:00:00Z"} if "contractDate" in lo else lo
+                 for lo in loans]
     guarantees = [views.guarantee(reg, r) for r in guaranteed]  # EXT-020
     if not outcome:
         outcome = "LoansFound" if loans or guarantees else "NoLoans"
@@ -79,7 +95,8 @@ def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any
         "guaranteedLoanContractsCount": len(guarantees),
     }
     extract: dict[str, Any] = {
-        "extractReference": str(uuid.uuid4()),  # EXT-014
+        "extractReference": str(uuid.uuid5(uuid.NAMESPACE_OID, id_code) if reg.faults.on("extract_reference_per_person")
+                                else uuid.uuid4()),  # EXT-014
         "creationTimeUtc": now_utc(),
         "extractOutcome": outcome,
         "personRequested": requested,
@@ -91,10 +108,12 @@ def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any
     # ENV-014 fault: the response silently renames a member
     extract["creditSummary" if reg.faults.on("schema_drift_extract") else "creditInformationSummary"] = summary
     # EXT-018: last repayments and leasing instalments per currency
+    first = reg.faults.on("sums_in_first_currency")
     extract["repaymentsPaidLastAmount"] = _sums(
-        [(lo["currencyCode"], lo["lastRepayment"]["amount"]) for lo in loans if "lastRepayment" in lo])
+        [(lo["currencyCode"], lo["lastRepayment"]["amount"]) for lo in loans if "lastRepayment" in lo], first)
     extract["sumOfMonthlyLeasingInstalments"] = _sums(
-        [(lo["currencyCode"], lo["leasingContract"].get("monthlyPayment", 0)) for lo in loans if "leasingContract" in lo])
+        [(lo["currencyCode"], lo["leasingContract"].get("monthlyPayment", 0)) for lo in loans if "leasingContract" in lo],
+        first)
     extract["loans"] = loans
     extract["guarantees"] = guarantees
     months = 11 if reg.faults.on("extract_income_11_months") else 12
@@ -103,9 +122,22 @@ def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any
     return extract
 
 
+def _check_purposes(reg: Register, request: dict[str, Any], pointer: str) -> None:
+    """Faults second_purpose_rejected (EXT-002) and non_consumer_purpose_rejected (EXT-003); the schema checks
+    the purposes themselves (EXT-001)."""
+    purposes = request.get("creditRegisterExtractPurpose") or []
+    if len(purposes) > 1 and reg.faults.on("second_purpose_rejected"):
+        raise fail(400, "D01", f"{pointer}/1", "Only one purpose may be given.")
+    for i, purpose in enumerate(purposes):
+        if "ConsumerCredit" not in str(purpose) and reg.faults.on("non_consumer_purpose_rejected"):
+            raise fail(400, "D01", f"{pointer}/{i}", "Only consumer-credit purposes are accepted.")
+
+
 def get_extract(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
     check_extract_permission(caller, reg.faults)  # EXT-004
     request, form_notices = subject(reg, body)
+    _check_purposes(reg, request, "/request/creditRegisterExtractPurpose" if "request" in body
+                    else "/creditRegisterExtractPurpose")
     id_code = str(request.get("idCode", ""))
     if not identifiers.is_valid_hetu(id_code) and not reg.faults.on("accept_invalid_hetu"):
         raise fail(400, "D04", "/request/idCode" if "request" in body else "/idCode")  # IDN-001
@@ -127,8 +159,9 @@ def get_extract(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[in
 def get_extract_log(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
     """EXT-023: only the caller's own requests."""
     since = body.get("fromUtc")
-    sql = "SELECT entry FROM extract_log WHERE requester=?"
-    args: list[Any] = [caller.org.key]
+    everyone = reg.faults.on("extract_log_of_everyone")  # breaks EXT-023
+    sql = "SELECT entry FROM extract_log WHERE (requester=? OR ?)"
+    args: list[Any] = [caller.org.key, everyone]
     if since:
         sql += " AND creation_utc >= ?"
         args.append(normalise_ts(since))

@@ -16,6 +16,7 @@ import socket
 import ssl
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -162,8 +163,17 @@ def ssl_context(reg: Register) -> ssl.SSLContext:
     data = reg.config.data_dir
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # SEC-010
+    if reg.faults.on("allow_tls_1_0"):  # breaks SEC-010
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     ctx.load_cert_chain(data / "server.pem", data / "server.key")
     ctx.load_verify_locations(data / "ca.pem")  # SEC-002: only the register's CA; expiry checked (SEC-003)
+    if reg.faults.on("trust_foreign_ca"):  # breaks SEC-002
+        ctx.load_verify_locations(data / "foreign-ca" / "ca.pem")
+    if reg.faults.on("accept_expired_certificate"):  # breaks SEC-003: OpenSSL's X509_V_FLAG_NO_CHECK_TIME
+        ctx.verify_flags |= ssl.VerifyFlags(0x200000)
     # SEC-001: no certificate, no handshake (the fault ignore_client_cert makes it optional)
     ctx.verify_mode = ssl.CERT_OPTIONAL if reg.faults.on("ignore_client_cert") else ssl.CERT_REQUIRED
     return ctx

@@ -39,7 +39,8 @@ def extract_loan(reg: Register, row: Any, business_id: str | None = None) -> dic
     payment_plan = data.get("paymentPlan") or {"isInDebtArrangement": False, "isInBusinessRestructuringProgram": False}
     loan: dict[str, Any] = {"lender": _lender(reg, row, data), "loanType": data.get("loanType")}
     # EXT-017: the contract date is hidden while a payment plan is in effect
-    if not (payment_plan.get("isInDebtArrangement") or payment_plan.get("isInBusinessRestructuringProgram")):
+    debt_arrangement = payment_plan.get("isInDebtArrangement") and not reg.faults.on("contract_date_shown_in_debt_arrangement")
+    if not (debt_arrangement or payment_plan.get("isInBusinessRestructuringProgram")):
         if data.get("contractDate"):
             loan["contractDate"] = data["contractDate"]
     loan.update({
@@ -61,7 +62,12 @@ def extract_loan(reg: Register, row: Any, business_id: str | None = None) -> dic
     if data.get("leasingContract"):
         loan["leasingContract"] = _pick(data["leasingContract"], ("contractPeriodStartDate", "transactionPrice",
                                                                  "monthlyPayment"))
-    loan["defermentPeriods"] = data.get("defermentPeriods") or []  # EXT-019
+    if reg.faults.on("balance_rounded"):  # breaks EXT-022: whole euros, not as last reported
+        for obj in (loan.get("lumpSumLoan"), loan.get("runningAccountLoan")):
+            if obj and isinstance(obj.get("balance"), (int, float)):
+                obj["balance"] = round(obj["balance"])
+    deferments = [] if reg.faults.on("deferment_periods_dropped") else data.get("defermentPeriods") or []
+    loan["defermentPeriods"] = deferments  # EXT-019
     loan["delayedAmounts"] = delays.get("delayedAmounts") or []  # EXT-016
     loan["isForeclosed"] = bool(delays.get("isForeclosed"))
     if delays.get("foreclosureDate"):

@@ -33,9 +33,10 @@ def _error(resp, status: int, code: str, requirement: str, operation: str) -> No
 
 @pytest.mark.parametrize(("operation", "slot"),
                          _params([(op, s.slot_for(catalogue.get(op).family)) for op in catalogue.operation_ids()],
-                                 pytest.mark.verifies("ENV-001", "ENV-005", "SEC-011")))
+                                 pytest.mark.verifies("ENV-001", "ENV-005", "SEC-011", "ENV-024")))
 def test_methods_other_than_post(operation, slot, pcr_clients, pcr_data):
-    """GET, PUT, PATCH and DELETE on an operation are answered 405 H05 with the error object."""
+    """GET, PUT, PATCH and DELETE on an operation are answered 405 H05 with the error object (H05: the
+    implementation profile's code for the rule, ENV-024)."""
     client = pcr_clients.get(slot)
     body, headers = s.valid_request(operation, client, pcr_data)
     for method in ("GET", "PUT", "PATCH", "DELETE"):

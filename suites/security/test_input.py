@@ -176,3 +176,21 @@ def test_hostile_strings_in_queries(pcr_clients, pcr_data):
             contract.no_internals(resp, operation)
             if resp.status_code >= 400:
                 contract.error_shape(resp, operation)
+
+
+@pytest.mark.verifies("ENV-015", "SEC-011")
+@pytest.mark.capability("reporting")
+@pytest.mark.read_only_safe
+def test_hostile_strings_in_loan_queries(pcr_clients):
+    """Hostile strings in the loan number of GetLoan and the batch reference of GetBatchStatus get a clean 4xx or
+    2xx, never 5xx (the reporting API's queries, as the query APIs above)."""
+    lender = pcr_clients.get("lender")
+    for text in HOSTILE:
+        calls = [("GetLoan", lender.envelope(loanNumber={"type": "Other", "number": text})),
+                 ("GetBatchStatus", lender.envelope(batchReference=text))]
+        for operation, body in calls:
+            resp = lender.call(operation, body)
+            contract.not_server_error(resp, "ENV-015", f"{operation} with {text!r}")
+            contract.no_internals(resp, operation)
+            if resp.status_code >= 400:
+                contract.error_shape(resp, operation)

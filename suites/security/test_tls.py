@@ -105,3 +105,42 @@ def test_tls_older_than_1_2(pcr_clients, pcr_target):
     except (ConnectionError, TimeoutError, OSError):
         return  # closed during the handshake: refused
     expect.fail("SEC-010", "TLS handshake", "TLS 1.1 refused", f"handshake completed with {old}")
+
+
+def _family_params() -> list[Any]:
+    """One read operation of each API family other than reporting (GetLoan above covers reporting): each
+    family may have its own base URL, so its own TLS front end to check."""
+    from pcr_conformance import catalogue
+
+    params = []
+    for family in catalogue.families():
+        if family == "reporting":
+            continue
+        operation = next(op for op in catalogue.operation_ids(family) if not catalogue.get(op).submits)
+        params.append(pytest.param(operation, id=operation,
+                                   marks=[pytest.mark.capability(catalogue.get(operation).capability)]))
+    return params
+
+
+@pytest.mark.verifies("SEC-001")
+@pytest.mark.parametrize("operation", _family_params())
+def test_no_client_certificate_on_every_api_family(operation, pcr_clients, pcr_data):
+    """On every API family a connection without a client certificate is refused.
+
+    (The expired and foreign certificates a target provides are the lender's reporting ones: on another family
+    their role alone earns a 403, so they prove SEC-002 and SEC-003 on GetLoan above only.)"""
+    from pcr_conformance import catalogue
+
+    good = pcr_clients.get(s.slot_for(catalogue.get(operation).family))
+    body, headers = s.valid_request(operation, good, pcr_data)
+    good.call(operation, body, headers=headers)  # reachable with a good certificate: else broken, never passed
+    client = pcr_clients.without_certificate(owner=good.owner)
+    try:
+        resp = client.call(operation, body, headers=headers)
+    except TargetUnreachable as exc:
+        if getattr(exc, "kind", "") in ("connect", "timeout"):
+            raise  # the register is not answering at all: broken, not passed
+        return  # handshake refused or connection closed: the expected outcome
+    expect.that(resp.status_code in (401, 403), "SEC-001", operation,
+                "the connection without a client certificate refused (TLS failure, or 401/403)",
+                f"HTTP {resp.status_code}: {resp.text[:300]}")

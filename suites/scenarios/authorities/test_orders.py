@@ -102,7 +102,8 @@ def test_order_status_and_distribution(pcr_clients, pcr_data):
     expect.that(status.get("orderReference") == reference and status.get("subjectCount") == 2, "AUT-004",
                 "GetOrderStatus", f"orderReference {reference} with subjectCount 2", status)
     _wait(authority, reference)
-    distribution = _distribution(authority, reference, "AUT-005")
+    # Finished means finished: the distribution is there once GetOrderStatus says so (AUT-004).
+    distribution = _distribution(authority, reference, "AUT-004")
     entry = _person(distribution, person, "AUT-005")
     _person(distribution, other, "AUT-005")
     for loan in loans.values():

@@ -22,6 +22,17 @@ def _absent(client, number, requirement: str, why: str) -> None:
     expect.status(resp, 404, requirement, f"GetLoan of {number['number']} ({why})")
 
 
+@pytest.mark.verifies("ENV-014", "ENV-023")
+def test_batch_status_answer_matches_its_schema(pcr_clients, pcr_data):
+    """The GetBatchStatus answer of a finished batch matches its documented schema, modelled parts included."""
+    lender = pcr_clients.get("lender")
+    sub = lender.submit("AddLoans", [m.lump_sum_loan(pcr_data.loan_number(), pcr_data.person("income"),
+                                                     pcr_data.report_reference())])
+    expect.status(sub.response, 202, "BAT-002", "AddLoans")
+    lender.wait_batch(sub.batch_reference)
+    contract.conforms(lender.batch_status(sub.batch_reference), "GetBatchStatus")
+
+
 @pytest.mark.verifies("BAT-003", "BAT-005", "BAT-006")
 def test_partially_accepted_batch(pcr_clients, pcr_data):
     """A batch with valid and invalid reports ends FinishedPartialSuccess and stores only the valid ones."""

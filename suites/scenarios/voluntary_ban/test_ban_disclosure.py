@@ -34,6 +34,8 @@ def test_ban_disclosed_with_consent(pcr_clients, pcr_data):
     expect.that(isinstance(ban, dict), "BAN-002", "GetVoluntaryBan", "the ban of a consenting person", answer)
     expect.that(ban.get("isInEffect") is True and ban.get("reason") in REASONS, "BAN-003", "GetVoluntaryBan",
                 "isInEffect true and a reason", ban)
+    # Its validity: a ban in effect has begun (startDate); a fixed-term one also ends (endDate, when given).
+    expect.that("startDate" in ban, "BAN-003", "GetVoluntaryBan", "the ban's validity (startDate)", ban)
     for member in ("startDate", "endDate"):
         if member in ban:
             expect.that(isinstance(ban[member], str) and len(ban[member]) == 10, "BAN-003", "GetVoluntaryBan",
