@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fault_probes_reporting import PROBES as REPORTING_PROBES
 from register_fixtures import (
     Api,
     Running,
@@ -311,6 +312,7 @@ PROBES: dict[str, Probe] = {
     "duplicate_members_last_wins": _duplicate_member,
     "huge_number_500": lambda r: _get_loan_text(r, '{"type": "Other", "number": 1e400}'),
 }
+PROBES.update(REPORTING_PROBES)  # the IDN, RPT and BAT faults added for issue 13 (tests/fault_probes_reporting.py)
 
 ENV = {"PCR_REGISTER_ORDER_DELAY_S": "0.1", "PCR_REGISTER_READ_DEADLINE_S": "1"}
 
