@@ -1,0 +1,184 @@
+"""Mutation score of the kit against the reference register's rule and handler modules (issue 13, item 5).
+
+A benchmark, not part of the test command. It needs cosmic-ray (``pip install -c constraints.txt -e ".[mutation]"``):
+
+    .venv/bin/python benchmarks/mutation.py --sample 40 --seed 13           # a random sample of the mutants
+    .venv/bin/python benchmarks/mutation.py --module rules --sample 0       # every mutant of one module
+    .venv/bin/python benchmarks/mutation.py --sample 40 --json mutation.json --second-stage kit
+
+Why cosmic-ray: it writes each mutant into the source file and runs an ordinary command, so the mutated code
+is what a *separate process* imports. The register under test is such a process (`pcr-register serve`,
+started by the harness), which rules out tools that switch mutants inside the test process. This script uses
+cosmic-ray's operators and its mutate_code() only; it does not mutate the checkout: each mutant is written
+into a copy of ``src/`` in a temporary folder, and the suites run with ``PYTHONPATH`` pointing there, so the
+embedded register (and the harness, unchanged) import the copy.
+
+For each mutant: the tests that verify the requirements cited in the mutated function (``# RPT-012 ...``,
+else those cited anywhere in the module) run first (pytest exit 1: killed). With ``--second-stage kit`` a
+survivor is run again against the whole `register` kit. Mutants on a line that asks for a fault switch
+(``faults.on(...)``) are left out: with no fault active that code is dead by construction (the self-test
+proves those lines). Timeouts count as killed (the mutant hangs the register) and are listed apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+MODULES = ("rules", "processing", "submission", "loans", "identifiers", "extract", "authorities",
+           "voluntary_ban", "views")  # the register's rule and handler modules (ARCHITECTURE.md)
+REQUIREMENT = re.compile(r"\b[A-Z]{3}-\d{3}\b")
+TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Mutant:
+    module: str
+    operator: str
+    occurrence: int
+    line: int
+    code: str  # the mutated module source
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.py:{self.line} {self.operator} #{self.occurrence}"
+
+
+def _operators() -> list[tuple[str, Any]]:
+    from cosmic_ray.plugins import get_operator, operator_names
+
+    out = []
+    for name in sorted(operator_names()):
+        try:
+            out.append((name, get_operator(name)()))
+        except TypeError:  # operators that need arguments (none of the core ones we use)
+            continue
+    return out
+
+
+def mutants_of(module: str) -> list[Mutant]:
+    """Every mutant cosmic-ray's operators make of src/pcr_register/<module>.py, but those on fault lines."""
+    from cosmic_ray.ast import ast_nodes, get_ast
+    from cosmic_ray.mutating import mutate_code
+
+    path = SRC / "pcr_register" / f"{module}.py"
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = get_ast(source)
+    found: list[Mutant] = []
+    for name, operator in _operators():
+        occurrence = 0
+        for node in ast_nodes(tree):
+            for start, _stop in operator.mutation_positions(node):
+                line = start[0]
+                if "faults.on(" not in lines[line - 1]:
+                    mutated = mutate_code(source, operator, occurrence)
+                    if mutated is not None and mutated != source:
+                        found.append(Mutant(module, name.removeprefix("core/"), occurrence, line, mutated))
+                occurrence += 1
+    return found
+
+
+def cited_requirements(mutant: Mutant) -> set[str]:
+    """Requirement IDs cited in the function around the mutated line (else anywhere in the module)."""
+    lines = (SRC / "pcr_register" / f"{mutant.module}.py").read_text(encoding="utf-8").splitlines()
+    start = mutant.line - 1
+    while start > 0 and not re.match(r"(def |class |async def )", lines[start]):
+        start -= 1
+    end = mutant.line
+    while end < len(lines) and not re.match(r"(def |class |async def |[A-Z_]+ = )", lines[end]):
+        end += 1
+    ids = set(REQUIREMENT.findall("\n".join(lines[start:end])))
+    return ids or set(REQUIREMENT.findall("\n".join(lines)))
+
+
+def _pytest(copy: Path, node_ids: list[str], *, first_failure: bool) -> tuple[str, float]:
+    """'killed' | 'survived' | 'timeout' | 'error:<exit>' of the suites' tests against the copy's register."""
+    from pcr_conformance import resources
+
+    env = {**os.environ, "PYTHONPATH": str(copy / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", *resources.suites_pytest_args(), "--rootdir", str(REPO),
+           "--pcr-target", "reference", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+           *(["-x"] if first_failure else []), *node_ids]
+    began = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - began
+    took = time.monotonic() - began
+    return {0: "survived", 1: "killed"}.get(proc.returncode, f"error:{proc.returncode}"), took
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="append", choices=MODULES, help="module to mutate (repeatable; "
+                        "default: every rule and handler module)")
+    parser.add_argument("--sample", type=int, default=40, help="random sample of this many mutants (0: all)")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--second-stage", choices=("none", "kit"), default="none",
+                        help="run a survivor of the targeted tests again against the whole register kit")
+    parser.add_argument("--json", type=Path, help="write every mutant's outcome to this file")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(SRC))
+    from pcr_conformance.collect import collect_verifies
+
+    verifies = collect_verifies(REPO / "suites")
+    everything: list[Mutant] = [mu for module in (args.module or MODULES) for mu in mutants_of(module)]
+    rng = random.Random(args.seed)
+    chosen = everything if args.sample <= 0 or args.sample >= len(everything) else rng.sample(everything, args.sample)
+    print(f"{len(everything)} mutants of {', '.join(args.module or MODULES)} (fault-switch lines left out); "
+          f"running {len(chosen)} (seed {args.seed})", flush=True)
+
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="pcr-mutation-") as tmp:
+        copy = Path(tmp)
+        shutil.copytree(SRC, copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        for i, mutant in enumerate(chosen, 1):
+            target = copy / "src" / "pcr_register" / f"{mutant.module}.py"
+            original = target.read_text(encoding="utf-8")
+            target.write_text(mutant.code, encoding="utf-8")
+            try:
+                ids = cited_requirements(mutant)
+                tests = sorted(n for n, reqs in verifies.items() if ids & set(reqs))
+                outcome, took = _pytest(copy, tests, first_failure=True) if tests else ("no-tests", 0.0)
+                stage = "targeted"
+                if outcome in ("survived", "no-tests") and args.second_stage == "kit":
+                    outcome, more = _pytest(copy, ["suites"], first_failure=True)
+                    took, stage = took + more, "kit"
+            finally:
+                target.write_text(original, encoding="utf-8")
+            results.append({"mutant": mutant.name, "requirements": sorted(ids), "tests": len(tests),
+                            "outcome": outcome, "stage": stage, "seconds": round(took, 1)})
+            print(f"[{i}/{len(chosen)}] {mutant.name}: {outcome} ({stage}, {len(tests)} tests, {took:.1f} s)",
+                  flush=True)
+
+    killed = sum(r["outcome"] in ("killed", "timeout") for r in results)
+    judged = sum(r["outcome"] in ("killed", "timeout", "survived", "no-tests") for r in results)
+    print(f"\nmutation score: {killed}/{judged} killed ({100 * killed / max(judged, 1):.1f} %); "
+          f"timeouts {sum(r['outcome'] == 'timeout' for r in results)}, "
+          f"errors {sum(r['outcome'].startswith('error') for r in results)} (not counted)")
+    for r in results:
+        if r["outcome"] in ("survived", "no-tests"):
+            print(f"  survived: {r['mutant']} (requirements {', '.join(r['requirements']) or '-'})")
+    if args.json:
+        args.json.write_text(json.dumps({"seed": args.seed, "total_mutants": len(everything),
+                                         "results": results}, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
