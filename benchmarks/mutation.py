@@ -23,6 +23,7 @@ proves those lines). Timeouts count as killed (the mutant hangs the register) an
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import random
@@ -69,27 +70,73 @@ def _operators() -> list[tuple[str, Any]]:
     return out
 
 
-def mutants_of(module: str) -> list[Mutant]:
-    """Every mutant cosmic-ray's operators make of src/pcr_register/<module>.py, but those on fault lines."""
+def _is_fault_test(test: ast.expr) -> bool:
+    """`faults.on(...)` or `... and faults.on(...)`: the body runs only with that fault switch on."""
+    def on_call(node: ast.expr) -> bool:
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "on"
+    if on_call(test):
+        return True
+    return isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and any(on_call(v) for v in test.values)
+
+
+def fault_only_lines(source: str) -> set[int]:
+    """Lines that ask for a fault switch, or run only when one is on (dead code with no fault active)."""
+    lines = {i for i, text in enumerate(source.splitlines(), 1) if "faults.on(" in text}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.If) and _is_fault_test(node.test):
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return lines
+
+
+def _without_annotations(source: str) -> str:
+    """The AST dump with every annotation removed: under `from __future__ import annotations` they are
+    strings that nothing evaluates, so a mutant differing only there is equivalent."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg):
+            node.annotation = None
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.returns = None
+        elif isinstance(node, ast.AnnAssign):
+            node.annotation = ast.Constant(None)
+    return ast.dump(tree)
+
+
+def mutants_of(module: str) -> tuple[list[Mutant], dict[str, int]]:
+    """The mutants cosmic-ray's operators make of src/pcr_register/<module>.py, and how many were set aside as
+    equivalent by construction (on fault-switch code, in annotations only, or not valid Python)."""
     from cosmic_ray.ast import ast_nodes, get_ast
     from cosmic_ray.mutating import mutate_code
 
     path = SRC / "pcr_register" / f"{module}.py"
     source = path.read_text(encoding="utf-8")
-    lines = source.splitlines()
+    fault_lines = fault_only_lines(source)
+    plain = _without_annotations(source)
     tree = get_ast(source)
     found: list[Mutant] = []
+    aside = {"fault-switch code": 0, "annotation only": 0, "not valid Python": 0}
     for name, operator in _operators():
         occurrence = 0
         for node in ast_nodes(tree):
             for start, _stop in operator.mutation_positions(node):
                 line = start[0]
-                if "faults.on(" not in lines[line - 1]:
+                if line in fault_lines:
+                    aside["fault-switch code"] += 1
+                else:
                     mutated = mutate_code(source, operator, occurrence)
                     if mutated is not None and mutated != source:
-                        found.append(Mutant(module, name.removeprefix("core/"), occurrence, line, mutated))
+                        try:
+                            same = _without_annotations(mutated) == plain
+                        except SyntaxError:
+                            aside["not valid Python"] += 1
+                            same = None
+                        if same:
+                            aside["annotation only"] += 1
+                        elif same is False:
+                            found.append(Mutant(module, name.removeprefix("core/"), occurrence, line, mutated))
                 occurrence += 1
-    return found
+    return found, aside
 
 
 def cited_requirements(mutant: Mutant) -> set[str]:
@@ -137,11 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     from pcr_conformance.collect import collect_verifies
 
     verifies = collect_verifies(REPO / "suites")
-    everything: list[Mutant] = [mu for module in (args.module or MODULES) for mu in mutants_of(module)]
+    everything: list[Mutant] = []
+    aside: dict[str, int] = {}
+    for module in args.module or MODULES:
+        found, skipped = mutants_of(module)
+        everything.extend(found)
+        for why, n in skipped.items():
+            aside[why] = aside.get(why, 0) + n
     rng = random.Random(args.seed)
     chosen = everything if args.sample <= 0 or args.sample >= len(everything) else rng.sample(everything, args.sample)
-    print(f"{len(everything)} mutants of {', '.join(args.module or MODULES)} (fault-switch lines left out); "
-          f"running {len(chosen)} (seed {args.seed})", flush=True)
+    print(f"{len(everything)} mutants of {', '.join(args.module or MODULES)}; set aside as equivalent by "
+          f"construction: {', '.join(f'{n} {why}' for why, n in aside.items())}; running {len(chosen)} "
+          f"(seed {args.seed})", flush=True)
 
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pcr-mutation-") as tmp:
@@ -166,16 +220,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i}/{len(chosen)}] {mutant.name}: {outcome} ({stage}, {len(tests)} tests, {took:.1f} s)",
                   flush=True)
 
-    killed = sum(r["outcome"] in ("killed", "timeout") for r in results)
-    judged = sum(r["outcome"] in ("killed", "timeout", "survived", "no-tests") for r in results)
-    print(f"\nmutation score: {killed}/{judged} killed ({100 * killed / max(judged, 1):.1f} %); "
-          f"timeouts {sum(r['outcome'] == 'timeout' for r in results)}, "
-          f"errors {sum(r['outcome'].startswith('error') for r in results)} (not counted)")
+    # As cosmic-ray counts: any failing run kills the mutant. A pytest error (exit 2, 3, 4) is a register that
+    # does not start or answer (e.g. a mutant that breaks `pcr-register init`): listed apart, counted killed.
+    killed = sum(r["outcome"] in ("killed", "timeout") or r["outcome"].startswith("error") for r in results)
+    print(f"\nmutation score: {killed}/{len(results)} killed ({100 * killed / max(len(results), 1):.1f} %); "
+          f"of them by a timeout {sum(r['outcome'] == 'timeout' for r in results)}, by a register or session "
+          f"that did not start {sum(r['outcome'].startswith('error') for r in results)}")
     for r in results:
         if r["outcome"] in ("survived", "no-tests"):
             print(f"  survived: {r['mutant']} (requirements {', '.join(r['requirements']) or '-'})")
     if args.json:
-        args.json.write_text(json.dumps({"seed": args.seed, "total_mutants": len(everything),
+        args.json.write_text(json.dumps({"seed": args.seed, "total_mutants": len(everything), "set_aside": aside,
                                          "results": results}, indent=1), encoding="utf-8")
     return 0
 
