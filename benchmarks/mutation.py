@@ -201,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pcr-mutation-") as tmp:
         copy = Path(tmp)
         shutil.copytree(SRC, copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        # The unmutated copy must pass the tests a mutant is judged by, or every "killed" would be a lie.
+        if chosen:
+            first = sorted(n for n, reqs in verifies.items() if cited_requirements(chosen[0]) & set(reqs))
+            baseline, _ = _pytest(copy, first, first_failure=True) if first else ("survived", 0.0)
+            if baseline != "survived":
+                print(f"the unmutated copy does not pass its tests ({baseline}): no score", file=sys.stderr)
+                return 2
         for i, mutant in enumerate(chosen, 1):
             target = copy / "src" / "pcr_register" / f"{mutant.module}.py"
             original = target.read_text(encoding="utf-8")
