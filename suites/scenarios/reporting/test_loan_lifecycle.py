@@ -167,6 +167,15 @@ def test_delay_clearing_and_acceleration(pcr_clients, pcr_data):
                 "GetLoan", f"isForeclosed true with foreclosureDate {foreclosed_on}",
                 f"isForeclosed {loan.get('isForeclosed')}, foreclosureDate {loan.get('foreclosureDate')}")
 
+    # The date-time form without a zone (as a public client sends it) is recorded by its date part.
+    again_on = m.days_ago(2)
+    s.report_all_accepted(lender, "DelayedRepayments", [
+        m.delayed_repayment(number, pcr_data.report_reference(), is_foreclosed=True,
+                            foreclosure_date=f"{again_on}T00:00:00")], "RPT-031")
+    loan = s.loan_of(lender, number, "RPT-031")
+    expect.that(loan.get("foreclosureDate") == again_on, "RPT-031", "GetLoan",
+                f"foreclosureDate {again_on} from {again_on}T00:00:00", loan.get("foreclosureDate"))
+
 
 @pytest.mark.verifies("RPT-032", "RPT-020")
 def test_termination_and_end_date_correction(pcr_clients, pcr_data):
