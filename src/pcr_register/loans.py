@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pcr_register.errors import fail
+from pcr_register.errors import ApiError, fail, item
 from pcr_register.identity import Caller
 from pcr_register.state import Register
 
@@ -43,7 +43,8 @@ def get_loan(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, 
     row = con.execute("SELECT * FROM loans WHERE loan_key=?", (key,)).fetchone()
     # RPT-039 / SEC-007: another lender's loan is answered exactly like an unknown one
     if row is None and reg.faults.on("unknown_loan_number_400"):  # breaks RPT-039 (another lender's stays 404)
-        raise fail(400, "D11", "/loanNumber")
+        # Built by hand: fail() is for the answers errors.yaml states (tests/test_register_errors.py checks them).
+        raise ApiError(400, [item("D11", "/loanNumber")])
     if row is None or (row["owner"] != caller.org.key and not reg.faults.on("leak_other_lenders_loans")):
         raise fail(404, "D11", "/loanNumber")
     repayments = [json.loads(r[0]) for r in con.execute(
