@@ -92,6 +92,7 @@ class People:
     unknown: str
     banned_consent: str
     banned_no_consent: str
+    century_twin: str  # active[30] with the century sign Y instead of - (IDN-007)
 
 
 def people() -> People:
@@ -104,6 +105,7 @@ def people() -> People:
         unknown=hetu(dt.date(1970, 7, 7), 970),
         banned_consent=hetu(dt.date(1975, 3, 3), 975),
         banned_no_consent=hetu(dt.date(1976, 4, 4), 976),
+        century_twin=hetu(base + dt.timedelta(days=30), 930, "Y"),
     )
 
 
@@ -185,7 +187,7 @@ def make_data_dir(path: Path) -> People:
     who = people()
     today = dt.date.today()
     persons = [{"idCode": c, "status": "active", "dateOfDeath": None, "income": _income(today), "voluntaryBan": None,
-                "banConsent": False, "banChangedTimeUtc": None} for c in who.active]
+                "banConsent": False, "banChangedTimeUtc": None} for c in [*who.active, who.century_twin]]
     persons.append({"idCode": who.deceased, "status": "deceased", "dateOfDeath": "2025-01-15", "income": [],
                     "voluntaryBan": None, "banConsent": False, "banChangedTimeUtc": None})
     persons.append({"idCode": who.not_in_use, "status": "not-in-use", "dateOfDeath": None, "income": [],

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from register_fault_probes import PROBES_B
+from fault_probes_reporting import PROBES as REPORTING_PROBES
 from register_fixtures import (
     Api,
     Running,
@@ -312,6 +313,7 @@ PROBES: dict[str, Probe] = {
     "duplicate_members_last_wins": _duplicate_member,
     "huge_number_500": lambda r: _get_loan_text(r, '{"type": "Other", "number": 1e400}'),
 }
+PROBES.update(REPORTING_PROBES)  # the IDN, RPT and BAT faults added for issue 13 (tests/fault_probes_reporting.py)
 
 PROBES.update(PROBES_B)  # envelope, security, extract, authorities and voluntary-ban faults (issue 13)
 

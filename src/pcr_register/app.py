@@ -108,12 +108,18 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
         if not isinstance(body, dict):
             raise fail(400, "D01", "", "The body must be a JSON object.")
         collection = COLLECTION.get(operation)
-        if collection and isinstance(body.get(collection), list) and len(body[collection]) > MAX_REPORTS:
+        limit = MAX_REPORTS + (1 if faults.on("batch_limit_off_by_one") else 0)  # the fault breaks BAT-012
+        if collection and isinstance(body.get(collection), list) and len(body[collection]) > limit:
             raise fail(413, "D62", f"/{collection}")  # BAT-012
         body = lenient.before_validation(faults, operation, body)
         errors = reg.specs.request_errors(operation, body, ignore_unknown=faults.on("accept_unknown_members"),
                                            ignore_missing=faults.on("accept_missing_members"))
         errors = lenient.ignored_errors(faults, operation, op.family, body, errors)
+        if faults.on("negative_amount_accepted"):  # breaks RPT-037: the minimum of amountIssued not enforced
+            errors = [e for e in errors if not (e["fieldName"].endswith("/amountIssued")
+                                                and "minimum" in e["errorDescription"])]
+        if faults.on("empty_repayments_batch_accepted") and body.get("repayments") == []:  # breaks RPT-040
+            errors = [e for e in errors if e["fieldName"] != "/repayments"]
         if errors:  # ENV-002, ENV-004, ENV-010, ENV-012, ENV-013, ...
             raise ApiError(400, errors)
         owner = body.get("owner")

@@ -27,7 +27,7 @@ ARTIFICIAL_INDIVIDUAL_NUMBERS = range(900, 1000)
 
 _HETU_RE = re.compile(r"^(\d{2})(\d{2})(\d{2})([-+YXWVUABCDEF])(\d{3})([0-9A-Y])$")
 _BUSINESS_ID_RE = re.compile(r"^(\d{7})-(\d)$")
-_BUSINESS_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2)
+_BUSINESS_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2)  # IDN-003: the check digit's weights
 
 
 def hetu_check_character(digits: str) -> str:
@@ -85,7 +85,7 @@ def is_artificial_hetu(code: str) -> bool:
 
 
 def business_id_check_digit(seven_digits: str) -> int | None:
-    """Check digit of a Business ID, or None when the number cannot have one (remainder 1).
+    """Check digit of a Business ID (IDN-003), or None when the number cannot have one (remainder 1).
 
     docs/register-facts.md#business-id: weights 7,9,10,5,8,4,2; r = sum mod 11; r = 0 -> 0; r = 1 -> invalid; else 11 - r.
     """

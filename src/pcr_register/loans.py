@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pcr_register.errors import fail
+from pcr_register.errors import ApiError, fail, item
 from pcr_register.identity import Caller
 from pcr_register.state import Register
 
@@ -17,9 +17,11 @@ def loan_key(loan_number: Any) -> str:
     return f"{loan_number.get('type')}:{loan_number.get('number')}"
 
 
-def stored_loan(row: Any, repayments: list[dict[str, Any]]) -> dict[str, Any]:
+def stored_loan(row: Any, repayments: list[dict[str, Any]], first_borrower_only: bool = False) -> dict[str, Any]:
     """GetLoan's loan: the loan as last reported plus its state (RPT-003)."""
     loan = json.loads(row["data"])
+    if first_borrower_only and loan.get("borrowers"):  # fault get_loan_first_borrower_only (RPT-003)
+        loan["borrowers"] = loan["borrowers"][:1]
     loan.pop("reportType", None)  # StoredLoan: the members of LoanReport except reportType
     delays = json.loads(row["delays"]) if row["delays"] else {}
     loan["status"] = row["status"]
@@ -40,8 +42,11 @@ def get_loan(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, 
     con = reg.storage.conn()
     row = con.execute("SELECT * FROM loans WHERE loan_key=?", (key,)).fetchone()
     # RPT-039 / SEC-007: another lender's loan is answered exactly like an unknown one
+    if row is None and reg.faults.on("unknown_loan_number_400"):  # breaks RPT-039 (another lender's stays 404)
+        # Built by hand: fail() is for the answers errors.yaml states (tests/test_register_errors.py checks them).
+        raise ApiError(400, [item("D11", "/loanNumber")])
     if row is None or (row["owner"] != caller.org.key and not reg.faults.on("leak_other_lenders_loans")):
         raise fail(404, "D11", "/loanNumber")
     repayments = [json.loads(r[0]) for r in con.execute(
         "SELECT data FROM repayments WHERE loan_key=? ORDER BY id", (key,))]
-    return 200, {"loan": stored_loan(row, repayments)}
+    return 200, {"loan": stored_loan(row, repayments, reg.faults.on("get_loan_first_borrower_only"))}

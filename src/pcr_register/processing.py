@@ -6,6 +6,7 @@ and the batch result in one transaction (BAT-001..006, BAT-011).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -128,7 +129,12 @@ def _add_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[s
     # RPT-007/RPT-008: the transfer exception to loan-number uniqueness
     transferred_out = stored["status"] == "Ended" and bool((stored["termination"] or {}).get("isTransferredToAnotherLender"))
     if report.get("isTransferredFromAnotherLender"):
-        if transferred_out and _first_borrower(stored["data"]) == _first_borrower(report):
+        same_borrower = _first_borrower(stored["data"]) == _first_borrower(report)
+        if transferred_out and (same_borrower or batch.reg.faults.on("transfer_ignores_borrower")):
+            if batch.reg.faults.on("transfer_keeps_old_owner"):  # breaks RPT-007
+                stored.update(status="Active", data=report, delays=None, termination=None, last_repayment=None)
+                batch.touch(key, persons=True)
+                return []
             stored.update(owner=batch.owner, owner_json=batch.owner_json, status="Active", data=report,
                           delays=None, termination=None, last_repayment=None)
             batch.touch(key, persons=True)
@@ -143,7 +149,11 @@ def _add_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[s
 
 def _update_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
     key = loan_key(report.get("loanNumber"))
-    loan, errors = batch.changeable_loan(key, f"{prefix}/loanNumber")
+    faults = batch.reg.faults
+    if faults.on("cancelled_loan_updatable"):  # breaks RPT-021: the D13 check skipped
+        loan, errors = batch.own_loan(key, f"{prefix}/loanNumber")
+    else:
+        loan, errors = batch.changeable_loan(key, f"{prefix}/loanNumber")
     if loan is None:
         return errors
     if report.get("reportType") == "Cancellation":  # RPT-018
@@ -151,6 +161,10 @@ def _update_loan(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dic
         batch.touch(key)
         return []
     # RPT-015 / RPT-017: an ordinary change or an error correction replaces the loan data
+    kept = "update_keeps_old_data" if report.get("reportType", "NewReport") == "NewReport" else "error_correction_ignored"
+    if faults.on(kept):  # breaks RPT-015 (NewReport) or RPT-017 (ErrorCorrection): accepted, nothing stored
+        batch.touch(key)
+        return []
     if "currencyCode" not in report and "currencyCode" in loan["data"]:
         report = {**report, "currencyCode": loan["data"]["currencyCode"]}
     loan["data"] = report
@@ -164,7 +178,7 @@ def _repayment(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[
     if loan is None:
         return errors
     data = loan["data"]
-    errors = rules.repayment_errors(report, prefix, data.get("contractDate"), str(data.get("loanType")))
+    errors = rules.repayment_errors(report, prefix, data.get("contractDate"), str(data.get("loanType")), batch.reg.faults)
     if errors:
         return errors
     lump = report.get("lumpSumLoanRepayment")
@@ -175,14 +189,17 @@ def _repayment(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[
         batch.repayment_ops.append(("delete", key, date, None))
         batch.touch(key)
         return []
-    if not batch.reg.faults.on("repayment_ignored"):  # RPT-022: the repayment updates the balance
+    parts = [payment.get(n) for n in ("amortizationPaid", "interestPaid", "otherExpenses")]
+    parts = [p for p in parts if isinstance(p, int | float)]
+    faults = batch.reg.faults
+    ignored = (faults.on("repayment_ignored") or (faults.on("balance_only_repayment_ignored") and not parts)
+               or (faults.on("running_balance_ignored") and running is not None))
+    if not ignored:  # RPT-022/023/024: the repayment updates the balance
         if lump is not None and isinstance(data.get("lumpSumLoan"), dict):
             data["lumpSumLoan"] = {**data["lumpSumLoan"], "balance": lump.get("balance")}
         elif running is not None and isinstance(data.get("runningAccountLoan"), dict):
             data["runningAccountLoan"] = {**data["runningAccountLoan"], "balance": running.get("balance"),
                                           "balanceDate": running.get("balanceDate")}
-    parts = [payment.get(n) for n in ("amortizationPaid", "interestPaid", "otherExpenses")]
-    parts = [p for p in parts if isinstance(p, int | float)]
     if parts:  # a balance-only report is no payment transaction (RPT-023)
         loan["last_repayment"] = {"paymentDate": date, "amount": round(sum(parts), 2),
                                   "currencyCode": data.get("currencyCode", "EUR")}
@@ -195,8 +212,9 @@ def _repayment(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[
 def _delay(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str, str]]:
     key = loan_key(report.get("loanNumber"))
     loan, errors = batch.changeable_loan(key, f"{prefix}/loanNumber")
+    faults = batch.reg.faults
     if loan is None:
-        return errors
+        return [] if faults.on("unknown_loan_accepted_by_delays") and batch.loans.get(key) is None else errors
     if report.get("reportType") == "Cancellation":
         loan["delays"] = None
         batch.touch(key)
@@ -205,13 +223,18 @@ def _delay(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[str,
     if errors:
         return errors
     # RPT-026/030/031: each report replaces the delay state; isDelay false clears it
+    amounts = report.get("delayedAmounts") or [] if report.get("isDelay") else []
+    if faults.on("second_delayed_amount_dropped"):  # breaks RPT-026: the first list item only
+        amounts = amounts[:1]
+    if faults.on("delay_not_cleared") and not report.get("isDelay") and loan["delays"]:  # breaks RPT-030
+        amounts = loan["delays"].get("delayedAmounts") or []
     loan["delays"] = {
         "isDelay": bool(report.get("isDelay")),
-        "delayedAmounts": report.get("delayedAmounts") or [] if report.get("isDelay") else [],
+        "delayedAmounts": amounts,
         "isForeclosed": bool(report.get("isForeclosed")),
         # A zone-less date-time (2026-11-02T00:00:00, as a public client sends it) counts by its date part.
         "foreclosureDate": str(report["foreclosureDate"])[:10] if report.get("isForeclosed")
-        and report.get("foreclosureDate") else None,
+        and report.get("foreclosureDate") and not faults.on("foreclosure_date_dropped") else None,
     }
     batch.touch(key)
     return []
@@ -225,10 +248,12 @@ def _terminate(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[
     report_type = report.get("reportType", "NewReport")
     termination = report.get("termination") or {}
     if report_type == "Cancellation":  # RPT-018: cancelled loans are hidden everywhere but GetLoan
+        if batch.reg.faults.on("cancellation_by_termination_ignored"):  # breaks RPT-018 on TerminateLoans only
+            return []
         loan["status"] = "Cancelled"
         batch.touch(key)
         return []
-    errors = rules.termination_errors(report, prefix, loan["data"].get("contractDate"))
+    errors = rules.termination_errors(report, prefix, loan["data"].get("contractDate"), batch.reg.faults)
     if errors:
         return errors
     if loan["status"] == "Cancelled":
@@ -243,8 +268,15 @@ def _terminate(batch: _Batch, report: dict[str, Any], prefix: str) -> list[dict[
         loan["status"] = "Active"  # RPT-020: the correction says the loan has not ended
         loan["termination"] = None
     elif termination.get("isTerminated", True):
+        if loan["status"] == "Ended" and report_type == "ErrorCorrection" and batch.reg.faults.on(
+                "end_date_correction_ignored"):  # breaks RPT-020
+            return []
         loan["status"] = "Ended"  # RPT-032 (NewReport), RPT-020 (corrected end date)
         loan["termination"] = termination
+        if report_type == "NewReport" and batch.reg.faults.on("end_date_shifted") and rules.date_of(
+                termination.get("endDate")):  # breaks RPT-032: a time-zone slip of one day
+            shifted = rules.date_of(termination.get("endDate")) + dt.timedelta(days=1)
+            loan["termination"] = {**termination, "endDate": shifted.isoformat()}
     batch.touch(key)
     return []
 
@@ -287,10 +319,14 @@ def process_batch(reg: Register, batch_id: int) -> None:
         if references.get(ref, 0) > 1 and not faults.on("duplicate_report_reference_accepted"):
             errors.append(item("D50", f"{prefix}/reportReference"))  # RPT-034: every repeat is rejected
         if operation in ("AddLoans", "UpdateLoans") and report.get("reportType") != "Cancellation":
-            errors.extend(rules.loan_errors(report, prefix, is_kela=is_kela, persons=reg.persons,
+            errors.extend(rules.loan_errors(report, prefix, operation=operation, is_kela=is_kela, persons=reg.persons,
                                             faults=faults, today=now_day))
+        if not errors and i >= 500 and faults.on("large_batch_truncated"):  # breaks BAT-013
+            errors = [item("H50", prefix)]
         if not errors:
             errors = handler(batch, report, prefix)
+        if len(errors) > 1 and faults.on("later_errors_without_field_name"):  # breaks BAT-006
+            errors = errors[:1] + [{**e, "fieldName": ""} for e in errors[1:]]
         results.append({"reportReference": ref, "status": "Rejected" if errors else "Accepted",
                         "errorResponses": errors})
 
@@ -314,6 +350,9 @@ def process_batch(reg: Register, batch_id: int) -> None:
     for r in results:
         reg.specs.describe(r["errorResponses"])
     status = "FinishedSuccess" if rejected == 0 else "FinishedFailed" if accepted == 0 else "FinishedPartialSuccess"
+    if len(results) >= 2 and (faults.on("success_reported_as_partial") and rejected == 0
+                              or faults.on("all_rejected_reported_as_partial") and accepted == 0):
+        status = "FinishedPartialSuccess"  # breaks BAT-002 or BAT-004
     with reg.storage.write() as wcon:
         still = wcon.execute("SELECT status FROM batches WHERE id=?", (batch_id,)).fetchone()
         if still is None or still[0] != "Processing":

@@ -23,7 +23,7 @@ TYPE_OBJECTS = ("lumpSumLoan", "runningAccountLoan", "leasingContract")
 GUARANTEE_PURPOSE = "GuaranteeReceivableForStudentLoan"
 
 
-def _date(value: Any) -> dt.date | None:
+def date_of(value: Any) -> dt.date | None:
     if not isinstance(value, str):
         return None
     try:
@@ -37,6 +37,8 @@ def person_errors(
 ) -> list[dict[str, str]]:
     """A borrower's or guarantor's personal identity code: D04 (IDN-001), E20 (IDN-005), E21 (IDN-006)."""
     if not identifiers.is_valid_hetu(id_code) and not faults.on("accept_invalid_hetu"):
+        return [item("D04", field)]
+    if id_code[6:7] == "+" and faults.on("century_sign_plus_rejected"):  # breaks IDN-002 (AddLoans only)
         return [item("D04", field)]
     if not check_population:
         return []
@@ -55,6 +57,7 @@ def loan_errors(
     loan: dict[str, Any],
     prefix: str,
     *,
+    operation: str = "AddLoans",
     is_kela: bool,
     persons: dict[str, str],
     faults: Faults,
@@ -68,16 +71,25 @@ def loan_errors(
     present = [name for name in TYPE_OBJECTS if loan.get(name) is not None]
     if expected is None or expected not in present:
         errors.append(item("D22", f"{prefix}/{expected or 'loanType'}"))
-    elif present != [expected]:  # the right object and a foreign one: name the first foreign one
+    elif present != [expected] and not faults.on("second_type_object_accepted"):
+        # the right object and a foreign one: name the first foreign one
         errors.append(item("D22", f"{prefix}/{sorted(set(present) - {expected})[0]}"))
     # RPT-009 (D20): only Kela may report GuaranteeReceivable
     if loan_type == "GuaranteeReceivable" and not is_kela and not faults.on("skip_kela_only_check"):
         errors.append(item("D20", f"{prefix}/loanType"))
+    if loan_type == "Leasing" and faults.on("leasing_rejected"):  # breaks RPT-013
+        errors.append(item("D22", f"{prefix}/leasingContract"))
+    running = loan.get("runningAccountLoan")
+    if isinstance(running, dict) and running.get("creditLimit") == 0 and faults.on("zero_credit_limit_rejected"):
+        errors.append(item("D01", f"{prefix}/runningAccountLoan/creditLimit", "The credit limit must be positive."))
     lump = loan.get("lumpSumLoan") if isinstance(loan.get("lumpSumLoan"), dict) else None
     if lump is not None:
         purpose = lump.get("purposeOfUse")
         # RPT-010 (D21): GuaranteeReceivable <=> purpose GuaranteeReceivableForStudentLoan
-        if (loan_type == "GuaranteeReceivable") != (purpose == GUARANTEE_PURPOSE):
+        wrong = (loan_type == "GuaranteeReceivable") != (purpose == GUARANTEE_PURPOSE)
+        if faults.on("guarantee_purpose_on_other_types"):  # breaks RPT-010: one direction only
+            wrong = loan_type == "GuaranteeReceivable" and purpose != GUARANTEE_PURPOSE
+        if wrong:
             errors.append(item("D21", f"{prefix}/lumpSumLoan/purposeOfUse"))
         # RPT-004 (D02): amountPaid may not be more than amountIssued
         paid, issued = lump.get("amountPaid"), lump.get("amountIssued")
@@ -89,15 +101,18 @@ def loan_errors(
     # RPT-012 (D23): borrowersCount not smaller than the listed borrowers
     borrowers = loan.get("borrowers") or []
     count = loan.get("borrowersCount")
-    if isinstance(count, int) and count < len(borrowers):
+    count_checked = operation != "UpdateLoans" or not faults.on("borrowers_count_unchecked_on_update")
+    if isinstance(count, int) and count < len(borrowers) and count_checked:
         errors.append(item("D23", f"{prefix}/borrowersCount"))
     # RPT-035 (D36): contract date not in the future
-    contract = _date(loan.get("contractDate"))
-    if contract is not None and contract > today:
+    contract = date_of(loan.get("contractDate"))
+    latest = today + dt.timedelta(days=1 if faults.on("contract_date_tomorrow_accepted") else 0)
+    if contract is not None and contract > latest:
         errors.append(item("D36", f"{prefix}/contractDate"))
     # RPT-036 (D37): deferment period may not end before it starts
-    for i, period in enumerate(loan.get("defermentPeriods") or []):
-        start, end = _date(period.get("startDate")), _date(period.get("endDate"))
+    periods = loan.get("defermentPeriods") or []
+    for i, period in enumerate(periods[:1] if faults.on("second_deferment_period_unchecked") else periods):
+        start, end = date_of(period.get("startDate")), date_of(period.get("endDate"))
         if start and end and end < start:
             errors.append(item("D37", f"{prefix}/defermentPeriods/{i}/endDate"))
     # IDN-001/003/005/006: borrowers and guarantors
@@ -106,7 +121,9 @@ def loan_errors(
         if borrower.get("idCodeType", "PersonalIdentityCode") == "PersonalIdentityCode":
             errors.extend(person_errors(str(borrower.get("idCode", "")), field, persons, faults))
         business_id = borrower.get("businessId")
-        if business_id is not None and not identifiers.is_valid_business_id(str(business_id)):
+        if business_id is not None and faults.on("business_borrower_rejected"):  # breaks RPT-014
+            errors.append(item("D05", f"{prefix}/borrowers/{i}/businessId"))
+        elif business_id is not None and not identifiers.is_valid_business_id(str(business_id)):
             if not faults.on("accept_invalid_business_id"):
                 errors.append(item("D05", f"{prefix}/borrowers/{i}/businessId"))
     for i, guarantor in enumerate(loan.get("guarantors") or []):
@@ -120,7 +137,9 @@ def loan_errors(
     return errors
 
 
-def repayment_errors(report: dict[str, Any], prefix: str, contract_date: str | None, loan_type: str) -> list[dict[str, str]]:
+def repayment_errors(
+    report: dict[str, Any], prefix: str, contract_date: str | None, loan_type: str, faults: Faults
+) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     lump = report.get("lumpSumLoanRepayment")
     running = report.get("runningAccountLoanRepayment")
@@ -132,16 +151,15 @@ def repayment_errors(report: dict[str, Any], prefix: str, contract_date: str | N
         errors.append(item("D22", f"{prefix}/{'runningAccountLoanRepayment' if wants_running else 'lumpSumLoanRepayment'}"))
     elif stated_type != loan_type:
         errors.append(item("D22", f"{prefix}/loanType"))
-    contract = _date(contract_date)
+    contract = date_of(contract_date)
     # RPT-025 (D35): payment date not before the contract date
     if isinstance(lump, dict):
-        paid = _date(lump.get("paymentDate"))
+        paid = date_of(lump.get("paymentDate"))
         if contract and paid and paid < contract:
             errors.append(item("D35", f"{prefix}/lumpSumLoanRepayment/paymentDate"))
-    # RPT-025 (D35) also for a running-account balance date;
-    # RPT-025 names only paymentDate so far.
-    if isinstance(running, dict):
-        balance_date = _date(running.get("balanceDate"))
+    # RPT-025 (D35) also for a running-account balance date
+    if isinstance(running, dict) and not faults.on("balance_date_before_contract_accepted"):
+        balance_date = date_of(running.get("balanceDate"))
         if contract and balance_date and balance_date < contract:
             errors.append(item("D35", f"{prefix}/runningAccountLoanRepayment/balanceDate"))
     return errors
@@ -154,14 +172,15 @@ def delay_errors(
     is_delay = report.get("isDelay")
     amounts = report.get("delayedAmounts") or []
     # RPT-029 (D32): isDelay true needs amounts, false allows none
-    if (is_delay and not amounts) or (not is_delay and amounts):
+    amounts_forbidden = not is_delay and amounts and not faults.on("amounts_without_delay_accepted")
+    if (is_delay and not amounts) or amounts_forbidden:
         errors.append(item("D32", f"{prefix}/delayedAmounts"))
     # RPT-031 (D33): acceleration needs its date
     if report.get("isForeclosed") and not report.get("foreclosureDate"):
         errors.append(item("D33", f"{prefix}/foreclosureDate"))
-    contract = _date(contract_date)
+    contract = date_of(contract_date)
     for i, amount in enumerate(amounts):
-        due = _date(amount.get("originalDueDate"))
+        due = date_of(amount.get("originalDueDate"))
         if due is None:
             continue
         # RPT-027 (D30): due date not before the contract date
@@ -173,9 +192,13 @@ def delay_errors(
     return errors
 
 
-def termination_errors(report: dict[str, Any], prefix: str, contract_date: str | None) -> list[dict[str, str]]:
+def termination_errors(
+    report: dict[str, Any], prefix: str, contract_date: str | None, faults: Faults
+) -> list[dict[str, str]]:
     termination = report.get("termination") or {}
-    end, contract = _date(termination.get("endDate")), _date(contract_date)
+    end, contract = date_of(termination.get("endDate")), date_of(contract_date)
+    if contract and faults.on("end_date_day_before_contract_accepted"):  # breaks RPT-033 at its boundary
+        contract -= dt.timedelta(days=1)
     # RPT-033 (D34): end date not before the contract date
     if end and contract and end < contract:
         return [item("D34", f"{prefix}/termination/endDate")]

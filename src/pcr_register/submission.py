@@ -26,16 +26,19 @@ COLLECTION = {
     "TerminateLoans": "loanTerminations",
 }
 BATCH_REFERENCE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+BATCH_REFERENCE_101 = re.compile(r"^[A-Za-z0-9_.:-]{1,101}$")  # fault batch_reference_101_chars (RPT-001)
 FINAL = ("FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed")
 
 
 def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict]:
     """Store a batch and answer 202 once it is durable (RPT-002, BAT-008, BAT-009, BAT-011)."""
     reference = headers.get("batchreference")
-    if reference is None or not BATCH_REFERENCE.match(reference):  # RPT-001
+    pattern = BATCH_REFERENCE_101 if reg.faults.on("batch_reference_101_chars") else BATCH_REFERENCE
+    if reference is None or not pattern.match(reference):  # RPT-001
         raise fail(400, "D06", "BatchReference")
     reports = body.get(COLLECTION[operation])
-    if not isinstance(reports, list) or not reports:  # RPT-040
+    empty_allowed = operation == "Repayments" and reg.faults.on("empty_repayments_batch_accepted")  # breaks RPT-040
+    if not isinstance(reports, list) or (not reports and not empty_allowed):  # RPT-040
         raise fail(400, "D01", f"/{COLLECTION[operation]}", "A batch has at least one report.")
     if operation in ("AddLoans", "UpdateLoans"):
         _check_person_layouts(reports)
@@ -48,9 +51,9 @@ def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], 
             "SELECT id, body_hash, received_utc FROM batches WHERE owner=? AND reference=?", (owner, reference)
         ).fetchone()
         if row is not None:
-            if row["body_hash"] != digest:  # BAT-009
+            if row["body_hash"] != digest and not reg.faults.on("reused_reference_answered_202"):  # BAT-009
                 raise fail(409, "D61", "BatchReference")
-            if reg.faults.on("batch_reference_not_idempotent"):  # breaks BAT-008: processed once more
+            if reg.faults.on("batch_reference_not_idempotent") and row["body_hash"] == digest:  # breaks BAT-008
                 con.execute("UPDATE batches SET status='Processing', accepted=0, rejected=0, finished_utc=NULL, "
                             "body=? WHERE id=?", (canonical, row["id"]))
                 con.execute("DELETE FROM batch_results WHERE batch_id=?", (row["id"],))
@@ -62,7 +65,10 @@ def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], 
                 (owner, reference, operation, digest, canonical, json.dumps(body.get("owner")), len(reports), received),
             )
     reg.wake.set()
-    return 202, {"batchReference": reference, "statusMessage": "Accepted", "receivedTimeUtc": received}
+    answer = {"batchReference": reference, "statusMessage": "Accepted", "receivedTimeUtc": received}
+    if reg.faults.on("accepted_answer_with_state"):  # breaks RPT-002: a processing result in the 202
+        answer["batchStatus"] = "Processing"
+    return 202, answer
 
 
 def _check_person_layouts(loans: list[Any]) -> None:
@@ -89,6 +95,9 @@ def get_batch_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tup
     else:
         row = con.execute("SELECT * FROM batches WHERE owner=? AND reference=?", (caller.org.key, reference)).fetchone()
     if row is None:  # BAT-007, SEC-009: another owner's batch looks unknown
+        if reg.faults.on("unknown_batch_d11") and con.execute(
+                "SELECT 1 FROM batches WHERE reference=?", (reference,)).fetchone() is None:  # breaks BAT-007
+            raise fail(404, "D11", "batchReference")
         raise fail(404, "D60", "batchReference")
     out: dict[str, Any] = {
         "batchReference": row["reference"],
@@ -103,6 +112,12 @@ def get_batch_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tup
         out["finishedTimeUtc"] = row["finished_utc"]
         res = con.execute("SELECT results FROM batch_results WHERE batch_id=?", (row["id"],)).fetchone()
         results = json.loads(res[0]) if res else []
+        if reg.faults.on("report_count_counts_accepted"):  # breaks BAT-005
+            out["reportCount"] = row["accepted"]
+    elif reg.faults.on("results_shown_while_processing") and row["body"]:  # breaks BAT-001: an optimistic answer
+        reports = json.loads(row["body"]).get(COLLECTION[row["operation"]]) or []
+        results = [{"reportReference": r.get("reportReference"), "status": "Accepted", "errorResponses": []}
+                   for r in reports if isinstance(r, dict)]
     out["reportResults"] = results
     return 200, out
 

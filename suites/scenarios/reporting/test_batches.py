@@ -61,18 +61,27 @@ def test_partially_accepted_batch(pcr_clients, pcr_data):
 
 @pytest.mark.verifies("BAT-004", "BAT-006")
 def test_fully_rejected_batch(pcr_clients, pcr_data):
-    """A batch whose reports are all rejected ends FinishedFailed and stores nothing."""
+    """A batch whose reports are all rejected ends FinishedFailed and stores nothing; every error is complete."""
     lender = pcr_clients.get("lender")
     person = pcr_data.person("income")
+    two_borrowers = [m.borrower(person), m.borrower(pcr_data.person("income"))]
     reports = [
         m.lump_sum_loan(pcr_data.loan_number(), person, pcr_data.report_reference(), contractDate=m.days_ahead(5)),
         m.lump_sum_loan(pcr_data.loan_number(), person, pcr_data.report_reference(), borrowersCount=1,
-                        borrowers=[m.borrower(person), m.borrower(pcr_data.person("income"))]),
+                        borrowers=two_borrowers),
+        # BAT-006 on the second and later errors of one report: a future contract date and borrowersCount 1
+        m.lump_sum_loan(pcr_data.loan_number(), person, pcr_data.report_reference(), contractDate=m.days_ahead(5),
+                        borrowersCount=1, borrowers=two_borrowers),
     ]
     status = lender.submit_and_wait("AddLoans", reports)
     expect.batch_state(status, "FinishedFailed", "BAT-004")
     expect.report_rejected(status, reports[0]["reportReference"], "D36", "BAT-004")
     expect.report_rejected(status, reports[1]["reportReference"], "D23", "BAT-004")
+    for report in reports:
+        for error in expect.report_result(status, report["reportReference"]).get("errorResponses") or []:
+            ok = contract.error_item_problem(error, non_empty=True) is None
+            expect.that(ok, "BAT-006", "GetBatchStatus", "each error with fieldName, errorCode and errorDescription",
+                        error)
     for report in reports:
         _absent(lender, report["loanNumber"], "BAT-004", "a FinishedFailed batch stores nothing")
 
