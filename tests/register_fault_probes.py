@@ -279,7 +279,7 @@ PROBES_B: dict[str, Probe] = {
     "not_found_as_error": lambda r: _extract_answer(r, WHO.unknown, ["NewConsumerCredit"]),
     "not_in_use_as_error": lambda r: _extract_answer(r, WHO.not_in_use, ["NewConsumerCredit"]),
     "extract_reference_per_person": _two_references,
-    "second_delayed_amount_dropped": _delays,
+    "extract_second_delayed_amount_dropped": _delays,
     "contract_date_shown_in_debt_arrangement": _plan,
     "sums_in_first_currency": _sums,
     "deferment_periods_dropped": _deferments,

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from register_fault_probes import PROBES_B
 from fault_probes_reporting import PROBES as REPORTING_PROBES
+from register_fault_probes import PROBES_B
 from register_fixtures import (
     Api,
     Running,

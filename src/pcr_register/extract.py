@@ -78,7 +78,7 @@ def build_extract(reg: Register, id_code: str, extra_notices: list[dict[str, Any
     loans = [views.extract_loan(reg, r, r["person_business_id"]) for r in borrowed]  # EXT-005
     if loans and reg.faults.on("lender_of_first_loan"):  # breaks EXT-021: a lender looked up once per extract
         loans = [{**lo, "lender": {**lo["lender"], "name": loans[0]["lender"]["name"]}} for lo in loans]
-    if reg.faults.on("second_delayed_amount_dropped"):  # breaks EXT-016: the first delayed instalment only
+    if reg.faults.on("extract_second_delayed_amount_dropped"):  # breaks EXT-016: the first delayed instalment only
         loans = [{**lo, "delayedAmounts": lo["delayedAmounts"][:1]} for lo in loans]
     if reg.faults.on("extract_dates_as_timestamps"):  # breaks ENV-024: another date form than the profile's
         loans = [{**lo, "contractDate": lo["contractDate"] + "T00:00:00Z"} if "contractDate" in lo else lo

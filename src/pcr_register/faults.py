@@ -92,7 +92,7 @@ FAULTS: dict[str, tuple[str, str]] = {
     "not_found_as_error": ("EXT-011", "a person not found is answered 400 (as an invalid code) instead of the billable PersonNotFound extract"),
     "not_in_use_as_error": ("EXT-013", "a code not in use is answered 400 (as an invalid code) instead of the IdentifierNotInUse extract"),
     "extract_reference_per_person": ("EXT-014", "the extractReference is derived from the person: a second extract repeats it"),
-    "second_delayed_amount_dropped": ("EXT-016", "the extract shows the first delayed instalment of a loan only"),
+    "extract_second_delayed_amount_dropped": ("EXT-016", "the extract shows the first delayed instalment of a loan only"),
     "contract_date_shown_in_debt_arrangement": ("EXT-017", "the contract date is shown while a debt arrangement is in effect (only restructuring hides it)"),
     "sums_in_first_currency": ("EXT-018", "repayments and leasing instalments of every currency are summed under the first currency"),
     "deferment_periods_dropped": ("EXT-019", "deferment periods are left off the extract"),
