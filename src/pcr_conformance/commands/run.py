@@ -41,6 +41,7 @@ class RunConfig:
     suites: Path
     contract: str | None = None  # --contract: the reading that judges (None: the target's)
     implementation_profile: str | None = None  # --implementation-profile (None: the target's; "" none)
+    recording: str | None = None  # --recording: a HAR of a stakeholder system, judged by the client kits
 
 
 def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
@@ -62,6 +63,8 @@ def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
         cmd += ["--pcr-contract", config.contract]
     if config.implementation_profile is not None:
         cmd += ["--pcr-implementation-profile", config.implementation_profile]
+    if config.recording:
+        cmd += ["--pcr-recording", config.recording]
     return cmd
 
 
@@ -327,7 +330,13 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         target_file = resolve_target_path(args.target)
     except (HarnessError, OSError) as e:
         raise CliError(str(e)) from None
-    names = list(dict.fromkeys(args.kit)) if args.kit else kits_mod.available_kits()
+    recording = getattr(args, "recording", None)
+    if recording and not Path(recording).is_file():
+        raise CliError(f"--recording {recording}: no such file; give the HAR file of the system's traffic")
+    # Without --kit: the register kits, or with a recording the client kits (side = "client").
+    side = "client" if recording else "register"
+    names = (list(dict.fromkeys(args.kit)) if args.kit
+             else [k for k in kits_mod.available_kits() if kits_mod.load_kit(k).side == side])
     if not names:
         raise CliError(f"no kits found in {', '.join(map(str, kits_mod.kit_dirs()))}; add kits/<kit>.toml "
                        f"or pass --kit")
@@ -347,7 +356,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
                      profile=args.profile,
                      output=Path(args.output).resolve(), html=not args.no_html, mask_pii=args.mask_pii,
                      timeout_s=args.timeout, suites=suites, contract=getattr(args, "contract", None),
-                     implementation_profile=getattr(args, "implementation_profile", None))
+                     implementation_profile=getattr(args, "implementation_profile", None),
+                     recording=str(Path(recording).resolve()) if recording else None)
 
 
 def _as_argument(given: str, file: Path, pytest_folder: Path) -> str:
@@ -379,6 +389,11 @@ def main(args: argparse.Namespace) -> int:
     except (Signalled, KeyboardInterrupt) as e:  # while folders were moved
         err(f"{', '.join(config.kits)}: stopped by {_cause(e)}")
         return EXIT_ERROR
+    return report_outcomes(config, outcomes, args.json)
+
+
+def report_outcomes(config: RunConfig, outcomes: list[report.KitOutcome], json_file: str | None) -> int:
+    """The errors once each, the verdict table, the JSON table if asked; the worst exit code (also `proxy`)."""
     said: set[str] = set()
     for outcome in outcomes:
         if outcome.exit_code == EXIT_ERROR:
@@ -393,6 +408,6 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(report.render_table(outcomes))
     print(f"reports: {config.output}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.outcomes_to_json(outcomes), indent=1), encoding="utf-8")
+    if json_file:
+        Path(json_file).write_text(json.dumps(report.outcomes_to_json(outcomes), indent=1), encoding="utf-8")
     return worst_exit_code([o.exit_code for o in outcomes])
