@@ -132,6 +132,9 @@ class Proxy:
     # ---- the ASGI app ------------------------------------------------------------------------------------
 
     async def app(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         started, t0 = time.time(), time.monotonic()
@@ -165,6 +168,20 @@ class Proxy:
                     + [(b"content-length", str(len(out)).encode())]})
         await send({"type": "http.response.body", "body": out})
         self.last_activity = time.monotonic()
+
+    async def _lifespan(self, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        """At shutdown the upstream connections close in the server's own loop, so the register sees them end
+        (an open keep-alive connection would hold its graceful stop)."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for client in self._clients.values():
+                    await client.aclose()
+                self._clients.clear()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _answer(self, method: str, operation: str, family: str, path: str, headers: Headers, body: bytes,
                       ident: Identity | None) -> tuple[int, Headers, bytes]:

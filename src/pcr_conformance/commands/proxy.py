@@ -119,7 +119,7 @@ def _serve(args: argparse.Namespace, target: Target, scenario: Any, kit_names: l
     folder = Path(args.output).resolve() / "proxy" / target.name
     info = _connection_file(folder, url, target, target.tls.ca_bundle or ca)
     context = server_context(cert, key, ca)
-    config = uvicorn.Config(proxy.app, http=PeerCertProtocol, interface="asgi3", ws="none", lifespan="off", log_level="warning",
+    config = uvicorn.Config(proxy.app, http=PeerCertProtocol, interface="asgi3", ws="none", lifespan="on", log_level="warning",
                             access_log=False, ssl_context_factory=lambda c, d: context, timeout_keep_alive=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pcr-proxy", daemon=True)

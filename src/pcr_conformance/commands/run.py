@@ -106,6 +106,7 @@ def session_command(config: RunConfig, root: Path) -> list[str]:
 
 
 SESSION_FOLDER = ".session"
+CLIENT_SUITES = "client"  # suites/client/: the tests of the client kits (side = "client")
 HTML_JOBS = 2  # Allure runs on Node, one core each: two kits' reports at a time on a 2-core machine
 
 
@@ -342,14 +343,18 @@ def run_config(args: argparse.Namespace) -> RunConfig:
                        f"or pass --kit")
     kit_names: list[str] = []
     kit_args: list[str] = []
+    sides: set[str] = set()
     for name in names:
         try:
             kit = kits_mod.load_kit(name)
         except (HarnessError, OSError) as e:
             raise CliError(str(e)) from None
+        sides.add(kit.side)
         kit_names.append(kit.name)
         kit_args.append(_as_argument(name, Path(kit.source), resources.kits_dir()))
-    if not target.embedded:
+    if sides == {"client"}:
+        suites = suites / CLIENT_SUITES  # client kits judge a recording: only their suite is collected
+    elif not target.embedded:
         preflight(dict(target.base_urls), min(target.timeout_s, PREFLIGHT_TIMEOUT_S))
     return RunConfig(target=_as_argument(args.target, target_file, resources.targets_dir()),
                      target_name=target.name, kits=tuple(kit_names), kit_args=tuple(kit_args),
