@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pcr_conformance import catalogue, specs
+from pcr_conformance import catalogue
 from pcr_conformance.errors import HarnessError
 
 Headers = tuple[tuple[str, str], ...]
@@ -44,13 +45,13 @@ class Exchange:
     def ended(self) -> float:
         return self.started + self.duration_s
 
-    @property
+    @functools.cached_property
     def operation(self) -> str:
-        """The operationId the URL names ("" when it names none of the specs)."""
+        """The operationId the URL names ("" when it names none of the specs); computed once (every check asks)."""
         name = urlsplit(self.url).path.rstrip("/").rsplit("/", 1)[-1]
-        return name if name in specs.operation_index() else ""
+        return name if name in catalogue.operation_ids() else ""
 
-    @property
+    @functools.cached_property
     def family(self) -> str:
         return catalogue.family_of(self.operation) if self.operation else ""
 

@@ -71,7 +71,7 @@ def _connection_file(folder: Path, url: str, target: Target, server_ca: str) -> 
     folder.mkdir(parents=True, exist_ok=True)
     certs = folder / "certs"
     info: dict[str, Any] = {"url": url, "ca_bundle": server_ca, "environment": target.environment,
-                            "pool": target.pool, "identities": {}}
+                            "upstream": dict(target.base_urls), "pool": target.pool, "identities": {}}
     if target.embedded:
         certs.mkdir(exist_ok=True)
         info["ca_bundle"] = str(shutil.copy(server_ca, certs / "ca.pem"))
