@@ -183,3 +183,25 @@ def test_scenario_file_errors_name_the_field(tmp_path: Path) -> None:
     full = scenario.load_scenario(FULL_SCENARIO)
     assert full.active() == [k for k in scenario.EXERCISES if k != "e20_for"]
     assert "CLI-010" in full.describe()
+
+
+def test_scripted_rejections_rewrite_only_the_chosen_reports() -> None:
+    """partial_every and e20_for replace the borrower of exactly the chosen reports with an unknown person."""
+    from pcr_conformance.proxy import Proxy
+    from pcr_conformance.target import Target
+
+    def loans(*codes: str) -> bytes:
+        return json.dumps({**_envelope(), "loans": [
+            {"reportReference": f"R{i}", "borrowers": [{"idCodeType": "PersonalIdentityCode", "idCode": c}]}
+            for i, c in enumerate(codes)]}).encode()
+
+    def borrowers(body: bytes) -> list[str]:
+        return [r["borrowers"][0]["idCode"] for r in json.loads(body)["loans"]]
+
+    every = Proxy(target=Target(name="t"), scenario=scenario.Scenario(partial_every=2), live=lambda _: None)
+    every._unknown_persons = ["UNKNOWN"]
+    assert borrowers(every._rewrite("AddLoans", loans("A", "B", "C", "D"))) == ["A", "UNKNOWN", "C", "UNKNOWN"]
+    person = Proxy(target=Target(name="t"), scenario=scenario.Scenario(e20_for=("C",)), live=lambda _: None)
+    person._unknown_persons = ["UNKNOWN"]
+    assert borrowers(person._rewrite("AddLoans", loans("A", "C"))) == ["A", "UNKNOWN"]
+    assert person._rewrite("GetBatchStatus", b'{"x": 1}') == b'{"x": 1}'
