@@ -34,4 +34,4 @@ def test_client_requirement(requirement: str, client_judgement: client_rules.Cli
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         expect.fail(requirement, found[0].operation, found[0].fix, f"{found[0].line()}{more}")
     if requirement not in client_judgement.exercised:
-        pytest.skip(f"not claimed: the recording holds no {client_rules.NEEDS[requirement]}")
+        pytest.skip(f"not claimed: nothing in the recording exercises it (it needs {client_rules.NEEDS[requirement]})")
