@@ -17,7 +17,11 @@ def test_all_five_kits_exist():
 
 
 def test_register_selects_everything(reqs):
-    assert set(load_kit("register").selected(reqs)) == set(reqs)
+    """The register kit selects every register-side requirement; the client ones (CLI-..., side: client) judge
+    a stakeholder's system and belong to the client kits only."""
+    register_side = {rid for rid, r in reqs.items() if r.side == "register"}
+    assert set(load_kit("register").selected(reqs)) == register_side
+    assert set(reqs) - register_side == {rid for rid in reqs if rid.startswith("CLI-")}
 
 
 def test_lender_reporting(reqs):

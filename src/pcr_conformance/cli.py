@@ -1,7 +1,7 @@
 """`pcr-conformance`: run kits against a target, validate message files, list requirements, rebuild reports.
 
 This module is the shell: argument parsing, `main`, exit codes and CliError. Each command is a module of
-`pcr_conformance.commands` (run, validate, requirements, report, selftest, bundle, verify, profile) with `main(args) -> exit code`,
+`pcr_conformance.commands` (run, proxy, validate, requirements, report, selftest, bundle, verify, profile) with `main(args) -> exit code`,
 imported only when that command runs.
 
 Exit codes (docs/concepts.md#verdicts-and-exit-codes): 0 every kit conformant / every file valid; 1 a requirement failed / a file has
@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--implementation-profile", metavar="NAME",
                      help="implementation profile (profiles/<name>.toml or a path; '' for none) [the target's]; "
                           "not the Hypothesis --profile")
+    run.add_argument("--recording", metavar="FILE.har",
+                     help="judge a stakeholder system's recorded traffic (HAR) with the client kits "
+                          "(default kits then: lender-client, lender-client-extract); see `proxy`")
     run.set_defaults(command_module="run")
 
     val = sub.add_parser("validate", help="check your own message files or recorded answers offline",
@@ -189,6 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--output", metavar="FILE", help="write the draft here (default: print it)")
     prof.add_argument("--timeout", type=float, default=KIT_TIMEOUT_S, help=argparse.SUPPRESS)
     prof.set_defaults(command_module="profile")
+
+    px = sub.add_parser("proxy", help="a validating proxy your system talks to instead of the register",
+                        description="Forward your system's requests to the target (default: the embedded reference "
+                                    "register) over mutual TLS, judge each against the client requirements "
+                                    "(CLI-...) as it happens, and at the end (Ctrl-C, --duration, --idle-timeout) "
+                                    "write the client kits' reports and the traffic as HAR.")
+    px.add_argument("--target", default="reference", help="upstream target name or file (default: reference)")
+    px.add_argument("--kit", action="append", default=[], metavar="KIT",
+                    help="client kit (default: every kit with side = \"client\")")
+    px.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    px.add_argument("--port", type=int, default=8443, help="port to listen on; 0 = a free one (default: 8443)")
+    px.add_argument("--scenario", metavar="FILE", help="scripted register behaviour (TOML; docs/client-testing.md)")
+    px.add_argument("--duration", type=float, default=0, metavar="SECONDS", help="stop after this long")
+    px.add_argument("--idle-timeout", type=float, default=0, metavar="SECONDS",
+                    help="stop after this long without a request")
+    px.add_argument("--server-cert", metavar="PEM", help="the proxy's TLS certificate (default: the embedded register's)")
+    px.add_argument("--server-key", metavar="PEM", help="its key")
+    px.add_argument("--client-ca", metavar="PEM",
+                    help="CA of the client certificates to accept (default: the reference CA)")
+    px.add_argument("--contract", choices=("public", "reference"),
+                    help="the reading that judges (default: the target's)")
+    px.add_argument("--output", default="reports", metavar="DIR", help="report folder (default: reports)")
+    px.add_argument("--no-html", action="store_true", help="do not generate the Allure HTML report")
+    px.add_argument("--json", metavar="FILE", help="also write the verdict table as JSON to FILE")
+    px.add_argument("--timeout", type=float, default=KIT_TIMEOUT_S, help=argparse.SUPPRESS)
+    px.set_defaults(command_module="proxy")
 
     st = sub.add_parser("selftest", help="seeded-fault self-test of the suites",
                         description="Run the suites against the reference register with each fault switch; "

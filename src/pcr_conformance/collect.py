@@ -43,9 +43,11 @@ class VerifiesCollector:
 
 
 def collect_verifies(suites_dir: Path | None = None, *, target: str = "reference",
-                     kit: str = "register", contract_dir: Path | None = None) -> dict[str, list[str]]:
-    """{node id: [requirement IDs]} of every test the kit selects under suites_dir (default: the kit's suites),
-    under the contract in use or the one in ``contract_dir`` (another version's files, for a diff).
+                     kit: str = "register", extra_kits: Iterable[str] = (),
+                     contract_dir: Path | None = None) -> dict[str, list[str]]:
+    """{node id: [requirement IDs]} of every test the kit (or any of `extra_kits`) selects under suites_dir
+    (default: the kit's suites), under the contract in use or the one in ``contract_dir`` (another version's
+    files, for a diff).
 
     Node ids are relative to the folder above suites/ (`suites/...`), as in `pcr-conformance run`."""
     import os
@@ -57,7 +59,8 @@ def collect_verifies(suites_dir: Path | None = None, *, target: str = "reference
         out = Path(tmp) / "verifies.json"
         cmd = [sys.executable, "-P", "-m", "pcr_conformance.collect", str(out), str(suites),
                *resources.suites_pytest_args(),
-               "--pcr-target", target, "--pcr-kit", kit, "-p", "no:cacheprovider"]
+               "--pcr-target", target, "--pcr-kit", kit, *[a for k in extra_kits for a in ("--pcr-kit", k)],
+               "-p", "no:cacheprovider"]
         env = {**os.environ, "PCR_SPECS_DIR": str(contract_dir)} if contract_dir else None
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=COLLECT_TIMEOUT_S, env=env)
         if not out.exists():
@@ -97,8 +100,11 @@ def requirement_coverage(kit: str | None = None, *, suites_dir: Path | None = No
     reqs = kits.load_requirements()
     if kit:
         reqs = kits.load_kit(kit).selected(reqs)
+    # Without a kit: every requirement, so the register kit's tests and the client kits' (side = "client",
+    # which the register kit never selects) are collected together.
+    client_kits = () if kit else [k for k in kits.available_kits() if kits.load_kit(k).side == "client"]
     try:
-        verifies = collect_verifies(suites_dir, kit=kit or "register")
+        verifies = collect_verifies(suites_dir, kit=kit or "register", extra_kits=client_kits)
     except subprocess.SubprocessError as e:
         raise CollectError(str(e)) from e
     return coverage_of(reqs.values(), verifies)

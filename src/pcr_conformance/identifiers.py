@@ -75,6 +75,13 @@ def is_valid_hetu(code: str) -> bool:
     return m.group(6) == hetu_check_character(code[:6], individual)
 
 
+def hetu_individual(code: str) -> int | None:
+    """The individual number (the three digits after the century sign) of a code in hetu layout, else None;
+    900-999 is the artificial range (CLI-012)."""
+    m = _HETU_RE.match(code) if isinstance(code, str) else None
+    return int(m.group(5)) if m else None
+
+
 def with_wrong_check_character(code: str) -> str:
     """The same code with another (wrong) control character: D04 / IDN-001."""
     right = hetu_check_character(code[:6], code[7:10])

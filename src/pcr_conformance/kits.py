@@ -33,6 +33,9 @@ class Req:
     error_code: str | None
     not_tested: str | None
     applies_when: tuple[str, ...] = ()  # target capabilities; the requirement applies when one is claimed
+    # "register": judged by running the suites against a register; "client": a stakeholder's own system,
+    # judged from its traffic through `pcr-conformance proxy` (CLI-..., docs/client-testing.md).
+    side: str = "register"
 
     def applies(self, capabilities: Iterable[str]) -> bool:
         """The requirement applies to a target claiming `capabilities`: no condition, or one of its capabilities
@@ -51,9 +54,12 @@ class Kit:
     deciding_levels: tuple[str, ...] = ("must",)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    side: str = "register"  # which side of the contract the kit judges (Req.side); never both
     source: str = ""
 
     def selects(self, req: Req) -> bool:
+        if req.side != self.side:  # a register kit never selects a client requirement, nor the reverse
+            return False
         if req.id in self.exclude:
             return False
         if req.id in self.include:
@@ -132,7 +138,17 @@ def load_kit(name_or_path: str | os.PathLike[str]) -> Kit:
     return Kit(name=data["name"], title=data["title"], description=str(data.get("description", "")),
                actors=strs("actors", ()), apis=strs("apis", (), catalogue.families()), levels=strs("levels", LEVELS, LEVELS),
                deciding_levels=strs("deciding_levels", ("must",), LEVELS), include=strs("include", ()),
-               exclude=strs("exclude", ()), source=str(p))
+               exclude=strs("exclude", ()), side=_side(data, p), source=str(p))
+
+
+SIDES = ("register", "client")
+
+
+def _side(data: Mapping[str, Any], p: Path) -> str:
+    side = data.get("side", "register")
+    if side not in SIDES:
+        raise HarnessError(f"{p}: field side: unknown value {side!r}; use one of {list(SIDES)}")
+    return str(side)
 
 
 # ---- requirements -----------------------------------------------------------------------------------
@@ -164,4 +180,5 @@ def _req(e: Mapping[str, Any]) -> Req:
                actors=tuple(e.get("actors") or ()), api=api,
                operations=tuple(e.get("operations") or ()), error_code=e.get("error_code") or None,
                not_tested=e.get("not_tested") or None,
-               applies_when=tuple(applies) if applies is not None else default_applies_when(api))
+               applies_when=tuple(applies) if applies is not None else default_applies_when(api),
+               side=str(e.get("side") or "register"))

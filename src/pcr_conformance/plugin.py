@@ -93,6 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--pcr-cleanup", default="auto", choices=CLEANUP_MODES,
                 help="cancel the loans this run reported, at session end: auto (remote writable targets), "
                      "always, never [auto]")
+    g.addoption("--pcr-recording", default=None,
+                help="a HAR file of a stakeholder system's traffic, judged by the client kits (suites/client/; "
+                     "pcr-conformance proxy records one)")
     parser.addini("pcr_suites", type="paths", default=[],
                   help="folders whose tests must verify requirements, besides the kit's own suites")
 

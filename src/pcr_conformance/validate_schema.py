@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pcr_conformance import catalogue
@@ -215,10 +216,16 @@ def require_operation(operation: str) -> str:
 
 
 def member_names() -> dict[str, str]:
-    """lower-case -> canonical name of every member any spec schema defines (for ENV-011)."""
+    """lower-case -> canonical name of every member any spec schema defines (for ENV-011). Computed once per
+    specs folder: the proxy validates every request it forwards (CLI-001) and must not re-walk the specs."""
+    return dict(_member_names(str(_specs().specs_dir())))
+
+
+@functools.lru_cache(maxsize=4)
+def _member_names(specs_dir: str) -> dict[str, str]:
     specs = _specs()
     names: dict[str, str] = {}
-    files = sorted(p.name for p in specs.specs_dir().glob("*.yaml") if not p.name.startswith("requirements"))
+    files = sorted(p.name for p in Path(specs_dir).glob("*.yaml") if not p.name.startswith("requirements"))
     for file_name in files:
         for path, value in walk(specs.load_raw(file_name)):
             if path and path[-1] == "properties" and isinstance(value, Mapping):
@@ -300,7 +307,13 @@ def _unknown_member(path: list[Any], name: str, instance: Mapping[str, Any]) -> 
 
 
 def request_validator(operation: str) -> Any:
-    """A jsonschema validator (2020-12, with formats) for the operation's request body."""
+    """A jsonschema validator (2020-12, with formats) for the operation's request body, built once per specs
+    folder and operation (the proxy validates every request it forwards, CLI-001)."""
+    return _request_validator(str(_specs().specs_dir()), operation)
+
+
+@functools.lru_cache(maxsize=64)
+def _request_validator(specs_dir: str, operation: str) -> Any:
     import jsonschema
 
     schema = _specs().schema_for_request(operation)

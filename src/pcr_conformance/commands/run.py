@@ -42,6 +42,7 @@ class RunConfig:
     contract: str | None = None  # --contract: the reading that judges (None: the target's)
     implementation_profile: str | None = None  # --implementation-profile (None: the target's; "" none)
     contract_version: str = ""  # --contract-version, else the target's contract_version ("" = the current one)
+    recording: str | None = None  # --recording: a HAR of a stakeholder system, judged by the client kits
 
 
 def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
@@ -65,6 +66,8 @@ def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
         cmd += ["--pcr-implementation-profile", config.implementation_profile]
     if config.contract_version:
         cmd += ["--pcr-contract-version", config.contract_version]
+    if config.recording:
+        cmd += ["--pcr-recording", config.recording]
     return cmd
 
 
@@ -106,6 +109,7 @@ def session_command(config: RunConfig, root: Path) -> list[str]:
 
 
 SESSION_FOLDER = ".session"
+CLIENT_SUITES = "client"  # suites/client/: the tests of the client kits (side = "client")
 HTML_JOBS = 2  # Allure runs on Node, one core each: two kits' reports at a time on a 2-core machine
 
 
@@ -330,20 +334,30 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         target_file = resolve_target_path(args.target)
     except (HarnessError, OSError) as e:
         raise CliError(str(e)) from None
-    names = list(dict.fromkeys(args.kit)) if args.kit else kits_mod.available_kits()
+    recording = getattr(args, "recording", None)
+    if recording and not Path(recording).is_file():
+        raise CliError(f"--recording {recording}: no such file; give the HAR file of the system's traffic")
+    # Without --kit: the register kits, or with a recording the client kits (side = "client").
+    side = "client" if recording else "register"
+    names = (list(dict.fromkeys(args.kit)) if args.kit
+             else [k for k in kits_mod.available_kits() if kits_mod.load_kit(k).side == side])
     if not names:
         raise CliError(f"no kits found in {', '.join(map(str, kits_mod.kit_dirs()))}; add kits/<kit>.toml "
                        f"or pass --kit")
     kit_names: list[str] = []
     kit_args: list[str] = []
+    sides: set[str] = set()
     for name in names:
         try:
             kit = kits_mod.load_kit(name)
         except (HarnessError, OSError) as e:
             raise CliError(str(e)) from None
+        sides.add(kit.side)
         kit_names.append(kit.name)
         kit_args.append(_as_argument(name, Path(kit.source), resources.kits_dir()))
-    if not target.embedded:
+    if sides == {"client"}:
+        suites = suites / CLIENT_SUITES  # client kits judge a recording: only their suite is collected
+    elif not target.embedded:
         preflight(dict(target.base_urls), min(target.timeout_s, PREFLIGHT_TIMEOUT_S))
     contract_version = getattr(args, "contract_version", None) or target.contract_version
     if contract_version:
@@ -351,12 +365,14 @@ def run_config(args: argparse.Namespace) -> RunConfig:
             versions.select(contract_version)
         except versions.VersionError as e:
             raise CliError(f"--contract-version: {e}") from None
-    return RunConfig(contract_version=contract_version or "",target=_as_argument(args.target, target_file, resources.targets_dir()),
+    return RunConfig(contract_version=contract_version or "",
+                     target=_as_argument(args.target, target_file, resources.targets_dir()),
                      target_name=target.name, kits=tuple(kit_names), kit_args=tuple(kit_args),
                      profile=args.profile,
                      output=Path(args.output).resolve(), html=not args.no_html, mask_pii=args.mask_pii,
                      timeout_s=args.timeout, suites=suites, contract=getattr(args, "contract", None),
-                     implementation_profile=getattr(args, "implementation_profile", None))
+                     implementation_profile=getattr(args, "implementation_profile", None),
+                     recording=str(Path(recording).resolve()) if recording else None)
 
 
 def _as_argument(given: str, file: Path, pytest_folder: Path) -> str:
@@ -388,6 +404,11 @@ def main(args: argparse.Namespace) -> int:
     except (Signalled, KeyboardInterrupt) as e:  # while folders were moved
         err(f"{', '.join(config.kits)}: stopped by {_cause(e)}")
         return EXIT_ERROR
+    return report_outcomes(config, outcomes, args.json)
+
+
+def report_outcomes(config: RunConfig, outcomes: list[report.KitOutcome], json_file: str | None) -> int:
+    """The errors once each, the verdict table, the JSON table if asked; the worst exit code (also `proxy`)."""
     said: set[str] = set()
     for outcome in outcomes:
         if outcome.exit_code == EXIT_ERROR:
@@ -402,6 +423,6 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(report.render_table(outcomes))
     print(f"reports: {config.output}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.outcomes_to_json(outcomes), indent=1), encoding="utf-8")
+    if json_file:
+        Path(json_file).write_text(json.dumps(report.outcomes_to_json(outcomes), indent=1), encoding="utf-8")
     return worst_exit_code([o.exit_code for o in outcomes])
