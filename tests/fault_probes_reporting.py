@@ -12,7 +12,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from register_fixtures import Api, Running, codes, lump_sum_loan, people, termination, unique, wait_batch
+from register_fixtures import (
+    Api,
+    Running,
+    codes,
+    lump_sum_loan,
+    people,
+    termination,
+    unique,
+    wait_batch,
+    with_api,
+)
 
 from pcr_conformance import messages as m
 
@@ -21,12 +31,7 @@ Probe = Callable[[Running], Any]
 TODAY = dt.date.today()
 
 
-def _with(reg: Running, org: str, fn: Callable[[Api], Any]) -> Any:
-    api = Api(reg, org)
-    try:
-        return fn(api)
-    finally:
-        api.close()
+_with = with_api  # register_fixtures: one helper for the three probe modules
 
 
 def _loan(borrower: str | None = None, **overrides: Any) -> dict[str, Any]:

@@ -21,8 +21,10 @@ from register_fixtures import (
     lump_sum_loan,
     owner_of,
     people,
+    status_and_codes,
     unique,
     wait_batch,
+    with_api,
     wrong_check,
 )
 
@@ -30,16 +32,10 @@ WHO = people()
 Probe = Callable[[Running], Any]
 
 
-def _with(reg: Running, org: str, fn: Callable[[Api], Any]) -> Any:
-    api = Api(reg, org)
-    try:
-        return fn(api)
-    finally:
-        api.close()
+_with = with_api  # register_fixtures: one helper for the three probe modules
 
 
-def _answer(resp: httpx.Response) -> tuple[int, list[str]]:
-    return resp.status_code, codes(resp) if resp.status_code >= 400 else []
+_answer = status_and_codes
 
 
 def _status(resp: httpx.Response) -> int:

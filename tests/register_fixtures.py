@@ -348,6 +348,20 @@ class Api:
             c.close()
 
 
+def with_api(reg: Running, org: str, fn: Any) -> Any:
+    """fn(an Api of `org` on `reg`), the client closed afterwards."""
+    api = Api(reg, org)
+    try:
+        return fn(api)
+    finally:
+        api.close()
+
+
+def status_and_codes(resp: httpx.Response) -> tuple[int, list[str]]:
+    """(status, error codes) of an answer; no codes for a success."""
+    return resp.status_code, codes(resp) if resp.status_code >= 400 else []
+
+
 def codes(result_or_response: Any) -> list[str]:
     """Error codes of an error answer (httpx.Response) or of every report of a batch status."""
     if isinstance(result_or_response, httpx.Response):

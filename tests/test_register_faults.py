@@ -28,9 +28,11 @@ from register_fixtures import (
     owner_of,
     people,
     start_register,
+    status_and_codes,
     termination,
     unique,
     wait_batch,
+    with_api,
     wrong_check,
 )
 from register_hostile import Case, Sender, request
@@ -49,16 +51,10 @@ def _first_codes(status: dict[str, Any]) -> tuple[str, list[str]]:
     return status["batchStatus"], codes(status)
 
 
-def _with(reg: Running, org: str, fn: Callable[[Api], Any]) -> Any:
-    api = Api(reg, org)
-    try:
-        return fn(api)
-    finally:
-        api.close()
+_with = with_api  # register_fixtures: one helper for the three probe modules
 
 
-def _answer(resp: httpx.Response) -> tuple[int, list[str]]:
-    return resp.status_code, codes(resp) if resp.status_code >= 400 else []
+_answer = status_and_codes
 
 
 def _extract(reg: Running, code: str, org: str = "lender-a") -> dict[str, Any]:
