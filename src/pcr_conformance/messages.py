@@ -8,6 +8,7 @@ Amounts are numbers with two decimals.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
@@ -47,7 +48,7 @@ def completed(schema_name: str, report: dict[str, Any]) -> dict[str, Any]:
 
     A contract version that adds a required member (2027.1: termination.terminationReason) is exercised by
     the builders unchanged; a member without such a value stays missing (the builder must learn it)."""
-    _fill(specs.load_spec("reporting"), {"$ref": f"#/components/schemas/{schema_name}"}, report)
+    _fill(specs.shared_spec("reporting"), {"$ref": f"#/components/schemas/{schema_name}"}, report)
     return report
 
 
@@ -62,7 +63,7 @@ def _fill(doc: dict[str, Any], schema: Any, value: Any) -> None:
         member = specs.resolve(doc, properties[name])
         for key in ("example", "default", "const"):
             if key in member:
-                value[name] = member[key]
+                value[name] = copy.deepcopy(member[key])  # the document is shared (specs.shared_spec)
                 break
         else:
             if member.get("enum"):
