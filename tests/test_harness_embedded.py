@@ -90,3 +90,28 @@ def test_an_embedded_target_starts_its_variant() -> None:
         assert resp.status_code == 404 and resp.json()["errorResponses"][0]["errorCode"] == "Q60"
     finally:
         reg.stop()
+
+
+def test_the_register_stops_on_sigterm_while_a_client_keeps_an_idle_connection() -> None:
+    """A session's clients keep their keep-alive connections open when the register is stopped. The register
+    must end on SIGTERM by itself (returncode -SIGTERM), not be killed after the harness's grace period
+    (-SIGKILL): TLS close_notify from an idle client never comes (issue 12: every stop took 5 s)."""
+    import signal
+
+    import httpx
+
+    from pcr_conformance import embedded
+    from pcr_conformance.client import ssl_context
+    from pcr_conformance.target import load_target
+
+    reg = embedded.start(load_target("reference"))
+    lender = reg.target.identity("lender")
+    assert lender is not None
+    with httpx.Client(verify=ssl_context(reg.target.tls.ca_bundle, lender.cert, lender.key), timeout=10) as client:
+        try:
+            resp = client.post(reg.target.base_url("reporting") + "/GetBatchStatus", json={
+                "targetEnvironment": "Test", "owner": lender.owner, "batchReference": "NO-SUCH-BATCH"})
+            assert resp.status_code == 404  # the connection is now idle and kept alive
+        finally:
+            reg.stop()
+    assert reg.process.returncode == -signal.SIGTERM, f"register ended with {reg.process.returncode}"
