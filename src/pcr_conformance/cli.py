@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--implementation-profile", metavar="NAME",
                      help="implementation profile (profiles/<name>.toml or a path; '' for none) [the target's]; "
                           "not the Hypothesis --profile")
+    run.add_argument("--workers", default="auto", metavar="N",
+                     help="test processes of the session (pytest-xdist): auto = 2 for the embedded register on a "
+                          "machine with 2 or more cores (each worker starts its own register), 1 for any other "
+                          "target; N > 1 against a shared register splits its rate_limit_per_s and its data pool "
+                          "between the workers (default: auto)")
     run.add_argument("--recording", metavar="FILE.har",
                      help="judge a stakeholder system's recorded traffic (HAR) with the client kits "
                           "(default kits then: lender-client, lender-client-extract); see `proxy`")

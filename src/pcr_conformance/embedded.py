@@ -145,6 +145,13 @@ def prepared(cmd: list[str]) -> tuple[Path, Path, dict]:
     the fork). Safe to share: the same seed gives the same population, `serve` only reads the data dir (each
     register has its own database), and the certificates are fresh for this process. Removed at exit."""
     key = (*cmd, register_env().get("PCR_SPECS_DIR", ""))
+    shared = os.environ.get(SHARED_DATA_ENV_VAR, "")
+    if key not in _PREPARED and shared and (Path(shared) / "pool.json").is_file():
+        # An xdist worker: the controller made the data dir (share_prepared), so every worker's register has
+        # the same CA and certificates, which the report's evidence describes once.
+        folder = Path(shared)
+        _PREPARED[key] = (folder / "data", folder / "pool.json",
+                          json.loads((folder / "pool.json").read_text(encoding="utf-8")))
     if key not in _PREPARED:
         folder = Path(tempfile.mkdtemp(prefix="pcr-embedded-data-"))
         try:
@@ -160,6 +167,29 @@ def prepared(cmd: list[str]) -> tuple[Path, Path, dict]:
         _PREPARED[key] = (data, pool_file, pool)
     data, pool_file, pool = _PREPARED[key]
     return data, pool_file, json.loads(json.dumps(pool))
+
+
+SHARED_DATA_ENV_VAR = "PCR_EMBEDDED_DATA"  # set by share_prepared for the processes a session starts
+
+
+def share_prepared() -> None:
+    """Make the data dir now and name it in the environment, so that the processes this one starts (pytest-xdist
+    workers) use it instead of each making its own CA and certificates."""
+    data, _pool_file, _pool = prepared(register_command())
+    os.environ[SHARED_DATA_ENV_VAR] = str(data.parent)
+
+
+def unshare_prepared() -> None:
+    """Undo share_prepared: later processes make their own data dir again."""
+    os.environ.pop(SHARED_DATA_ENV_VAR, None)
+
+
+def resolve_started(target: Target, base: str) -> Target:
+    """The target as a process sees it whose register another process started at `base` from the shared data
+    dir (an xdist controller: its workers started the registers)."""
+    data, pool_file, pool = prepared(register_command())
+    variant = target.variant or os.environ.get(VARIANT_ENV_VAR, "") or "reference"
+    return _resolve(replace(target, variant=variant), base, data, pool_file, pool)
 
 
 def _die_with_parent() -> None:

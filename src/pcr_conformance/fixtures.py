@@ -4,6 +4,7 @@ pcr_clients. Offered through the plugin module (pcr_conformance.plugin imports t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -77,12 +78,26 @@ def pcr_data(pcr_target: Target, request: pytest.FixtureRequest) -> TestData:
             pool = load_pool(pcr_target.pool)
         except HarnessError as e:
             startup_failed(state, f"pool: {e}")
-    return TestData(pool, run_id=state.run_id)
+    # Workers of one session against a shared register draw disjoint persons (each worker's own register,
+    # the embedded one, holds only its own worker's loans).
+    share = (0, 1) if pcr_target.embedded else worker_share(request.config)
+    return TestData(pool, run_id=state.run_id, share=share)
+
+
+def worker_share(config: pytest.Config) -> tuple[int, int]:
+    """(index, count) of this pytest-xdist worker among the session's workers; (0, 1) without xdist."""
+    info = getattr(config, "workerinput", None)
+    if not info:
+        return 0, 1
+    return int(str(info["workerid"]).lstrip("gw") or 0), int(info["workercount"])
 
 
 @pytest.fixture(scope="session")
 def pcr_http(pcr_target: Target, request: pytest.FixtureRequest) -> Iterator[HttpPool]:
-    pool = HttpPool(pcr_target)
+    # The target's rate limit holds for all workers of the session together: each takes its share.
+    _, workers = worker_share(request.config)
+    shared = replace(pcr_target, rate_limit_per_s=pcr_target.rate_limit_per_s / workers)
+    pool = HttpPool(shared)
     request.config.stash[HTTP_POOL] = pool
     try:
         yield pool

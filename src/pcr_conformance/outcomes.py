@@ -27,6 +27,8 @@ NAMED_ATTR = "pcr_failed_requirements"  # the requirement IDs a failure (or know
 REASON_ATTR = "pcr_reason"  # one line: the skip reason, the error, the failure message's first line
 OBSERVED_ATTR = "pcr_observed"  # implementation-defined values the test saw (judging.observe)
 FINDINGS_ATTR = "pcr_findings"  # informative findings (judging.informative)
+SLOTS_ATTR = "pcr_slots"  # on a teardown report: the identity slots the test called as
+CERTIFICATES_ATTR = "pcr_certificates"  # on one teardown report per process: evidence.describe_certificates
 INFORMATIVE_PROPERTY = "informative"  # junit.xml property of an informative finding or outcome
 OBSERVED_PROPERTY = "observed"  # junit.xml property "key=value" of an observed value
 _REASON_MAX = 300
@@ -146,6 +148,12 @@ class Recorder:
             state.reasons[node] = str(getattr(report, REASON_ATTR, ""))
         state.observed.setdefault(node, []).extend(getattr(report, OBSERVED_ATTR, []) or [])
         state.findings.setdefault(node, []).extend(getattr(report, FINDINGS_ATTR, []) or [])
+        slots = getattr(report, SLOTS_ATTR, None)
+        if slots:  # an xdist controller: its workers called the register
+            state.slots_used.update(slots)
+            state.test_slots.setdefault(node, set()).update(slots)
+        if state.certificates is None and getattr(report, CERTIFICATES_ATTR, None):
+            state.certificates = getattr(report, CERTIFICATES_ATTR)
         if state.certificates is None and state.resolved is not None:
             # While the register runs: an embedded target's certificate files are gone at session end.
             state.certificates = evidence.describe_certificates(state.resolved)

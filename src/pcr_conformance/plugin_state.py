@@ -46,6 +46,7 @@ class PcrState:
     named: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # nodeid -> IDs its failure names
     reasons: dict[str, str] = dataclasses.field(default_factory=dict)  # nodeid -> skip reason, error, failure
     certificates: dict[str, Any] | None = None  # evidence.describe_certificates of the resolved target
+    certificates_reported: bool = False  # sent on a report once (an xdist controller learns them so)
     deviations: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     unmatched_expectations: list[str] = dataclasses.field(default_factory=list)
     slots_used: set[str] = dataclasses.field(default_factory=set)

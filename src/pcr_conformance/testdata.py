@@ -100,8 +100,9 @@ class TestData:
 
     __test__ = False  # not a pytest test class despite the name
 
-    def __init__(self, pool: Pool | None, run_id: str | None = None) -> None:
+    def __init__(self, pool: Pool | None, run_id: str | None = None, share: tuple[int, int] = (0, 1)) -> None:
         self.run_id = run_id or new_run_id()
+        self.share = share  # (index, count): this worker's part of the pool, when several share one register
         self.pool = pool or Pool(environment="Test", persons=(), organisations={})
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
@@ -123,8 +124,13 @@ class TestData:
     def candidates(self, tag: str | None) -> list[str]:
         """Pool persons with `tag`; None = ordinary persons (no deceased/unknown/not-in-use tag)."""
         if tag is None:
-            return [p.id_code for p in self.pool.persons if not _SPECIAL_TAGS & set(p.tags)]
-        return [p.id_code for p in self.pool.persons if tag in p.tags]
+            codes = [p.id_code for p in self.pool.persons if not _SPECIAL_TAGS & set(p.tags)]
+        else:
+            codes = [p.id_code for p in self.pool.persons if tag in p.tags]
+        index, count = self.share
+        # Disjoint parts per worker, so that no two workers report for the same person at once; a tag with
+        # fewer persons than workers is shared whole (those tests may then see each other's loans).
+        return codes[index::count] if len(codes) >= count else codes
 
     def person(self, tag: str | None = "income") -> str:
         """A pool person with that tag: a different one at each call while any are left, then cycling.

@@ -30,6 +30,10 @@ from pcr_conformance.testdata import TestData
 from . import _bodies as b
 from . import _raw_http as raw
 
+# Under `run --workers N` (pytest-xdist, --dist loadgroup) the whole matrix goes to one worker: MatrixRuns sends
+# every case of the session in the background, which must happen once, not in each worker.
+pytestmark = pytest.mark.xdist_group("robustness-matrix")
+
 REMOTE_READ_DEADLINE_S = 30.0
 MiB = 1024 * 1024
 

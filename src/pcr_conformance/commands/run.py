@@ -43,6 +43,7 @@ class RunConfig:
     implementation_profile: str | None = None  # --implementation-profile (None: the target's; "" none)
     contract_version: str = ""  # --contract-version, else the target's contract_version ("" = the current one)
     recording: str | None = None  # --recording: a HAR of a stakeholder system, judged by the client kits
+    workers: int = 1  # --workers: pytest-xdist processes of the session (1: none)
 
 
 def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
@@ -105,7 +106,26 @@ def session_command(config: RunConfig, root: Path) -> list[str]:
     cmd[cmd.index("--pcr-output") + 1] = str(root)
     for kit_arg in config.kit_args[1:]:
         cmd += ["--pcr-kit", kit_arg]
+    if config.workers > 1:
+        # loadgroup: a test goes to whichever worker is free, except the robustness matrix, which one worker
+        # sends whole in the background (suites/security/test_robustness.py, xdist_group).
+        cmd += ["-n", str(config.workers), "--dist", "loadgroup"]
     return [*cmd, "--pcr-kit-folders"]
+
+
+def workers_for(given: str, *, embedded: bool, cpus: int | None = None) -> int:
+    """--workers: "auto" is 2 for the embedded register on a machine with 2 or more cores (each worker starts
+    its own register, so no test shares state with another worker's), else 1; a number is taken as it is."""
+    if given == "auto":
+        cores = cpus if cpus is not None else (os.cpu_count() or 1)
+        return 2 if embedded and cores >= 2 else 1
+    try:
+        n = int(given)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise CliError(f"--workers {given}: give a number of processes (1 or more) or 'auto'")
+    return n
 
 
 SESSION_FOLDER = ".session"
@@ -372,7 +392,9 @@ def run_config(args: argparse.Namespace) -> RunConfig:
                      output=Path(args.output).resolve(), html=not args.no_html, mask_pii=args.mask_pii,
                      timeout_s=args.timeout, suites=suites, contract=getattr(args, "contract", None),
                      implementation_profile=getattr(args, "implementation_profile", None),
-                     recording=str(Path(recording).resolve()) if recording else None)
+                     recording=str(Path(recording).resolve()) if recording else None,
+                     workers=1 if sides == {"client"} else workers_for(getattr(args, "workers", "auto"),
+                                                                       embedded=target.embedded))
 
 
 def _as_argument(given: str, file: Path, pytest_folder: Path) -> str:

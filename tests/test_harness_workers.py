@@ -1,0 +1,88 @@
+"""`run --workers N` (issue 12): one session's tests in several pytest-xdist processes.
+
+Against the embedded register each worker starts its own register from one data dir that the controller made
+(the same CA and certificates), and the controller writes each kit's reports from the workers' test reports:
+the same outcomes, requirement results and evidence as one process. Against a shared register the workers
+split its rate limit and its data pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pcr_conformance import resources
+from pcr_conformance.cli import CliError
+from pcr_conformance.commands.run import RunConfig, session_command, workers_for
+from pcr_conformance.testdata import Pool, PoolPerson, TestData
+
+# A slice of two kits that still uses several identity slots, a batch, the robustness matrix (one xdist group)
+# and a fuzz test: enough to see every report field the controller must learn from its workers.
+SLICE = "test_orders or test_identity or test_ban_disclosure or test_robustness and GetVoluntaryBan"
+
+
+def test_auto_is_two_workers_for_the_embedded_register_on_two_cores_and_one_otherwise() -> None:
+    assert workers_for("auto", embedded=True, cpus=2) == 2
+    assert workers_for("auto", embedded=True, cpus=1) == 1
+    assert workers_for("auto", embedded=False, cpus=8) == 1  # a shared register: its data is not ours alone
+    assert workers_for("3", embedded=False) == 3
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(CliError, match="--workers"):
+            workers_for(bad, embedded=True)
+
+
+def test_the_session_command_asks_xdist_for_loadgroup_only_with_several_workers(tmp_path: Path) -> None:
+    config = RunConfig(target="reference", target_name="reference", kits=("a", "b"), kit_args=("a", "b"),
+                       profile="certification", output=tmp_path, html=False, mask_pii=False, timeout_s=5,
+                       suites=tmp_path / "suites")
+    assert "-n" not in session_command(config, tmp_path)
+    cmd = session_command(RunConfig(**{**config.__dict__, "workers": 2}), tmp_path)
+    assert cmd[cmd.index("-n") + 1] == "2" and cmd[cmd.index("--dist") + 1] == "loadgroup"
+
+
+def test_workers_against_a_shared_register_draw_disjoint_persons() -> None:
+    pool = Pool(environment="Test", persons=tuple(PoolPerson(f"010190-9{i:02d}X", ("income",)) for i in range(6)),
+                organisations={})
+    first, second = TestData(pool, share=(0, 2)), TestData(pool, share=(1, 2))
+    a, b = set(first.candidates("income")), set(second.candidates("income"))
+    assert a and b and not a & b and a | b == set(TestData(pool).candidates("income"))
+    lone = Pool(environment="Test", persons=(PoolPerson("010190-990X", ("deceased",)),), organisations={})
+    assert TestData(lone, share=(1, 2)).candidates("deceased") == ["010190-990X"]  # too few to split
+
+
+def _session(folder: Path, *workers: str) -> dict[str, dict]:
+    cmd = [sys.executable, "-P", "-m", "pytest", str(resources.suites_dir()), *resources.suites_pytest_args(),
+           "--pcr-target", "reference", "--pcr-kit", "authority", "--pcr-kit", "credit-information-company", "--pcr-kit-folders",
+           "--pcr-output", str(folder), "--alluredir", str(folder / ".session" / "allure-results"),
+           "--junitxml", str(folder / ".session" / "junit.xml"), "-q", "-p", "no:cacheprovider",
+           "-k", SLICE, *workers]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return {kit: json.loads((folder / kit / "summary.json").read_text(encoding="utf-8")) for kit in ("authority", "credit-information-company")}
+
+
+@pytest.mark.slow
+def test_two_workers_report_what_one_process_reports(tmp_path: Path) -> None:
+    one = _session(tmp_path / "one")
+    two = _session(tmp_path / "two", "-n", "2", "--dist", "loadgroup")
+    for kit in ("authority", "credit-information-company"):
+        a, b = one[kit], two[kit]
+        assert a["counts"]["passed"] > 10 and a["counts"] == b["counts"], (a["counts"], b["counts"])
+        assert {t: r["outcome"] for t, r in a["tests"].items()} == {t: r["outcome"] for t, r in b["tests"].items()}
+        # The slice leaves some of the kits' must requirements unrun: both incomplete, with the same gaps.
+        assert a["requirement_results"] == b["requirement_results"] and a["gaps"] == b["gaps"]
+        assert a["verdict"] == b["verdict"] and a["counts"]["failed"] == a["counts"]["broken"] == 0
+        # What only the process that started the register knows: the controller learnt it from the workers.
+        assert b["base_urls"] and b["register_variant"] == "reference"
+        assert b["stakeholder"] == a["stakeholder"] and sorted(b["identities"]) == sorted(a["identities"])
+        pem = (tmp_path / "two" / kit / "certs" / "lender.pem").read_text(encoding="utf-8")
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        assert cert.fingerprint(hashes.SHA256()).hex() == b["identities"]["lender"]["sha256"].replace(":", "").lower()
