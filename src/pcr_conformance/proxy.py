@@ -37,7 +37,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from pcr_conformance import catalogue, client_rules
+from pcr_conformance import catalogue, client_rules, specs
 from pcr_conformance.client import ssl_context
 from pcr_conformance.scenario import NO_SCENARIO, Scenario
 from pcr_conformance.target import Identity, Target
@@ -88,11 +88,19 @@ def _der(pem_file: str) -> bytes | None:
         return None
 
 
-def error_body(status_message: str, code: str, description: str) -> bytes:
-    """The register's error object (ENV-005 shape), for the answers the proxy itself gives."""
-    return json.dumps({"statusMessage": status_message, "correlationId": str(uuid.uuid4()),
-                       "errorResponses": [{"fieldName": "", "errorCode": code, "errorDescription": description}]}
-                      ).encode()
+JSON_TYPE = (("content-type", "application/json"),)
+
+
+def error_answer(code: str, *, retry_after_s: int | None = None, detail: str = "") -> tuple[int, Headers, bytes]:
+    """An answer the proxy gives itself: the error object (ENV-005 shape) with the code's HTTP status and
+    errorDescription from specs/errors.yaml (H13, H29, H52, H53), so the client sees only what the contract
+    defines; `detail` (the cause of a 502) follows the description."""
+    entry = specs.load_errors()[code]
+    description = f"{entry['description']} {detail}".strip()
+    body = json.dumps({"statusMessage": "Failed to process the request.", "correlationId": str(uuid.uuid4()),
+                       "errorResponses": [{"fieldName": "", "errorCode": code, "errorDescription": description}]})
+    headers = JSON_TYPE if retry_after_s is None else (*JSON_TYPE, ("retry-after", str(retry_after_s)))
+    return int(entry["http_status"]), headers, body.encode()
 
 
 @dataclasses.dataclass
@@ -209,8 +217,7 @@ class Proxy:
         family = catalogue.family_of(operation) or "reporting"
         ident, matched = self.identity_for((scope.get("state") or {}).get(PEER_KEY), family)
         if body is None:
-            status, out_headers, out = 413, (("content-type", "application/json"),), error_body(
-                "Failed to process the request.", "H13", f"the request body exceeds {MAX_BODY_BYTES} bytes")
+            status, out_headers, out = error_answer("H13")
             body = b""
         else:
             status, out_headers, out = await self._answer(scope["method"], operation, family, path, headers, body,
@@ -249,19 +256,16 @@ class Proxy:
         """The scripted answer of the scenario, or the upstream's (with the scenario's rewrites)."""
         self._requests += 1
         sc = self.scenario
-        json_type = (("content-type", "application/json"),)
         if self._first is None:
             self._first = time.monotonic()
         if sc.outage.covers(time.monotonic() - self._first):  # the window counts from the first request
-            return 503, (*json_type, ("retry-after", str(sc.outage.retry_after_s))), error_body(
-                "Service unavailable.", "H53", "scripted outage (scenario); retry after the Retry-After seconds")
+            return error_answer("H53", retry_after_s=sc.outage.retry_after_s)
         if sc.rate_limit.every and self._requests % sc.rate_limit.every == 0:
-            return 429, (*json_type, ("retry-after", str(sc.rate_limit.retry_after_s))), error_body(
-                "Too many requests.", "H29", "scripted rate limit (scenario); retry after the Retry-After seconds")
+            return error_answer("H29", retry_after_s=sc.rate_limit.retry_after_s)
         if operation == "GetBatchStatus" and sc.processing_s:
             held = self._held_status(body)
             if held is not None:
-                return 200, json_type, held
+                return 200, JSON_TYPE, held
         if operation == "GetCreditRegisterExtract" and sc.slow_extract_s:
             await asyncio.sleep(sc.slow_extract_s)
         sent = self._rewrite(operation, body)
@@ -272,8 +276,7 @@ class Proxy:
         try:
             answer = await self.upstream(ident, origin).request(method, upstream_target, forward, sent)
         except UpstreamError as e:
-            return 502, json_type, error_body("Failed to process the request.", "H50",
-                                              f"the proxy got no answer from the upstream register: {e}")
+            return error_answer("H52", detail=f"({e})")
         if operation in catalogue.submit_operations() and answer.status == 202:
             ref = _header(headers, catalogue.BATCH_REFERENCE_HEADER) or ""
             self._accepted_at.setdefault(ref, time.monotonic())
