@@ -253,3 +253,28 @@ def test_the_proxys_own_answers_are_in_the_error_catalogue() -> None:
         item = doc["errorResponses"][0]
         assert item["errorCode"] == code and item["errorDescription"].startswith(catalogue[code]["description"])
         assert (("retry-after", "2") in headers) == (code in ("H29", "H53")), (code, headers)
+
+
+def test_live_judge_judges_in_order_off_the_request_path_and_survives_a_broken_check(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy's judge thread judges the exchanges in the order they were queued, every one of them by close(),
+    and a check that raises is reported as an error line without stopping the judging of the rest."""
+    calls = []
+
+    def broken_once(state: client_rules.ClientState, ex: traffic.Exchange, i: int):  # noqa: ANN202
+        calls.append(i)
+        if i == 1:
+            raise ValueError("boom")
+        return iter(())
+
+    monkeypatch.setitem(client_rules.CHECKS, "CLI-999", broken_once)
+    lines: list[str] = []
+    state = client_rules.ClientState()
+    judge = proxy.LiveJudge(state, lines.append)
+    poll = {**_envelope(), "batchReference": "B1"}
+    for s in (0, 0.3, 0.5, 2.0):
+        judge.put(_ex("GetBatchStatus", poll, t=1e6 + s))
+    judge.close()
+    assert state.count == 4 and calls == [1, 2, 3, 4]
+    assert lines[0].startswith("[proxy] ERROR judging #1 GetBatchStatus: ValueError('boom')")
+    assert [line.split()[3] for line in lines if "FINDING CLI-005" in line] == ["#2", "#3"]
