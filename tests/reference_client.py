@@ -1,7 +1,8 @@
 """A small reference client: what a lender's loan system does, talking to `pcr-conformance proxy`
-(docs/client-testing.md). It reports a few new loans, polls GetBatchStatus with back-off until a final state,
-re-sends only the rejected reports after FinishedPartialSuccess (a new batch, new report references), respects
-429 / 503 Retry-After, and requests one credit register extract with a purpose.
+(docs/client-testing.md). It reports a few new loans on the day they were agreed, polls GetBatchStatus with
+back-off until a final state, re-sends only the rejected reports after FinishedPartialSuccess (a new batch, new
+report references), corrects an accepted loan with an UpdateLoans ErrorCorrection, respects 429 / 503
+Retry-After, and requests one credit register extract with a purpose.
 
 `--fault NAME` seeds one client fault (FAULTS: name -> the requirement it breaks), the self-test idea of the
 register's fault switches turned round: the proxy's verdict must name that requirement.
@@ -37,9 +38,22 @@ FAULTS = {
     "no_purpose": "CLI-011",  # the extract request has no purpose
     "bad_identity_code": "CLI-001",  # a borrower's code has a wrong check character
     "real_identity_code": "CLI-012",  # a borrower's code is outside the artificial range
+    "re_add_loan": "CLI-008",  # the correction of an accepted loan goes as a new AddLoans NewReport
+    "late_new_loan": "CLI-009",  # a new loan is reported three days after its contract date
 }
 FINAL = ("FinishedSuccess", "FinishedPartialSuccess", "FinishedFailed")
 POLL_FIRST_S, POLL_FACTOR, POLL_MAX_S, POLL_DEADLINE_S = 1.0, 1.5, 5.0, 60.0
+LATE_DAYS = 3  # late_new_loan: CLI-009 allows the calendar day after the contract date
+
+
+def persons_of(pool_file: str) -> list[str]:
+    """The pool persons the client lends to (alive, known, code in use); loan i's borrower is borrower(.., i)."""
+    pool = load_pool(pool_file)
+    return [p.id_code for p in pool.persons if not {"deceased", "unknown", "not-in-use"} & set(p.tags)]
+
+
+def borrower(persons: list[str], i: int) -> str:
+    return persons[i % len(persons)]
 
 
 class Client:
@@ -49,8 +63,7 @@ class Client:
         self.http = {slot: httpx.Client(verify=ssl_context(info["ca_bundle"], i["cert"], i["key"]), timeout=20)
                      for slot, i in info["identities"].items() if slot in ("lender", "lender_extract", "second_lender")}
         self.owner = info["identities"]["lender"]["owner"]
-        pool = load_pool(info["pool"])
-        self.persons = [p.id_code for p in pool.persons if not {"deceased", "unknown", "not-in-use"} & set(p.tags)]
+        self.persons = persons_of(info["pool"])
         self.n = 0
 
     def envelope(self) -> dict[str, Any]:
@@ -72,20 +85,38 @@ class Client:
 
     def loan(self, i: int) -> dict[str, Any]:
         self.n += 1
-        person = self.persons[i % len(self.persons)]
+        person = borrower(self.persons, i)
         if i == 1 and self.fault == "bad_identity_code":
             person = with_wrong_check_character(person)
         if i == 1 and self.fault == "real_identity_code":
             person = hetu(dt.date(1980, 1, 1), 123)
         report = messages.lump_sum_loan({"type": "Other", "number": f"RC-{self.run}-{i}"}, person,
                                         f"R-{self.run}-{self.n}")
-        report["contractDate"] = dt.date.today().isoformat()  # CLI-009: reported the day it was agreed
+        agreed = dt.date.today()  # CLI-009: reported the day it was agreed
+        if i == 1 and self.fault == "late_new_loan":
+            agreed -= dt.timedelta(days=LATE_DAYS)
+        report["contractDate"] = agreed.isoformat()
         return report
 
-    def submit(self, reports: list[dict[str, Any]], ref: str) -> httpx.Response:
+    def submit(self, reports: list[dict[str, Any]], ref: str, operation: str = "AddLoans") -> httpx.Response:
         if self.fault == "no_batch_reference" and ref.endswith("-1"):
-            return self.post("lender", "AddLoans", {**self.envelope(), "loans": reports})
-        return self.post("lender", "AddLoans", {**self.envelope(), "loans": reports}, ref)
+            return self.post("lender", operation, {**self.envelope(), "loans": reports})
+        return self.post("lender", operation, {**self.envelope(), "loans": reports}, ref)
+
+    def correct(self, report: dict[str, Any]) -> None:
+        """The amount of an accepted loan was wrong: an UpdateLoans ErrorCorrection (CLI-008), polled to the end;
+        fault re_add_loan sends it as a new AddLoans NewReport instead."""
+        self.n += 1
+        fixed = {**report, "reportReference": f"R-{self.run}-{self.n}", "reportType": "ErrorCorrection",
+                 "lumpSumLoan": {**report["lumpSumLoan"], "amountIssued": 12000.0, "amountPaid": 12000.0}}
+        operation = "UpdateLoans"
+        if self.fault == "re_add_loan":
+            fixed["reportType"], operation = "NewReport", "AddLoans"
+        ref = f"Batch_RC_{self.run}-3"
+        resp = self.submit([fixed], ref, operation)
+        print(f"{operation} {ref} (correction of {report['loanNumber']['number']}): HTTP {resp.status_code}")
+        if resp.status_code == 202:
+            print(f"GetBatchStatus {ref}: {self.poll(ref)['batchStatus']}")
 
     def poll(self, ref: str) -> dict[str, Any]:
         wait, deadline = POLL_FIRST_S, time.monotonic() + POLL_DEADLINE_S
@@ -108,6 +139,7 @@ class Client:
         if resp.status_code == 202 and self.fault != "abandon_batch":
             status = self.poll(ref)
             print(f"GetBatchStatus {ref}: {status['batchStatus']}")
+            accepted = {r["reportReference"] for r in status.get("reportResults", []) if r["status"] == "Accepted"}
             if status["batchStatus"] == "FinishedPartialSuccess":
                 rejected = {r["reportReference"] for r in status.get("reportResults", []) if r["status"] == "Rejected"}
                 again = reports if self.fault == "resend_whole_batch" else [r for r in reports
@@ -122,6 +154,8 @@ class Client:
             elif self.fault == "reused_reference":
                 resp2 = self.submit([self.loan(9)], ref)
                 print(f"AddLoans {ref} again with other content: HTTP {resp2.status_code}")
+            if reports[1]["reportReference"] in accepted:
+                self.correct(reports[1])
         request: dict[str, Any] = {"idCodeType": "PersonalIdentityCode", "idCode": self.persons[0],
                                    "creditRegisterExtractPurpose": ["NewConsumerCredit"]}
         if self.fault == "no_purpose":

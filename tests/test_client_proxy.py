@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pcr_conformance import client_rules, kits, scenario, traffic
+from pcr_conformance import client_rules, contract, embedded, kits, proxy, scenario, specs, traffic
 from pcr_conformance.errors import HarnessError
-from tests.reference_client import FAULTS
+from tests.reference_client import FAULTS, borrower, persons_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "tests" / "reference_client.py"
@@ -65,8 +66,15 @@ def _summary(tmp: Path, kit: str) -> dict:
 
 
 def test_reference_client_through_the_proxy_is_conformant(tmp_path: Path) -> None:
-    """The reference client, under the scenario of every scripted behaviour, is conformant for both client kits."""
-    code, output = _proxy_run(tmp_path, scenario_file=FULL_SCENARIO, html=True)
+    """The reference client, under the scenario of every scripted behaviour, is conformant for both client kits;
+    e20_for has the register itself reject exactly the reports of the chosen person, with E20."""
+    # The embedded register's population is the same in every process (one seed): loan 1's borrower in the
+    # proxy's register is the one of this pool. e20_for is a top-level key, so it goes before the tables.
+    _, pool_file, _ = embedded.prepared(embedded.register_command())
+    person = borrower(persons_of(str(pool_file)), 1)
+    scenario_file = tmp_path / "scenario.toml"
+    scenario_file.write_text(f'e20_for = ["{person}"]\n' + FULL_SCENARIO.read_text(encoding="utf-8"))
+    code, output = _proxy_run(tmp_path, scenario_file=scenario_file, html=True)
     assert code == 0, output
     for kit in ("lender-client", "lender-client-extract"):
         doc = _summary(tmp_path, kit)
@@ -78,7 +86,30 @@ def test_reference_client_through_the_proxy_is_conformant(tmp_path: Path) -> Non
         har = traffic.read_har(folder / "traffic.har")
         assert {e.operation for e in har} >= {"AddLoans", "GetBatchStatus", "GetCreditRegisterExtract"}
         assert {e.status for e in har} >= {202, 200, 429, 503}  # the scenario played
+        assert {e.operation for e in har} >= {"UpdateLoans"}  # the correction (CLI-008's right way)
     assert "FINDING" not in output
+    _assert_e20_for(har, person)
+
+
+def _assert_e20_for(har: list[traffic.Exchange], person: str) -> None:
+    """The first batch: the reports whose borrower is `person` (as the client sent them: the rewrite happens
+    upstream only) are rejected with E20, and so is every 3rd (partial_every); every other report is accepted."""
+    first = next(e for e in har if e.operation == "AddLoans" and e.status == 202)
+    sent = first.request_json()["loans"]
+    ref = first.request_header("BatchReference")
+    final = next(e.response_json() for e in har if e.operation == "GetBatchStatus" and e.status == 200
+                 and e.response_json().get("batchReference") == ref
+                 and e.response_json().get("batchStatus") == "FinishedPartialSuccess")
+    results = {r["reportReference"]: r for r in final["reportResults"]}
+    for n, report in enumerate(sent, 1):
+        result = results[report["reportReference"]]
+        chosen = report["borrowers"][0]["idCode"] == person
+        if chosen or n % 3 == 0:
+            assert result["status"] == "Rejected", (n, result)
+            assert "E20" in {i["errorCode"] for i in result["errorResponses"]}, result
+        else:
+            assert result["status"] == "Accepted", (n, result)
+    assert [r["borrowers"][0]["idCode"] for r in sent].count(person) == 1
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -205,3 +236,47 @@ def test_scripted_rejections_rewrite_only_the_chosen_reports() -> None:
     person._unknown_persons = ["UNKNOWN"]
     assert borrowers(person._rewrite("AddLoans", loans("A", "C"))) == ["A", "UNKNOWN"]
     assert person._rewrite("GetBatchStatus", b'{"x": 1}') == b'{"x": 1}'
+
+
+def test_the_proxys_own_answers_are_in_the_error_catalogue() -> None:
+    """Every code the proxy answers with itself (H13, H29, H52, H53) is in specs/errors.yaml: its answer has that
+    code's HTTP status and description and the error object's shape; the retry ones carry Retry-After."""
+    codes = set(re.findall(r'error_answer\("([A-Z]\d{2})"', Path(proxy.__file__).read_text(encoding="utf-8")))
+    catalogue = specs.load_errors()
+    # H13 (413) is the register's too; the others are marked as the proxy's alone.
+    assert codes == {"H13"} | {c for c, e in catalogue.items() if e.get("answered_by") == "proxy"} == {
+        "H13", "H29", "H52", "H53"}
+    for code in sorted(codes):
+        status, headers, body = proxy.error_answer(code, retry_after_s=2 if code in ("H29", "H53") else None,
+                                                   detail="(cause)")
+        doc = json.loads(body)
+        assert status == catalogue[code]["http_status"], code
+        assert not contract.error_object_problems(doc), (code, doc)
+        item = doc["errorResponses"][0]
+        assert item["errorCode"] == code and item["errorDescription"].startswith(catalogue[code]["description"])
+        assert (("retry-after", "2") in headers) == (code in ("H29", "H53")), (code, headers)
+
+
+def test_live_judge_judges_in_order_off_the_request_path_and_survives_a_broken_check(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy's judge thread judges the exchanges in the order they were queued, every one of them by close(),
+    and a check that raises is reported as an error line without stopping the judging of the rest."""
+    calls = []
+
+    def broken_once(state: client_rules.ClientState, ex: traffic.Exchange, i: int):  # noqa: ANN202
+        calls.append(i)
+        if i == 1:
+            raise ValueError("boom")
+        return iter(())
+
+    monkeypatch.setitem(client_rules.CHECKS, "CLI-999", broken_once)
+    lines: list[str] = []
+    state = client_rules.ClientState()
+    judge = proxy.LiveJudge(state, lines.append)
+    poll = {**_envelope(), "batchReference": "B1"}
+    for s in (0, 0.3, 0.5, 2.0):
+        judge.put(_ex("GetBatchStatus", poll, t=1e6 + s))
+    judge.close()
+    assert state.count == 4 and calls == [1, 2, 3, 4]
+    assert lines[0].startswith("[proxy] ERROR judging #1 GetBatchStatus: ValueError('boom')")
+    assert [line.split()[3] for line in lines if "FINDING CLI-005" in line] == ["#2", "#3"]

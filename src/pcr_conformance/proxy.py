@@ -1,12 +1,12 @@
 """The validating proxy (`pcr-conformance proxy`, docs/client-testing.md): a stakeholder's system talks to it
 instead of the register; it forwards every request, records the exchange, judges it against the client
-requirements at once (client_rules.judge: a live line per finding) and plays the scripted register behaviour
+requirements as it goes (client_rules.judge: a live line per finding) and plays the scripted register behaviour
 of a scenario (scenario.py).
 
-Engine: a plain ASGI callable on uvicorn with an httpx.AsyncClient per upstream identity. The harness already
-speaks both (the reference register is an ASGI app on uvicorn; the suites' client is httpx), so mutual TLS on
-both sides is the same ssl.SSLContext code as the rest of the kit, the peer certificate reaches the app the
-way it reaches the register (a small h11 protocol subclass), and nothing new is installed. mitmproxy would
+Engine: a plain ASGI callable on uvicorn, with a pool of kept-alive h11 connections per upstream identity
+(upstream.py). The reference register is an ASGI app on uvicorn too, so mutual TLS on both sides is the same
+ssl.SSLContext code as the rest of the kit, the peer certificate reaches the app the way it reaches the
+register (a small h11 protocol subclass), and nothing new is installed. mitmproxy would
 bring its own CA handling, an addon API and a large dependency tree for what is here a reverse proxy to one
 known upstream; it cannot be used as a library without its event loop and options machinery either.
 
@@ -14,6 +14,11 @@ Identity: the certificate the client presents is matched (DER) against the targe
 goes upstream with that identity's certificate, so against the real test environment the stakeholder's own
 certificate is used on both legs. A certificate no identity has goes upstream with the identity whose role the
 operation's family needs (`fallback`), and CLI-007 is not judged for it.
+
+The request path does only what the answer needs: read the body, play the scenario, forward it over a kept-alive
+connection (upstream.py), answer. Judging (client_rules.judge: every check, CLI-001 validating the whole
+request) runs after the answer has gone (LiveJudge), in the order the exchanges ended, with its live lines; so
+the latency the proxy adds is the forwarding alone (benchmarks/proxy.py).
 """
 
 from __future__ import annotations
@@ -21,28 +26,34 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import queue
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from pcr_conformance import catalogue, client_rules
+from pcr_conformance import catalogue, client_rules, specs
 from pcr_conformance.client import ssl_context
 from pcr_conformance.scenario import NO_SCENARIO, Scenario
 from pcr_conformance.target import Identity, Target
 from pcr_conformance.testdata import load_pool
 from pcr_conformance.traffic import Exchange, Headers
+from pcr_conformance.upstream import Pool, UpstreamError, origin_and_target
 
 PEER_KEY = "pcr.proxy.peer"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a request beyond it is refused (413), never buffered without bound
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "host", "content-length", "content-encoding"}
+# The proxy judges the answer's text, so it asks the register for it uncompressed (upstream.py still decodes
+# gzip and deflate); the client's own Accept-Encoding stays in the recording.
+NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding"}
+IDENTITY_CODING = ("accept-encoding", "identity")
 
 
 class PeerCertProtocol(H11Protocol):
@@ -78,11 +89,61 @@ def _der(pem_file: str) -> bytes | None:
         return None
 
 
-def error_body(status_message: str, code: str, description: str) -> bytes:
-    """The register's error object (ENV-005 shape), for the answers the proxy itself gives."""
-    return json.dumps({"statusMessage": status_message, "correlationId": str(uuid.uuid4()),
-                       "errorResponses": [{"fieldName": "", "errorCode": code, "errorDescription": description}]}
-                      ).encode()
+JSON_TYPE = (("content-type", "application/json"),)
+
+
+def error_answer(code: str, *, retry_after_s: int | None = None, detail: str = "") -> tuple[int, Headers, bytes]:
+    """An answer the proxy gives itself: the error object (ENV-005 shape) with the code's HTTP status and
+    errorDescription from specs/errors.yaml (H13, H29, H52, H53), so the client sees only what the contract
+    defines; `detail` (the cause of a 502) follows the description."""
+    entry = specs.load_errors()[code]
+    description = f"{entry['description']} {detail}".strip()
+    body = json.dumps({"statusMessage": "Failed to process the request.", "correlationId": str(uuid.uuid4()),
+                       "errorResponses": [{"fieldName": "", "errorCode": code, "errorDescription": description}]})
+    headers = JSON_TYPE if retry_after_s is None else (*JSON_TYPE, ("retry-after", str(retry_after_s)))
+    return int(entry["http_status"]), headers, body.encode()
+
+
+@dataclasses.dataclass
+class LiveJudge:
+    """The client requirements judged off the request path: an exchange queues up once its answer has gone, and
+    one thread of its own judges the queue in that order (the checks look back through one ClientState, so the
+    order is the order the exchanges ended), printing a live line per finding. A thread rather than the event
+    loop: measured under load (benchmarks/proxy.py, alternating runs), judging in the loop added more latency to
+    the next request than the thread's share of the GIL does, and a large batch's judging (CLI-001 validates
+    every loan) never holds the other answers for more than the GIL's switch interval. `close` waits until every
+    queued exchange is judged; only then is the state read by anyone else."""
+
+    state: client_rules.ClientState
+    live: Callable[[str], None]
+    _queue: queue.SimpleQueue[Exchange | None] = dataclasses.field(default_factory=queue.SimpleQueue)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def put(self, ex: Exchange) -> None:
+        with self._lock:
+            if self._thread is None:  # started by the first exchange: a Proxy that serves nothing has no thread
+                self._thread = threading.Thread(target=self._run, name="pcr-proxy-judge", daemon=True)
+                self._thread.start()
+        self._queue.put(ex)
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _run(self) -> None:
+        while (ex := self._queue.get()) is not None:
+            try:
+                findings = client_rules.judge(self.state, ex)
+            except Exception as e:  # noqa: BLE001 - a broken check must not stop the judging of the rest
+                self.live(f"[proxy] ERROR judging #{self.state.count} {ex.operation}: {e!r} (the client suite "
+                          f"replays the recording through the same checks and reports it broken)")
+                continue
+            for finding in findings:
+                self.live(f"[proxy] FINDING {finding.line()}")
 
 
 @dataclasses.dataclass
@@ -97,7 +158,8 @@ class Proxy:
     judgement: client_rules.ClientState = dataclasses.field(default_factory=client_rules.ClientState)
     started: float = dataclasses.field(default_factory=time.monotonic)
     last_activity: float = dataclasses.field(default_factory=time.monotonic)
-    _clients: dict[str, httpx.AsyncClient] = dataclasses.field(default_factory=dict)
+    _pools: dict[tuple[str, str], Pool] = dataclasses.field(default_factory=dict)  # (slot, origin) -> pool
+    _judge: LiveJudge | None = None
     _by_der: dict[bytes, str] = dataclasses.field(default_factory=dict)
     _accepted_at: dict[str, float] = dataclasses.field(default_factory=dict)  # batch ref -> monotonic (processing_s)
     _report_counts: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -107,6 +169,7 @@ class Proxy:
 
     def __post_init__(self) -> None:
         self.judgement = client_rules.ClientState(reading=self.reading)
+        self._judge = LiveJudge(self.judgement, self.live)
         for slot, ident in self.target.identities.items():
             der = _der(ident.cert)
             if der is not None:
@@ -126,14 +189,21 @@ class Proxy:
         fallback = next((i for i in self.target.identities.values() if i.role == role), None)
         return fallback, False
 
-    def upstream(self, ident: Identity | None) -> httpx.AsyncClient:
-        key = ident.slot if ident else ""
-        if key not in self._clients:
-            ctx = ssl_context(self.target.tls.ca_bundle, ident.cert if ident else "", ident.key if ident else "")
-            self._clients[key] = httpx.AsyncClient(
-                verify=ctx, timeout=httpx.Timeout(self.target.timeout_s),
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
-        return self._clients[key]
+    def upstream(self, ident: Identity | None, origin: str) -> Pool:
+        """The kept-alive connections to `origin` with the identity's certificate (made once)."""
+        key = (ident.slot if ident else "", origin)
+        if key not in self._pools:
+            ctx = None
+            if origin.startswith("https:"):
+                ctx = ssl_context(self.target.tls.ca_bundle, ident.cert if ident else "", ident.key if ident else "")
+            self._pools[key] = Pool(origin, ctx, timeout_s=self.target.timeout_s)
+        return self._pools[key]
+
+    def finish(self) -> list[client_rules.Finding]:
+        """After the server stopped: every exchange judged, then what only the end shows (CLI-004)."""
+        if self._judge is not None:
+            self._judge.close()
+        return client_rules.finish(self.judgement)
 
     # ---- the ASGI app ------------------------------------------------------------------------------------
 
@@ -154,8 +224,7 @@ class Proxy:
         family = catalogue.family_of(operation) or "reporting"
         ident, matched = self.identity_for((scope.get("state") or {}).get(PEER_KEY), family)
         if body is None:
-            status, out_headers, out = 413, (("content-type", "application/json"),), error_body(
-                "Failed to process the request.", "H13", f"the request body exceeds {MAX_BODY_BYTES} bytes")
+            status, out_headers, out = error_answer("H13")
             body = b""
         else:
             status, out_headers, out = await self._answer(scope["method"], operation, family, path, headers, body,
@@ -166,13 +235,13 @@ class Proxy:
                       response_headers=out_headers, response_text=out.decode("utf-8", "replace"),
                       client_slot=ident.slot if ident and matched else "",
                       client_owner=dict(ident.owner) if ident and matched else None)
-        self.exchanges.append(ex)
-        for finding in client_rules.judge(self.judgement, ex):
-            self.live(f"[proxy] FINDING {finding.line()}")
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
                     + [(b"content-length", str(len(out)).encode())]})
         await send({"type": "http.response.body", "body": out})
+        self.exchanges.append(ex)
+        if self._judge is not None:
+            self._judge.put(ex)  # judged on the judge thread, after the answer has gone
         self.last_activity = time.monotonic()
 
     async def _lifespan(self, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
@@ -183,9 +252,9 @@ class Proxy:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for client in self._clients.values():
-                    await client.aclose()
-                self._clients.clear()
+                for pool in self._pools.values():
+                    await pool.aclose()
+                self._pools.clear()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -194,36 +263,33 @@ class Proxy:
         """The scripted answer of the scenario, or the upstream's (with the scenario's rewrites)."""
         self._requests += 1
         sc = self.scenario
-        json_type = (("content-type", "application/json"),)
         if self._first is None:
             self._first = time.monotonic()
         if sc.outage.covers(time.monotonic() - self._first):  # the window counts from the first request
-            return 503, (*json_type, ("retry-after", str(sc.outage.retry_after_s))), error_body(
-                "Service unavailable.", "H53", "scripted outage (scenario); retry after the Retry-After seconds")
+            return error_answer("H53", retry_after_s=sc.outage.retry_after_s)
         if sc.rate_limit.every and self._requests % sc.rate_limit.every == 0:
-            return 429, (*json_type, ("retry-after", str(sc.rate_limit.retry_after_s))), error_body(
-                "Too many requests.", "H29", "scripted rate limit (scenario); retry after the Retry-After seconds")
+            return error_answer("H29", retry_after_s=sc.rate_limit.retry_after_s)
         if operation == "GetBatchStatus" and sc.processing_s:
             held = self._held_status(body)
             if held is not None:
-                return 200, json_type, held
+                return 200, JSON_TYPE, held
         if operation == "GetCreditRegisterExtract" and sc.slow_extract_s:
             await asyncio.sleep(sc.slow_extract_s)
         sent = self._rewrite(operation, body)
         base = self.target.base_urls.get(family) or self.target.base_urls.get("reporting", "")
         upstream_url = f"{base.rstrip('/')}/{operation}" if catalogue.family_of(operation) else base.rstrip("/") + path
-        forward = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
+        origin, upstream_target = origin_and_target(upstream_url)
+        forward = (*((k, v) for k, v in headers if k.lower() not in NOT_FORWARDED), IDENTITY_CODING)
         try:
-            resp = await self.upstream(ident).request(method, upstream_url, content=sent, headers=forward)
-        except httpx.HTTPError as e:
-            return 502, json_type, error_body("Failed to process the request.", "H50",
-                                              f"the proxy got no answer from the upstream register: {e!r}")
-        if operation in catalogue.submit_operations() and resp.status_code == 202:
+            answer = await self.upstream(ident, origin).request(method, upstream_target, forward, sent)
+        except UpstreamError as e:
+            return error_answer("H52", detail=f"({e})")
+        if operation in catalogue.submit_operations() and answer.status == 202:
             ref = _header(headers, catalogue.BATCH_REFERENCE_HEADER) or ""
             self._accepted_at.setdefault(ref, time.monotonic())
             self._report_counts[ref] = len(_reports(body, operation))
-        out_headers = tuple((k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP)
-        return resp.status_code, out_headers, resp.content
+        out_headers = tuple((k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP)
+        return answer.status, out_headers, answer.body
 
     def _held_status(self, body: bytes) -> bytes | None:
         """scenario processing_s: a Processing answer while the batch is younger than processing_s."""

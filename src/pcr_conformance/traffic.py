@@ -62,9 +62,18 @@ class Exchange:
         return _header(self.response_headers, name)
 
     def request_json(self) -> Any:
-        return _json(self.request_text)
+        """The request body parsed (None when not JSON); parsed once, every check asks. Read it, never change it."""
+        return self._request_doc
 
     def response_json(self) -> Any:
+        return self._response_doc
+
+    @functools.cached_property
+    def _request_doc(self) -> Any:
+        return _json(self.request_text)
+
+    @functools.cached_property
+    def _response_doc(self) -> Any:
         return _json(self.response_text)
 
 

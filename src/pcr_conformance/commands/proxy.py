@@ -146,7 +146,7 @@ def _serve(args: argparse.Namespace, target: Target, scenario: Any, kit_names: l
             break
     server.should_exit = True
     thread.join(timeout=10)
-    for finding in _finish(proxy):
+    for finding in proxy.finish():
         print(f"[proxy] FINDING {finding.line()}", flush=True)
     har = folder / "traffic.har"
     write_har(har, proxy.exchanges)
@@ -167,8 +167,3 @@ def _serve(args: argparse.Namespace, target: Target, scenario: Any, kit_names: l
             shutil.copy(har, Path(o.folder) / "traffic.har")
     return run_cmd.report_outcomes(config, outcomes, args.json)
 
-
-def _finish(proxy: Proxy) -> list[Any]:
-    from pcr_conformance import client_rules
-
-    return client_rules.finish(proxy.judgement)
