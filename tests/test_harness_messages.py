@@ -59,6 +59,9 @@ def _resp(status, body):
 
 
 def test_expect_messages_start_with_the_requirement_id():
+    from pcr_conformance import judging
+
+    judging.configure("reference")  # no implementation profile, whatever an earlier test in this process set
     err = {"statusMessage": "Failed", "correlationId": "c", "errorResponses": [
         {"fieldName": "/loans/0/contractDate", "errorCode": "D36", "errorDescription": "future"}]}
     with pytest.raises(AssertionError, match=r"^RPT-002 AddLoans: expected HTTP 202, actual HTTP 400"):
@@ -67,7 +70,7 @@ def test_expect_messages_start_with_the_requirement_id():
     # the implementation profile (ours states every modelled code), it fails the requirement itself.
     with pytest.raises(AssertionError, match=r"^ENV-024 AddLoans: expected error code D10"):
         expect.error_code(_resp(400, err), "D10", "RPT-005", "AddLoans")
-    from pcr_conformance import impl_profile, judging
+    from pcr_conformance import impl_profile
 
     judging.configure("reference", impl_profile.load_profile("reference"))
     try:

@@ -35,7 +35,7 @@ LAYERS: dict[str, int] = {
     "validate_rules": 1, "validate_schema": 1, "attestation": 1, "bundle": 1, "bundle_verify": 1,
     "tlsprobe": 1, "deadline": 1, "impl_profile": 1, "judging": 1, "validate_traffic": 1, "contract_diff": 1,
     "traffic": 1, "client_rules": 1, "scenario": 1, "proxy": 1, "upstream": 1,
-    "plugin": 2, "plugin_state": 2, "expectations": 2, "profiles": 2, "outcomes": 2, "fixtures": 2,
+    "plugin": 2, "workers": 2, "plugin_state": 2, "expectations": 2, "profiles": 2, "outcomes": 2, "fixtures": 2,
     "session_report": 2, "kit_reports": 2, "proof": 2, "allure_support": 2, "summary": 2, "junit_support": 2, "evidence": 2,
     "cli": 3, "commands": 3, "collect": 3, "forked": 3, "report": 3, "selftest": 3, "selftest_report": 3, "verdict_page": 3,
 }

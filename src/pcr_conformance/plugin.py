@@ -24,11 +24,10 @@ from typing import Any
 
 import pytest
 
-from pcr_conformance import allure_support, junit_support, profiles, versions
+from pcr_conformance import allure_support, junit_support, profiles, versions, workers
 from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import CLEANUP_MODES
 from pcr_conformance.client import IdentityRefused
-from pcr_conformance.errors import HarnessError
 from pcr_conformance.expectations import ExpectationsError, load_expectations
 from pcr_conformance.fixtures import HTTP_POOL, pcr_cleanup, pcr_clients, pcr_data, pcr_http, pcr_target
 from pcr_conformance.outcomes import CERTIFICATES_ATTR, SLOTS_ATTR, Recorder, junit_properties, mark_report
@@ -48,15 +47,10 @@ from pcr_conformance.plugin_state import (
 from pcr_conformance.session_report import write_reports
 from pcr_conformance.target import contract_version_of
 from pcr_conformance.testdata import new_run_id
+from pcr_conformance.workers import EMBEDDED_BASE_ATTR, IDENTITY_ATTR, IDENTITY_LINE_ATTR
 
 REQUIREMENT_PROPERTY = junit_support.REQUIREMENT_PROPERTY
 RESULT_NAMES = pytest.StashKey["allure_support.ResultNames | None"]()
-# What an xdist worker hands its controller at its end (config.workeroutput): its collection's requirement IDs,
-# known deviations and unmatched expectations (IdentityReports.pytest_testnodedown).
-WORKER_VERIFIES, WORKER_DEVIATIONS, WORKER_UNMATCHED = "pcr_verifies", "pcr_deviations", "pcr_unmatched"
-EMBEDDED_BASE_ATTR = "pcr_embedded_base"  # on one report per xdist worker: its embedded register's URL
-IDENTITY_ATTR = "pcr_identity_slot"  # on a report: the slot whose refused certificate broke the test
-IDENTITY_LINE_ATTR = "pcr_identity_problem"  # ... and the one line naming it
 
 __all__ = ["pcr_cleanup", "pcr_clients", "pcr_data", "pcr_http", "pcr_target", "verified_ids"]
 
@@ -127,36 +121,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.pluginmanager.register(Recorder(state), "pcr_conformance_recorder")
     config.stash[RESULT_NAMES] = allure_support.install_result_names(config)
-    config.pluginmanager.register(IdentityReports(state), "pcr_conformance_identity_reports")
+    config.pluginmanager.register(workers.WorkerReports(state), "pcr_conformance_worker_reports")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """An xdist controller of a session against the embedded register (`run --workers`, issue 12), before its
-    workers start: one data dir (CA, certificates, population) for every worker's register, and one trial start
-    of the register, so that a register that cannot start is one line (exit 2), as in one process, instead of
-    an error in every worker."""
-    config = session.config
-    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None) \
-            or config.getoption("collectonly") or not config.getoption("pcr_output"):
-        return  # not a kit run (--pcr-output names its reports): e.g. a project's own tests under xdist
-    from pcr_conformance import embedded
-
-    state = state_of(config)
-    if not ensure_target(state).embedded:
-        return
-    try:
-        embedded.share_prepared()
-        embedded.start(ensure_target(state)).stop()
-    except HarnessError as e:
-        startup_failed(state, f"embedded register: {e}")
+    workers.prepare_controller(session)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput"):
-        from pcr_conformance import embedded
-
-        embedded.unshare_prepared()  # an in-process session (pytester) must not hand its data dir to the next
+    workers.unconfigure(config)
 
 
 # On a test whose requirement IDs belong to another contract version only: those IDs.
@@ -352,35 +326,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-class IdentityReports:
-    """An xdist controller learns the identity problems from the workers' reports (for the summary line and
-    summary.json, which read `identity_problems`), and the embedded register's resolved target (base URLs,
-    identities); in a single process they are known already."""
-
-    def __init__(self, state: PcrState) -> None:
-        self.state = state
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        slot, line = getattr(report, IDENTITY_ATTR, None), getattr(report, IDENTITY_LINE_ATTR, None)
-        if slot and line:
-            self.state.identity_problems.setdefault(slot, line)
-        base = getattr(report, EMBEDDED_BASE_ATTR, None)
-        if base and self.state.resolved is None:  # a worker's embedded register: the summary's base URLs, slots
-            from pcr_conformance import embedded
-
-            self.state.resolved = embedded.resolve_started(ensure_target(self.state), base)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """A worker's whole collection (a test that never ran, e.g. after a dead target stopped the kit, is
-        still the kit's and shows as not run), its known deviations and unmatched expectations."""
-        out = getattr(node, "workeroutput", None) or {}
-        for nodeid, ids in out.get(WORKER_VERIFIES, {}).items():
-            self.state.verifies.setdefault(nodeid, list(ids))
-        self.state.deviations.update(out.get(WORKER_DEVIATIONS, {}))
-        self.state.unmatched_expectations = sorted(set(out.get(WORKER_UNMATCHED, [])))
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter: Any) -> Iterator[None]:
     """Once per run, after the short test summary: each identity slot that cannot connect (and how many tests
@@ -416,10 +361,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = state_of(session.config)
     if session.config.getoption("collectonly"):
         return
-    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller writes the reports from the
-        out = session.config.workeroutput  # type: ignore[attr-defined]  # workers' test reports and these
-        out[WORKER_VERIFIES], out[WORKER_DEVIATIONS] = state.verifies, state.deviations
-        out[WORKER_UNMATCHED] = state.unmatched_expectations
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller writes the reports
+        workers.hand_over(session.config, state)
         return
     if state.kit_folders and not state.kits and state.verifies:
         ensure_kits(state)  # an xdist controller collected nothing itself

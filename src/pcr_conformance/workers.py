@@ -1,0 +1,86 @@
+"""pytest-xdist support of the plugin (`run --workers N`, issue 12): what a controller learns from its workers.
+
+An xdist controller runs no test and starts no register: the workers do. It learns from their test reports
+what a single process knows itself (identity problems, the slots a test used, the certificates, the embedded
+register's URL) and, at each worker's end, the worker's whole collection (`workeroutput`). Before the workers
+start it makes the embedded register's data dir once, so every worker's register has the same certificates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pcr_conformance.errors import HarnessError
+from pcr_conformance.plugin_state import PcrState, ensure_target, startup_failed, state_of
+
+# What an xdist worker hands its controller at its end (config.workeroutput): its collection's requirement IDs,
+# known deviations and unmatched expectations (WorkerReports.pytest_testnodedown).
+WORKER_VERIFIES, WORKER_DEVIATIONS, WORKER_UNMATCHED = "pcr_verifies", "pcr_deviations", "pcr_unmatched"
+EMBEDDED_BASE_ATTR = "pcr_embedded_base"  # on one report per xdist worker: its embedded register's URL
+IDENTITY_ATTR = "pcr_identity_slot"  # on a report: the slot whose refused certificate broke the test
+IDENTITY_LINE_ATTR = "pcr_identity_problem"  # ... and the one line naming it
+
+
+def prepare_controller(session: pytest.Session) -> None:
+    """An xdist controller of a kit run against the embedded register, before its workers start: one data dir
+    (CA, certificates, population) for every worker's register, and one trial start of the register, so that a
+    register that cannot start is one line (exit 2), as in one process, instead of an error in every worker."""
+    config = session.config
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None) \
+            or config.getoption("collectonly") or not config.getoption("pcr_output"):
+        return  # not a kit run (--pcr-output names its reports): e.g. a project's own tests under xdist
+    from pcr_conformance import embedded
+
+    state = state_of(config)
+    if not ensure_target(state).embedded:
+        return
+    try:
+        embedded.share_prepared()
+        embedded.start(ensure_target(state)).stop()
+    except HarnessError as e:
+        startup_failed(state, f"embedded register: {e}")
+
+
+def unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        from pcr_conformance import embedded
+
+        embedded.unshare_prepared()  # an in-process session (pytester) must not hand its data dir to the next
+
+
+def hand_over(config: pytest.Config, state: PcrState) -> None:
+    """At a worker's end: what its controller needs beyond the test reports."""
+    out = config.workeroutput  # type: ignore[attr-defined]
+    out[WORKER_VERIFIES], out[WORKER_DEVIATIONS] = state.verifies, state.deviations
+    out[WORKER_UNMATCHED] = state.unmatched_expectations
+
+
+class WorkerReports:
+    """An xdist controller learns the identity problems from the workers' reports (for the summary line and
+    summary.json, which read `identity_problems`), and the embedded register's resolved target (base URLs,
+    identities); in a single process they are known already."""
+
+    def __init__(self, state: PcrState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        slot, line = getattr(report, IDENTITY_ATTR, None), getattr(report, IDENTITY_LINE_ATTR, None)
+        if slot and line:
+            self.state.identity_problems.setdefault(slot, line)
+        base = getattr(report, EMBEDDED_BASE_ATTR, None)
+        if base and self.state.resolved is None:  # a worker's embedded register: the summary's base URLs, slots
+            from pcr_conformance import embedded
+
+            self.state.resolved = embedded.resolve_started(ensure_target(self.state), base)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """A worker's whole collection (a test that never ran, e.g. after a dead target stopped the kit, is
+        still the kit's and shows as not run), its known deviations and unmatched expectations."""
+        out = getattr(node, "workeroutput", None) or {}
+        for nodeid, ids in out.get(WORKER_VERIFIES, {}).items():
+            self.state.verifies.setdefault(nodeid, list(ids))
+        self.state.deviations.update(out.get(WORKER_DEVIATIONS, {}))
+        self.state.unmatched_expectations = sorted(set(out.get(WORKER_UNMATCHED, [])))
