@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from pcr_conformance import judging
@@ -52,6 +51,29 @@ class LoadOptions:
 
 # The short load the register kit's tests run by themselves (and the self-test against each fault).
 SMOKE = LoadOptions(users=6, spawn_rate=6.0, run_time_s=8.0)
+
+
+def options_from_text(text: str, base: LoadOptions = SMOKE) -> LoadOptions:
+    """`users=50,run_time_s=60,master=true` (--pcr-load) over `base`; HarnessError naming a bad field."""
+    fields = {f.name: f for f in dataclasses.fields(LoadOptions)}
+    changes: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in fields:
+            raise HarnessError(f"--pcr-load {part!r}: write KEY=VALUE with KEY one of {sorted(fields)}")
+        kind = type(getattr(base, key))
+        try:
+            if kind is bool:
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(value)
+                changes[key] = value.lower() == "true"
+            else:
+                changes[key] = kind(value)
+        except ValueError:
+            raise HarnessError(f"--pcr-load {part!r}: {key} is a {kind.__name__}") from None
+    options = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    check(options)
+    return options
 
 
 def check(options: LoadOptions) -> None:

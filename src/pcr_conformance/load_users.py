@@ -194,7 +194,7 @@ def _write_results(environment: Any) -> None:
     requests = {name: load_results.request_stats(entry) for (name, method), entry in stats.entries.items()
                 if method == "POST"}
     runner = environment.runner
-    workers = len(runner.clients.all) if isinstance(runner, MasterRunner) else 0
+    workers = len(environment.pcr_reports) if isinstance(runner, MasterRunner) else 0  # those that reported
     started = float(stats.start_time or time.time())
     load_results.write(Path(options.pcr_results), {
         "target": json.loads(Path(options.pcr_target_file).read_text(encoding="utf-8")).get("name", ""),
@@ -287,17 +287,30 @@ class LenderReporting(PcrUser):
             return  # counted by flush as unexpected or a server error
         ctx.tally.add("batches_accepted")
         reference = submission.batch_reference
-        try:
-            status = self.api.wait_batch(reference)
-        except RequirementFailure as e:  # BAT-001 (an acknowledged batch unknown) or BAT-010 (never final)
-            ctx.tally.add("batches_lost", line=f"{reference} ({size} reports): {str(e)[:300]}")
-            return
-        except HarnessError:
-            return
-        finally:
-            flush(self, self.log)
-        ctx.tally.final(size, time.monotonic() - started)
-        self.check_loans(reference, reports, status)
+        status = self.wait(reference, size, started)
+        if status is not None:
+            ctx.tally.final(size, time.monotonic() - started)
+            self.check_loans(reference, reports, status)
+
+    def wait(self, reference: str, size: int, started: float) -> dict[str, Any] | None:
+        """The final batch status, polled with the harness's back-off (wait_batch) within the batch deadline;
+        a server error while polling is asked again (PRF-003 counts it), not taken for a lost batch."""
+        limit = float(judging.value("batch_deadline_s", context().target.batch_deadline_s)[0])
+        while True:
+            try:
+                return self.api.wait_batch(reference)
+            except RequirementFailure as e:  # BAT-001 (an acknowledged batch unknown) or BAT-010 (never final)
+                last = self.log.calls[-1].status if self.log.calls else None
+                if e.requirement == "BAT-001" and last is not None and last >= 500 \
+                        and time.monotonic() - started < limit:
+                    gevent.sleep(0.5)
+                    continue
+                context().tally.add("batches_lost", line=f"{reference} ({size} reports): {str(e)[:300]}")
+                return None
+            except HarnessError:
+                return None
+            finally:
+                flush(self, self.log)
 
     def check_loans(self, reference: str, reports: list[dict[str, Any]], status: dict[str, Any]) -> None:
         ctx = context()

@@ -43,6 +43,7 @@ class RunConfig:
     implementation_profile: str | None = None  # --implementation-profile (None: the target's; "" none)
     contract_version: str = ""  # --contract-version, else the target's contract_version ("" = the current one)
     recording: str | None = None  # --recording: a HAR of a stakeholder system, judged by the client kits
+    load: str = ""  # the load run of the service-level tests (--pcr-load; `pcr-conformance load`)
 
 
 def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
@@ -68,6 +69,8 @@ def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
         cmd += ["--pcr-contract-version", config.contract_version]
     if config.recording:
         cmd += ["--pcr-recording", config.recording]
+    if config.load:
+        cmd += ["--pcr-load", config.load]
     return cmd
 
 
