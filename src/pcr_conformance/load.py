@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from pcr_conformance import judging
+from pcr_conformance.embedded import die_with_parent
 from pcr_conformance.errors import HarnessError
 from pcr_conformance.load_results import LoadRun, read
 from pcr_conformance.target import Target, as_mapping
@@ -163,6 +164,7 @@ def run(options: LoadOptions, target: Target, folder: Path, *, run_id: str) -> L
     log = folder / "locust.log"
     with log.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_parent,  # a killed session leaves no Locust behind
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             code = proc.wait(timeout=deadline)

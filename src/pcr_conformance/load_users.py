@@ -24,6 +24,7 @@ from typing import Any
 import gevent
 from locust import User, between, events, task
 from locust.exception import StopUser
+from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
 from pcr_conformance import cleanup, judging, load_results, messages, suite
@@ -169,16 +170,21 @@ def _quitting(environment: Any, **_: Any) -> None:
 
 def _finish_after(environment: Any, run_time: float) -> None:
     """Stop after run_time, let every user finish its task, collect the workers' last counts, write the
-    results, quit (Locust's own --run-time quits without waiting for the workers' last reports)."""
+    results, quit. Locust's own --run-time quits without waiting for the workers' last reports, and a worker
+    told to stop sleeps --stop-timeout before it reads the next message; told to quit, a worker lets its users
+    finish (--stop-timeout), cleans up (test_stop) and sends its last report, which the master waits for."""
     gevent.sleep(run_time)
     runner = environment.runner
-    stopped = time.monotonic()
-    runner.stop()
     if isinstance(runner, MasterRunner):
-        deadline = time.monotonic() + FINAL_REPORT_WAIT_S
-        while time.monotonic() < deadline and any(environment.pcr_reports.get(c.id, 0) <= stopped
-                                                  for c in runner.clients.all):
+        stopped = time.monotonic()
+        workers = {c.id for c in runner.clients.all} | set(environment.pcr_reports)
+        for worker in workers:
+            runner.server.send_to_client(Message("quit", None, worker))
+        deadline = stopped + float(environment.stop_timeout or 0) + FINAL_REPORT_WAIT_S
+        while time.monotonic() < deadline and any(environment.pcr_reports.get(w, 0) <= stopped for w in workers):
             gevent.sleep(0.2)
+    else:
+        runner.stop()  # the users finish their task within --stop-timeout; test_stop cleans up
     _write_results(environment)
     runner.quit()
     if environment.web_ui is not None:
