@@ -218,11 +218,14 @@ def _write_results(environment: Any) -> None:
 
 def flush(user: User, log: CallLog, ok: tuple[int, ...] = (200, 202)) -> None:
     """Every call of the log as a Locust request event, counted in the tally; then the log is emptied."""
-    tally = context().tally
+    ctx = context()
+    tally = ctx.tally
     for call in log.calls:
         exception: Exception | None = None
+        if call.status is None and not call.error and not ctx.http.breaker.tripped:
+            continue  # never sent or cut off: its user was stopped at the end of the run
         if call.status is None:
-            what = call.error or "no answer (the circuit breaker is open: the target stopped answering)"
+            what = call.error or ctx.http.breaker.tripped
             unanswered = what.startswith("no complete answer")
             tally.add("unanswered" if unanswered else "broken", call.operation, line=f"{call.operation}: {what}")
             exception = RuntimeError(what)
