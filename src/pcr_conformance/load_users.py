@@ -39,7 +39,7 @@ from pcr_conformance.testdata import TestData, load_pool, new_run_id
 # loan (a loan system reporting as it grants), fewer a day's worth, a few a bulk upload; (reports, weight).
 SIZE_MIX = ((1, 50), (10, 30), (100, 15), (1000, 5))
 CHECKED_LOANS = 5  # a batch of up to this many reports has every accepted loan checked, larger ones 3
-NUMBERS_PER_WORKER = 10_000_000  # each worker numbers its loans and references from index * this
+NUMBERS_PER_WORKER = 10_000_000  # each worker numbers its loans and references from (index + 1) * this
 FINAL_REPORT_WAIT_S = 15.0  # after stopping, the master waits this long at most for each worker's last report
 ORDER_POLLS = 8
 
@@ -57,7 +57,8 @@ class Context:
         index = int(getattr(runner, "worker_index", 0) or 0) if isinstance(runner, WorkerRunner) else 0
         self.http = HttpPool(replace(self.target, rate_limit_per_s=self.target.rate_limit_per_s / workers))
         pool = load_pool(self.target.pool) if self.target.pool else None
-        self.data = TestData(pool, options.pcr_run_id or new_run_id(), first=1 + index * NUMBERS_PER_WORKER)
+        # The run id is the pytest session's, whose own tests number from 1: each Locust process its own range.
+        self.data = TestData(pool, options.pcr_run_id or new_run_id(), first=1 + (index + 1) * NUMBERS_PER_WORKER)
         self.persons = self.data.candidates(None)
         self.ledger = cleanup.LoanLedger()
         self.tally = load_results.Tally()
