@@ -104,8 +104,7 @@ def _options(parser: Any) -> None:
     parser.add_argument("--pcr-own-target", default="", include_in_web_ui=False,
                         help="a worker's own target file (a remote target whose certificates are on this machine)")
     parser.add_argument("--pcr-results", default="", include_in_web_ui=False, help="results file to write")
-    parser.add_argument("--pcr-run-time", type=float, default=0.0, include_in_web_ui=False,
-                        help="stop after this many seconds (0: when Locust stops)")
+    parser.add_argument("--pcr-run-time", type=float, default=0.0, include_in_web_ui=False, help="0: until stopped")
     parser.add_argument("--pcr-run-id", default="", include_in_web_ui=False, help="the run id of the run's data")
     parser.add_argument("--pcr-cleanup", default="no", choices=("yes", "no"), include_in_web_ui=False,
                         help="cancel the loans reported, at the end")
@@ -153,13 +152,15 @@ def _init(environment: Any, **_: Any) -> None:
 
 @events.test_stop.add_listener
 def _stop(environment: Any, **_: Any) -> None:
-    """Each process cancels the loans it reported (a shared environment), after its users finished."""
+    """Each process cancels the loans it reported (a shared environment), after its users finished. A run
+    without a run time (web UI) ends here."""
+    if not isinstance(environment.runner, WorkerRunner) and not environment.parsed_options.pcr_run_time \
+            and not getattr(environment, "pcr_written", False):
+        gevent.spawn(_after_ui_stop, environment)
     ctx = _context
     if ctx is None or not ctx.cleanup or not len(ctx.ledger):
         return
-    log = CallLog()
-    clients = ctx.clients(log)
-    result = cleanup.cancel_all(ctx.ledger, clients.get, ctx.data.report_reference)
+    result = cleanup.cancel_all(ctx.ledger, ctx.clients(CallLog()).get, ctx.data.report_reference)
     ctx.tally.cleanup.append(result.line())
 
 
@@ -176,18 +177,37 @@ def _finish_after(environment: Any, run_time: float) -> None:
     finish (--stop-timeout), cleans up (test_stop) and sends its last report, which the master waits for."""
     gevent.sleep(run_time)
     runner = environment.runner
+    stopped = time.monotonic()
     if isinstance(runner, MasterRunner):
-        stopped = time.monotonic()
         workers = {c.id for c in runner.clients.all} | set(environment.pcr_reports)
         for worker in workers:
             runner.server.send_to_client(Message("quit", None, worker))
-        deadline = stopped + float(environment.stop_timeout or 0) + FINAL_REPORT_WAIT_S
-        while time.monotonic() < deadline and any(environment.pcr_reports.get(w, 0) <= stopped for w in workers):
-            gevent.sleep(0.2)
+        _await_reports(environment, stopped, float(environment.stop_timeout or 0) + FINAL_REPORT_WAIT_S)
     else:
         runner.stop()  # the users finish their task within --stop-timeout; test_stop cleans up
+    _write_and_quit(environment)
+
+
+def _after_ui_stop(environment: Any) -> None:
+    """Web UI without a run time: the test the user stopped in the UI is the run; the workers report their
+    last counts every few seconds after stopping, then the results are written and Locust quits."""
+    stopped = time.monotonic()
+    if isinstance(environment.runner, MasterRunner):
+        _await_reports(environment, stopped, FINAL_REPORT_WAIT_S)
+        for worker in environment.pcr_reports:
+            environment.runner.server.send_to_client(Message("quit", None, worker))
+    _write_and_quit(environment)
+
+
+def _await_reports(environment: Any, since: float, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and any(t <= since for t in environment.pcr_reports.values()):
+        gevent.sleep(0.2)
+
+
+def _write_and_quit(environment: Any) -> None:
     _write_results(environment)
-    runner.quit()
+    environment.runner.quit()
     if environment.web_ui is not None:
         environment.web_ui.stop()
 
