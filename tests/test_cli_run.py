@@ -17,7 +17,7 @@ import pytest
 from pcr_conformance.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ("run", "validate", "requirements", "report", "selftest")
+SUBCOMMANDS = ("run", "load", "validate", "requirements", "report", "selftest")
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,

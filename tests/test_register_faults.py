@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fault_probes_load import PROBES_LOAD
 from fault_probes_reporting import PROBES as REPORTING_PROBES
 from register_fault_probes import PROBES_B
 from register_fixtures import (
@@ -312,6 +313,7 @@ PROBES: dict[str, Probe] = {
 PROBES.update(REPORTING_PROBES)  # the IDN, RPT and BAT faults added for issue 13 (tests/fault_probes_reporting.py)
 
 PROBES.update(PROBES_B)  # envelope, security, extract, authorities and voluntary-ban faults (issue 13)
+PROBES.update(PROBES_LOAD)  # the service levels under load (PRF-..., tests/fault_probes_load.py)
 
 ENV = {"PCR_REGISTER_ORDER_DELAY_S": "0.1", "PCR_REGISTER_READ_DEADLINE_S": "1"}
 

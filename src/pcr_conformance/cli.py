@@ -1,7 +1,7 @@
 """`pcr-conformance`: run kits against a target, validate message files, list requirements, rebuild reports.
 
 This module is the shell: argument parsing, `main`, exit codes and CliError. Each command is a module of
-`pcr_conformance.commands` (run, proxy, validate, requirements, report, selftest, bundle, verify, profile) with `main(args) -> exit code`,
+`pcr_conformance.commands` (run, load, proxy, validate, requirements, report, selftest, bundle, verify, profile) with `main(args) -> exit code`,
 imported only when that command runs.
 
 Exit codes (docs/concepts.md#verdicts-and-exit-codes): 0 every kit conformant / every file valid; 1 a requirement failed / a file has
@@ -223,6 +223,35 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--json", metavar="FILE", help="also write the verdict table as JSON to FILE")
     px.add_argument("--timeout", type=float, default=KIT_TIMEOUT_S, help=argparse.SUPPRESS)
     px.set_defaults(command_module="proxy")
+
+    ld = sub.add_parser("load", help="a load run on Locust, judged against the service levels (PRF-...)",
+                        description="Run the stakeholders' user classes on Locust against the target (default: the "
+                                    "embedded reference register) and judge the service levels (kit load): "
+                                    "OUTPUT/load/<target>/ with summary.json, junit.xml, allure-results, html/ and "
+                                    "Locust's own HTML and CSV in locust/. Headless by default; distributed like "
+                                    "Locust: one --master, any number of --worker processes.")
+    ld.add_argument("--target", default=None, help="target name or file (default: reference; a worker: the "
+                                                   "master's, unless a remote target file on this machine)")
+    ld.add_argument("-u", "--users", type=int, default=10, help="peak number of users (default: 10)")
+    ld.add_argument("-r", "--spawn-rate", type=float, default=5.0, help="users started per second (default: 5)")
+    ld.add_argument("-t", "--run-time", default="30s", help="stop after this long, e.g. 60s, 2m (default: 30s; "
+                                                            "with --web-ui 0 = until stopped in the UI)")
+    ld.add_argument("--web-ui", action="store_true", help="Locust's web UI instead of headless")
+    ld.add_argument("--web-port", type=int, default=8089, help="port of the web UI (default: 8089)")
+    ld.add_argument("--master", action="store_true", help="run as Locust master; workers generate the load")
+    ld.add_argument("--expect-workers", type=int, default=1, help="a master starts once this many workers are connected")
+    ld.add_argument("--master-bind-host", default="*", help="interface the master listens on (default: all)")
+    ld.add_argument("--worker", action="store_true", help="run as Locust worker of --master-host")
+    ld.add_argument("--master-host", default="127.0.0.1", help="a worker's master (default: 127.0.0.1)")
+    ld.add_argument("--master-port", type=int, default=5557, help="the master's port (default: 5557)")
+    ld.add_argument("--html", metavar="FILE", help="Locust's HTML report (default: OUTPUT/load/<target>/locust/locust.html)")
+    ld.add_argument("--csv", metavar="PREFIX", help="Locust's CSV statistics (default: OUTPUT/load/<target>/locust/locust_*.csv)")
+    ld.add_argument("--contract", choices=("public", "reference"), help="the reading that judges (default: the target's)")
+    ld.add_argument("--output", default="reports", metavar="DIR", help="report folder (default: reports)")
+    ld.add_argument("--no-html", action="store_true", help="do not generate the Allure HTML report")
+    ld.add_argument("--json", metavar="FILE", help="also write the verdict table as JSON to FILE")
+    ld.add_argument("--timeout", type=float, default=KIT_TIMEOUT_S, help=argparse.SUPPRESS)
+    ld.set_defaults(command_module="load")
 
     st = sub.add_parser("selftest", help="seeded-fault self-test of the suites",
                         description="Run the suites against the reference register with each fault switch; "

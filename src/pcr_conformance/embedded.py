@@ -119,7 +119,7 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
          "--variant", variant],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=register_env(),
         start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     _RUNNING.add(proc)
     output: list[str] = []
@@ -192,7 +192,7 @@ def resolve_started(target: Target, base: str) -> Target:
     return _resolve(replace(target, variant=variant), base, data, pool_file, pool)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the register's process before exec: on Linux, ask the kernel to send it SIGTERM when the harness dies,
     so a SIGKILLed pytest never leaves a register behind (atexit and signal handlers cannot run then)."""
     if not sys.platform.startswith("linux"):

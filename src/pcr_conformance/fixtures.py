@@ -1,10 +1,14 @@
 """The fixtures the suites use (docs/interfaces.md §10): pcr_target, pcr_data, pcr_http, pcr_cleanup,
-pcr_clients. Offered through the plugin module (pcr_conformance.plugin imports them)."""
+pcr_clients, pcr_load. Offered through the plugin module (pcr_conformance.plugin imports them)."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +16,16 @@ from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import LoanLedger, cancel_all, should_clean
 from pcr_conformance.client import Clients, HttpPool
 from pcr_conformance.errors import HarnessError
-from pcr_conformance.plugin_state import LOG, PcrState, ensure_target, startup_failed, state_of
+from pcr_conformance.load_results import LoadRun
+from pcr_conformance.plugin_state import (
+    LOG,
+    PcrState,
+    ensure_kits,
+    ensure_target,
+    requirements,
+    startup_failed,
+    state_of,
+)
 from pcr_conformance.target import Target
 from pcr_conformance.testdata import TestData, load_pool
 
@@ -127,3 +140,38 @@ def pcr_clients(pcr_target: Target, pcr_data: TestData, pcr_http: HttpPool, pcr_
         log = request.node.stash[LOG] = CallLog()
     problems = state_of(request.config).identity_problems
     return Clients(pcr_target, pcr_http, log, pcr_data.batch_reference, ledger=pcr_cleanup, problems=problems)
+
+
+@pytest.fixture(scope="session")
+def pcr_load(pcr_target: Target, request: pytest.FixtureRequest) -> LoadRun:
+    """One load run on Locust for the service-level tests (suites/load/, docs/load.md): the results of
+    --pcr-load-results when given (a run made elsewhere), else a run with --pcr-load's options (default: the
+    short load.SMOKE), its Locust HTML, CSV and log in each kit folder's locust/. A run that cannot be made is
+    a HarnessError: the tests are broken, never failed."""
+    from pcr_conformance import load, load_results
+
+    config = request.config
+    given = config.getoption("pcr_load_results")
+    if given:
+        return load_results.read(given)
+    state = state_of(config)
+    options = load.options_from_text(config.getoption("pcr_load") or "")
+    options = dataclasses.replace(options, cleanup=should_clean(config.getoption("pcr_cleanup"),
+                                                                embedded=pcr_target.embedded,
+                                                                read_only=pcr_target.read_only))
+    folders = _load_folders(state)
+    run = load.run(options, pcr_target, folders[0], run_id=state.run_id)
+    for other in folders[1:]:
+        shutil.copytree(folders[0], other, dirs_exist_ok=True)
+    return run
+
+
+def _load_folders(state: PcrState) -> list[Path]:
+    """locust/ in the report folder of each of the session's kits that selects a service level (PRF-...)."""
+    if state.output is None:
+        return [Path(tempfile.mkdtemp(prefix="pcr-load-")) / "locust"]
+    if not state.kit_folders:
+        return [state.output / "locust"]
+    reqs = [r for r in requirements(state).values() if r.id.startswith("PRF-")]
+    kits = [k for k in ensure_kits(state) if any(k.selects(r) for r in reqs)]
+    return [state.output / k.name / "locust" for k in kits] or [state.output / "locust"]

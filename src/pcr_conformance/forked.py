@@ -6,7 +6,7 @@ before its first test; the self-test starts one session per fault. `warm_up` col
 process (the modules stay imported, assertion-rewritten), and each run is then a `fork` of it: a fresh
 process, so no state passes from one run to the next, that starts at pytest.main. The child gets its own
 process group (a run over its time limit is killed with everything it started; the embedded register also
-dies with its parent, embedded._die_with_parent), its output goes to its `pytest.log`, and its exit code is
+dies with its parent, embedded.die_with_parent), its output goes to its `pytest.log`, and its exit code is
 pytest's. Forking needs no other thread to be running: the caller waits for the children on its main thread.
 
 Linux only (`available()`): elsewhere the self-test starts `python -m pytest` subprocesses as before.

@@ -33,6 +33,9 @@ VALUES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_reports_per_batch": (int, "the most reports one batch may hold (BAT-012)"),
     "max_nesting_depth": (int, "the deepest JSON nesting accepted (ENV-009)"),
     "batch_deadline_s": ((int, float), "the time within which a batch reaches a final state (BAT-010)"),
+    # Service levels under load (PRF-..., docs/load.md); service_levels.DEFAULTS when the profile is silent.
+    "extract_p95_ms": ((int, float), "95th percentile of the extract's response time under load, in ms (PRF-001)"),
+    "batch_final_s": ((int, float), "a batch of up to 1 000 reports is final within this under load (PRF-002)"),
 }
 EXTRACT_DATE_FORMATS = ("date", "date-time")
 _CODE = re.compile(r"^[A-Z][0-9]{2}$")

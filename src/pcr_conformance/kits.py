@@ -55,10 +55,14 @@ class Kit:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     side: str = "register"  # which side of the contract the kit judges (Req.side); never both
+    # Requirement families by ID prefix ("PRF": the service levels of the load kit); empty = every family.
+    prefixes: tuple[str, ...] = ()
     source: str = ""
 
     def selects(self, req: Req) -> bool:
         if req.side != self.side:  # a register kit never selects a client requirement, nor the reverse
+            return False
+        if self.prefixes and req.id.split("-", 1)[0] not in self.prefixes:
             return False
         if req.id in self.exclude:
             return False
@@ -138,7 +142,7 @@ def load_kit(name_or_path: str | os.PathLike[str]) -> Kit:
     return Kit(name=data["name"], title=data["title"], description=str(data.get("description", "")),
                actors=strs("actors", ()), apis=strs("apis", (), catalogue.families()), levels=strs("levels", LEVELS, LEVELS),
                deciding_levels=strs("deciding_levels", ("must",), LEVELS), include=strs("include", ()),
-               exclude=strs("exclude", ()), side=_side(data, p), source=str(p))
+               exclude=strs("exclude", ()), side=_side(data, p), prefixes=strs("prefixes", ()), source=str(p))
 
 
 SIDES = ("register", "client")

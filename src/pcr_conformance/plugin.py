@@ -29,7 +29,15 @@ from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import CLEANUP_MODES
 from pcr_conformance.client import IdentityRefused
 from pcr_conformance.expectations import ExpectationsError, load_expectations
-from pcr_conformance.fixtures import HTTP_POOL, pcr_cleanup, pcr_clients, pcr_data, pcr_http, pcr_target
+from pcr_conformance.fixtures import (
+    HTTP_POOL,
+    pcr_cleanup,
+    pcr_clients,
+    pcr_data,
+    pcr_http,
+    pcr_load,
+    pcr_target,
+)
 from pcr_conformance.outcomes import CERTIFICATES_ATTR, SLOTS_ATTR, Recorder, junit_properties, mark_report
 from pcr_conformance.plugin_state import (
     LOG,
@@ -52,7 +60,7 @@ from pcr_conformance.workers import EMBEDDED_BASE_ATTR, IDENTITY_ATTR, IDENTITY_
 REQUIREMENT_PROPERTY = junit_support.REQUIREMENT_PROPERTY
 RESULT_NAMES = pytest.StashKey["allure_support.ResultNames | None"]()
 
-__all__ = ["pcr_cleanup", "pcr_clients", "pcr_data", "pcr_http", "pcr_target", "verified_ids"]
+__all__ = ["pcr_cleanup", "pcr_clients", "pcr_data", "pcr_http", "pcr_load", "pcr_target", "verified_ids"]
 
 MARKERS = (
     "verifies(*ids): requirement IDs this test verifies",
@@ -95,6 +103,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--pcr-recording", default=None,
                 help="a HAR file of a stakeholder system's traffic, judged by the client kits (suites/client/; "
                      "pcr-conformance proxy records one)")
+    g.addoption("--pcr-load", default=None, metavar="KEY=VALUE,...",
+                help="the load run of the service-level tests (suites/load/): load.LoadOptions fields, e.g. "
+                     "users=50,run_time_s=60,master=true,expect_workers=2 [a short load of 6 users for 8 s]")
+    g.addoption("--pcr-load-results", default=None, metavar="FILE",
+                help="judge the service levels over this load run's results instead of running one")
     parser.addini("pcr_suites", type="paths", default=[],
                   help="folders whose tests must verify requirements, besides the kit's own suites")
 

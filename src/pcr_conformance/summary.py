@@ -178,6 +178,9 @@ def verdict(kit: Kit | None, selected: Mapping[str, Req], results: Mapping[str, 
     if any(results[rid]["status"] in GAP_STATUSES for rid in deciding):
         return "incomplete", ""
     if not any(results[rid]["status"] in ("passed", "failed") for rid in deciding):
+        if deciding and all(results[rid]["status"] == "informative" for rid in deciding):  # the load kit, public
+            return "error", ("nothing was judged: every deciding requirement is modelled, informative under the "
+                             "public reading (judge by the model and the profile with --contract reference)")
         return "error", "nothing was judged: no deciding requirement applies to the claimed capabilities"
     return "conformant", ""
 

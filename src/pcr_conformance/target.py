@@ -373,3 +373,23 @@ def _check_owner(owner: Mapping[str, Any], field: str, err: Any) -> None:
 def replace(target: Target, **changes: Any) -> Target:
     """A copy with some fields changed (the embedded register fills in URLs, identities, pool)."""
     return dataclasses.replace(target, **changes)
+
+
+def as_mapping(target: Target) -> dict[str, Any]:
+    """The target as the table of a target file that `parse_target` reads back: for another process that must
+    reach the same register with the same identities (a load run's Locust processes). An embedded register's
+    resolved URLs, certificates and pool become those of a remote target; its reading and profile stay."""
+    identities = {slot: {"cert": i.cert, "key": i.key, "owner": dict(i.owner), "name": i.name}
+                  for slot, i in target.identities.items()}
+    extra = {kind: {"cert": pair.cert, "key": pair.key} for kind, pair in target.extra_certificates.items()}
+    data: dict[str, Any] = {
+        "name": target.name, "environment": target.environment, "read_only": target.read_only,
+        "rate_limit_per_s": target.rate_limit_per_s, "timeout_s": target.timeout_s,
+        "batch_deadline_s": target.batch_deadline_s, "max_answer_bytes": target.max_answer_bytes,
+        "pool": target.pool, "capabilities": list(target.capabilities), "base_urls": dict(target.base_urls),
+        "tls": {"ca_bundle": target.tls.ca_bundle}, "identities": identities, "extra_certificates": extra,
+        "contract": target.contract, "implementation_profile": target.implementation_profile,
+    }
+    if target.contract_version:
+        data["contract_version"] = target.contract_version
+    return data

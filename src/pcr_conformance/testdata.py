@@ -100,11 +100,14 @@ class TestData:
 
     __test__ = False  # not a pytest test class despite the name
 
-    def __init__(self, pool: Pool | None, run_id: str | None = None, share: tuple[int, int] = (0, 1)) -> None:
+    def __init__(self, pool: Pool | None, run_id: str | None = None, share: tuple[int, int] = (0, 1),
+                 first: int = 1) -> None:
         self.run_id = run_id or new_run_id()
         self.share = share  # (index, count): this worker's part of the pool, when several share one register
         self.pool = pool or Pool(environment="Test", persons=(), organisations={})
-        self._counter = itertools.count(1)
+        # Several processes of one run (a load run's Locust workers) share its run id, each numbering from
+        # its own `first`, so their loan numbers and references never meet.
+        self._counter = itertools.count(first)
         self._lock = threading.Lock()
         self._next_by_tag: dict[str | None, int] = {}
 

@@ -20,7 +20,7 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from pcr_register import body as body_parser
-from pcr_register import casing, lenient, memory, variant
+from pcr_register import casing, lenient, load_faults, memory, variant
 from pcr_register.config import MAX_BODY_BYTES, MAX_REPORTS, read_deadline_s
 from pcr_register.errors import ApiError, error_body, fail, item
 from pcr_register.identity import Caller, caller_from_certificate, check_owner, check_role
@@ -85,6 +85,8 @@ def create_app(reg: Register) -> Callable[..., Awaitable[None]]:
 
     def process(operation: str, op: Operation, caller: Caller, raw: bytes, headers: dict[str, str]) -> tuple[int, dict]:
         """Everything after the body is read; runs in a worker thread (JSON, validation and SQLite block)."""
+        if load_faults.server_error_now(faults):  # breaks PRF-003: a 500 only under load
+            raise RuntimeError("connection pool exhausted")
         try:  # ENV-018 (H01), ENV-021 and ENV-022 (D01): once, before anything reads a member
             parsed = body_parser.parse(raw, check_duplicates=not faults.on("duplicate_members_last_wins"))
         except body_parser.BadJson as exc:

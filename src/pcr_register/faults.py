@@ -155,6 +155,11 @@ FAULTS: dict[str, tuple[str, str]] = {
     "no_consent_reveals_ban": ("BAN-004", "without consent the answer still tells a ban exists (consentRequired, only when there is one)"),
     "ban_feed_ignores_consent": ("BAN-005", "the change feed lists persons who did not consent"),
     "ban_hetu_not_validated": ("BAN-006", "GetVoluntaryBan does not validate the person's identity code"),
+    # service levels under load (load_faults.py): only a load run shows them
+    "slow_extract": ("PRF-001", "every extract is answered 1.5 s late (right content)"),
+    "slow_batch_final": ("PRF-002", "GetBatchStatus shows a batch as processing until 17 s after it was received"),
+    "server_error_under_load": ("PRF-003", "while more than 6 requests arrive per second, every fifth is answered 500"),
+    "batch_lost_under_load": ("PRF-004", "every third AddLoans batch is answered 202 and never stored"),
 }
 
 

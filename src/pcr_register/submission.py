@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from pcr_register import identifiers
+from pcr_register import identifiers, load_faults
 from pcr_register.clock import normalise_ts, now_utc
 from pcr_register.errors import ApiError, fail, item
 from pcr_register.identity import Caller
@@ -46,6 +46,8 @@ def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], 
     digest = hashlib.sha256(f"{operation}\n{canonical}".encode()).hexdigest()
     owner = caller.org.key
     received = now_utc()
+    if load_faults.lose_batch(reg.faults, operation):  # breaks PRF-004: acknowledged, never stored
+        return 202, {"batchReference": reference, "statusMessage": "Accepted", "receivedTimeUtc": received}
     with reg.storage.write() as con:
         row = con.execute(
             "SELECT id, body_hash, received_utc FROM batches WHERE owner=? AND reference=?", (owner, reference)
@@ -108,7 +110,9 @@ def get_batch_status(reg: Register, caller: Caller, body: dict[str, Any]) -> tup
         "receivedTimeUtc": row["received_utc"],
     }
     results: list[Any] = []
-    if row["status"] in FINAL:
+    if row["status"] in FINAL and load_faults.held_back(reg.faults, row["received_utc"]):  # breaks PRF-002
+        out.update(batchStatus="Processing", acceptedCount=0, rejectedCount=0)
+    elif row["status"] in FINAL:
         out["finishedTimeUtc"] = row["finished_utc"]
         res = con.execute("SELECT results FROM batch_results WHERE batch_id=?", (row["id"],)).fetchone()
         results = json.loads(res[0]) if res else []

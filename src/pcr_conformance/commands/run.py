@@ -44,6 +44,7 @@ class RunConfig:
     contract_version: str = ""  # --contract-version, else the target's contract_version ("" = the current one)
     recording: str | None = None  # --recording: a HAR of a stakeholder system, judged by the client kits
     workers: int = 1  # --workers: pytest-xdist processes of the session (1: none)
+    load: str = ""  # the load run of the service-level tests (--pcr-load; `pcr-conformance load`)
 
 
 def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
@@ -69,6 +70,8 @@ def pytest_command(config: RunConfig, kit: str, folder: Path) -> list[str]:
         cmd += ["--pcr-contract-version", config.contract_version]
     if config.recording:
         cmd += ["--pcr-recording", config.recording]
+    if config.load:
+        cmd += ["--pcr-load", config.load]
     return cmd
 
 
@@ -117,15 +120,10 @@ def workers_for(given: str, *, embedded: bool, cpus: int | None = None) -> int:
     """--workers: "auto" is 2 for the embedded register on a machine with 2 or more cores (each worker starts
     its own register, so no test shares state with another worker's), else 1; a number is taken as it is."""
     if given == "auto":
-        cores = cpus if cpus is not None else (os.cpu_count() or 1)
-        return 2 if embedded and cores >= 2 else 1
-    try:
-        n = int(given)
-    except ValueError:
-        n = 0
-    if n < 1:
+        return 2 if embedded and (cpus if cpus is not None else (os.cpu_count() or 1)) >= 2 else 1
+    if not given.isdigit() or int(given) < 1:
         raise CliError(f"--workers {given}: give a number of processes (1 or more) or 'auto'")
-    return n
+    return int(given)
 
 
 SESSION_FOLDER = ".session"
