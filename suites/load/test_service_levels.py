@@ -13,6 +13,9 @@ import pytest
 from pcr_conformance import expect, kits, service_levels
 from pcr_conformance.load_results import LoadRun
 
+# Under `run --workers N` all levels go to one worker, so the session makes one load run, not one per worker.
+pytestmark = pytest.mark.xdist_group("load-run")
+
 
 def _params() -> list[object]:
     reqs = kits.load_requirements()

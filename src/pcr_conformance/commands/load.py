@@ -59,7 +59,9 @@ def main(args: argparse.Namespace) -> int:
                             no_html=args.no_html, mask_pii=False, timeout=args.timeout, contract=args.contract,
                             implementation_profile=None, recording=None, json=args.json)
     config = run_cmd.run_config(ns)
-    config = dataclasses.replace(config, load=as_text(chosen), suites=resources.suites_dir().resolve() / "load")
+    # One pytest process: the load itself is Locust's processes; xdist workers would each start a load run.
+    config = dataclasses.replace(config, load=as_text(chosen), suites=resources.suites_dir().resolve() / "load",
+                                 workers=1)
     if chosen.web_ui:
         print(f"Locust's web UI: http://{chosen.web_host}:{chosen.web_port}", flush=True)
     if chosen.master:
