@@ -111,8 +111,9 @@ class PostgresStorage:
                                    connect_timeout=CONNECT_TIMEOUT_S,
                                    options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
         except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())
             raise DatabaseUnavailable(
-                f"--db {redacted(self.url)}: cannot connect to PostgreSQL ({str(exc).strip()}); check the host, "
+                f"--db {redacted(self.url)}: cannot connect to PostgreSQL ({reason}); check the host, "
                 "port, user and database of the URL, and that the server runs") from exc
 
     def conn(self) -> Connection:
