@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 import register_bulk
+
 from pcr_register import pgserver
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # specs/errors.yaml H13: stay below it

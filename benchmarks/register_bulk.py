@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
 from pcr_register.storage import is_postgres_url, open_storage
 
 _CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"

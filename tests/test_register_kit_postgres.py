@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from pcr_register.storage import open_storage
 from register_fixtures import REPO
+
+from pcr_register.storage import open_storage
 
 
 def test_the_register_kits_scenarios_pass_on_postgresql(postgres: object, request: pytest.FixtureRequest,

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pcr_register.storage import open_storage
 from register_fixtures import (
     Api,
     Running,
@@ -25,6 +24,8 @@ from register_fixtures import (
     wait_batch,
     wrong_check,
 )
+
+from pcr_register.storage import open_storage
 
 WHO = people()
 

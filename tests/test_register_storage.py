@@ -9,10 +9,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from register_fixtures import Api, database, lump_sum_loan, people, start_register, unique, wait_batch
+
 from pcr_register import schema
 from pcr_register.storage import is_postgres_url, open_storage
 from pcr_register.storage_pg import BATCH_LOCK, DatabaseUnavailable, redacted, translate
-from register_fixtures import Api, database, lump_sum_loan, people, start_register, unique, wait_batch
 
 WHO = people()
 TABLES = {"batches", "batch_results", "loans", "loan_persons", "repayments", "extract_log", "orders", "persons"}
