@@ -33,6 +33,7 @@ class Storage(Protocol):
 
     def conn(self) -> Any: ...  # this thread's connection: execute / executemany, rows by name and index
     def write(self) -> AbstractContextManager[Any]: ...  # one write transaction
+    def write_one(self, sql: str, params: tuple[Any, ...]) -> None: ...  # one statement, its own transaction
     def batch_processor(self) -> AbstractContextManager[bool]: ...  # True: this process may process batches now
     def schema_version(self) -> int: ...
     def load_population(self, population: dict[str, Any]) -> None: ...
@@ -87,6 +88,10 @@ class SqliteStorage:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+
+    def write_one(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One statement as its own transaction (autocommit: the same as BEGIN IMMEDIATE + it + COMMIT)."""
+        self.conn().execute(sql, params)
 
     @contextmanager
     def batch_processor(self) -> Iterator[bool]:

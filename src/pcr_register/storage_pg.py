@@ -129,6 +129,11 @@ class PostgresStorage:
         with con.raw.transaction():
             yield con
 
+    def write_one(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One statement as its own transaction: autocommit, one round trip instead of BEGIN, it, COMMIT
+        (the extract log entry of every extract: on its latency path)."""
+        self.conn().execute(sql, params)
+
     @contextmanager
     def batch_processor(self) -> Iterator[bool]:
         """True while this process holds the batch lock (try, never wait: the holder processes everything)."""
