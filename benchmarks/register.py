@@ -444,8 +444,12 @@ def main(argv: list[str] | None = None) -> int:
                         "of a throwaway server (implies --backend postgresql)")
     parser.add_argument("--prefill", choices=("api", "bulk"), default="api",
                         help="fill the database through the API (AddLoans; default) or in bulk (register_bulk.py)")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a server setting of the throwaway PostgreSQL server (repeatable), e.g. "
+                        "synchronous_commit=off, to see what a setting costs")
     args = parser.parse_args(argv)
     backend = "postgresql" if args.db else args.backend
+    pg_settings = dict(item.split("=", 1) for item in args.pg_setting if "=" in item)
 
     loans = args.loans or ("20000" if args.quick else "100000,1000000")
     levels = tuple(sorted(int(x.replace("_", "")) for x in loans.split(",") if x.strip()))
@@ -468,11 +472,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.db:
             db = args.db
         elif backend == "postgresql":
-            server = pgserver.start(durable=True)
+            server = pgserver.start(durable=True, settings=pg_settings)
             db = server.create_database()
         else:
             db = str(workdir / "register.sqlite3")
         result = run(settings, workdir, db, backend, args.prefill)
+        result["pg_settings"] = pg_settings
     except (BenchmarkError, pgserver.PgServerError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1

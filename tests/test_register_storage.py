@@ -126,3 +126,13 @@ def test_two_registers_on_one_database_process_each_batch_once_in_arrival_order(
             api.close()
         first.stop()
         second.stop()
+
+
+def test_postgres_commits_batches_durably_and_the_extract_log_without_a_disk_wait(
+        postgres: object, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """write() (batches, orders: answered 202 only once on disk) turns synchronous_commit on for its
+    transaction; write_one (the extract log entry) leaves the connection's off."""
+    storage = open_storage(database("postgresql", request, tmp_path))
+    with storage.write() as con:
+        assert con.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+    assert storage.conn().execute("SHOW synchronous_commit").fetchone()[0] == "off"
