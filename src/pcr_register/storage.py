@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from pcr_register import schema
 from pcr_register.clock import now_utc
-from pcr_register.storage_pg import POSTGRES_SCHEMES, PostgresStorage
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class Storage(Protocol):
@@ -49,6 +50,10 @@ def open_storage(db: str | Path) -> Storage:
     """The storage named by `db`: a postgresql:// URL, else the path of an SQLite file. Migrates the schema."""
     text = str(db)
     if is_postgres_url(text):
+        # Imported only for a PostgreSQL URL: psycopg adds 0.1-1 s to every start of an SQLite register (the
+        # self-test starts one per fault).
+        from pcr_register.storage_pg import PostgresStorage
+
         return PostgresStorage(text)
     return SqliteStorage(Path(text))
 
@@ -130,4 +135,4 @@ class SqliteStorage:
         return {r[0]: r[1] for r in self.conn().execute("SELECT id_code, status FROM persons")}
 
 
-__all__ = ["SqliteStorage", "Storage", "is_postgres_url", "open_storage"]
+__all__ = ["POSTGRES_SCHEMES", "SqliteStorage", "Storage", "is_postgres_url", "open_storage"]

@@ -21,7 +21,6 @@ import psycopg
 from pcr_register import schema
 from pcr_register.clock import now_utc
 
-POSTGRES_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_MS = 120_000  # the largest batch (10 000 reports) is applied in well under this
 # Advisory lock keys (any two distinct 64-bit numbers; "pcr" in ASCII, then 1 and 2).
@@ -199,5 +198,5 @@ class PostgresStorage:
         return {r[0]: r[1] for r in self.conn().execute("SELECT id_code, status FROM persons")}
 
 
-__all__ = ["BATCH_LOCK", "POSTGRES_SCHEMES", "Connection", "DatabaseUnavailable", "PostgresStorage", "Row",
+__all__ = ["BATCH_LOCK", "Connection", "DatabaseUnavailable", "PostgresStorage", "Row",
            "redacted", "translate"]
