@@ -112,10 +112,20 @@ def _command(server: PgServer, argv: list[str]) -> subprocess.CompletedProcess[s
     return proc
 
 
-def start(*, durable: bool = False, settings: dict[str, str] | None = None) -> PgServer:
+def start(*, durable: bool = False, settings: dict[str, str] | None = None, attempts: int = 3) -> PgServer:
     """initdb + pg_ctl start in a new temporary folder on a free port. `durable=False` (tests) turns fsync off:
     a killed register process loses nothing either way (the server keeps what it committed), only an OS crash
-    would. The benchmark starts it durable."""
+    would. The benchmark starts it durable. A port taken between choosing and binding it: another try."""
+    for attempt in range(attempts):
+        try:
+            return _start_once(durable, settings or {})
+        except PgServerError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once(durable: bool, settings: dict[str, str]) -> PgServer:
     bin_dir = find_bin_dir()
     run_as = _run_as()
     folder = Path(tempfile.mkdtemp(prefix="pcr-pg-"))
@@ -125,7 +135,7 @@ def start(*, durable: bool = False, settings: dict[str, str] | None = None) -> P
     server = PgServer(bin_dir=bin_dir, folder=folder, port=_free_port(), run_as=run_as)
     options = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(folder), "max_connections": "200",
                **({} if durable else {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}),
-               **(settings or {})}
+               **settings}
     try:
         _command(server, ["initdb", "-D", str(server.data_dir), "-U", USER, "--auth=trust", "--encoding=UTF8",
                           "--locale=C", "--no-sync"])
