@@ -29,25 +29,29 @@ import collections
 import json
 import os
 import platform
-import queue
 import shutil
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import register_bulk
+from register_process import (
+    BenchmarkError,
+    Register,
+    client_for,
+    owner_of,
+    pool_owner,
+    prepare,
+    running_register,
+)
 
 from pcr_register import pgserver
 
@@ -69,99 +73,11 @@ class Settings:
     batch_deadline_s: float
 
 
-class BenchmarkError(RuntimeError):
-    pass
-
-
-# --- the register process --------------------------------------------------------------------------
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("pcr-register")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("pcr-register")
-    if not found:
-        raise BenchmarkError("pcr-register not found (pip install -e . into this Python)")
-    return [found]
-
-
-@dataclass(frozen=True)
-class Register:
-    url: str
-    data_dir: Path
-    db: str  # the SQLite file or the postgresql:// URL
-    pool: dict[str, Any]
-    process: subprocess.Popen[str]
-
-
-def prepare(workdir: Path) -> tuple[Path, dict[str, Any]]:
-    """init + export-pool: (data dir, pool)."""
-    data_dir, pool_path = workdir / "data", workdir / "pool.json"
-    subprocess.run([*_cli(), "init", str(data_dir)], check=True, capture_output=True, text=True)
-    subprocess.run([*_cli(), "export-pool", "--data", str(data_dir), "--output", str(pool_path)],
-                   check=True, capture_output=True, text=True)
-    return data_dir, json.loads(pool_path.read_text())
-
-
-@contextmanager
-def running_register(workdir: Path, data_dir: Path, pool: dict[str, Any], db: str) -> Iterator[Register]:
-    """serve on a free port; the first stdout line gives the URL (interfaces.md §7)."""
-    log = (workdir / "serve.stderr").open("w")
-    proc = subprocess.Popen(
-        [*_cli(), "serve", "--data", str(data_dir), "--port", "0", "--db", db],
-        stdout=subprocess.PIPE, stderr=log, text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def drain() -> None:  # keep reading so the server never blocks on a full pipe
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        try:
-            first = lines.get(timeout=60).strip()
-        except queue.Empty:
-            raise BenchmarkError("pcr-register serve printed nothing within 60 s") from None
-        prefix = "listening on "
-        if not first.startswith(prefix):
-            raise BenchmarkError(f"unexpected first line of pcr-register serve: {first!r}")
-        yield Register(first[len(prefix):].rstrip("/"), data_dir, db, pool, proc)
-    except BaseException:
-        log.flush()
-        tail = (workdir / "serve.stderr").read_text()[-3000:]
-        if tail:
-            print(f"--- pcr-register serve stderr (tail) ---\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def client_for(register: Register, org: str, role: str) -> httpx.Client:
-    # httpx 0.28: the client certificate must be in the SSLContext given as verify=.
-    pair = register.pool["organisations"][org]["certificates"][role]
-    ctx = ssl.create_default_context(cafile=register.pool["ca_bundle"])
-    ctx.load_cert_chain(pair["cert"], pair["key"])
-    return httpx.Client(base_url=register.url, verify=ctx, timeout=httpx.Timeout(120.0))
-
-
-def owner_of(register: Register, org: str) -> dict[str, Any]:
-    return _owner(register.pool, org)
-
-
 # --- messages (interfaces.md §2) -------------------------------------------------------------------
 
 
 class Loans:
-    """Valid AddLoans lump-sum loan reports with unique loan numbers."""
+    """Valid AddLoans lump-sum loan reports with unique loan numbers (register_bulk.loan_report)."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -169,30 +85,7 @@ class Loans:
 
     def report(self, borrower: str) -> dict[str, Any]:
         self.n += 1
-        n = self.n
-        contract = date(2020, 1, 1) + timedelta(days=n % 2000)
-        issued = 1000 + (n * 37) % 30000
-        return {
-            "reportReference": f"R-{n}",
-            "reportType": "NewReport",
-            "loanNumber": {"type": "Other", "number": f"BENCH-{self.run_id}-{n}"},
-            "isPeerToPeerLoanBroker": False,
-            "lenderMarketingName": "Demo Bank Kulutusluotto",
-            "contractDate": contract.isoformat(),
-            "currencyCode": "EUR",
-            "oneTimeServiceFees": 0,
-            "loanType": "LumpSumLoan",
-            "isTransferredFromAnotherLender": False,
-            "borrowersCount": 1,
-            "borrowers": [{"idCodeType": "PersonalIdentityCode", "idCode": borrower}],
-            "consumerCredit": {"loanConsumerProtectionAct": "ConsumerCredit", "isGoodsOrServicesRelatedCredit": False},
-            "interest": {"totalInterestRatePct": 5.25, "marginPct": 2.5, "interestType": "Euribor",
-                         "interestDeterminationPeriod": 12},
-            "isLoanWithCollateral": False,
-            "lumpSumLoan": {"amountIssued": issued, "amountPaid": issued, "balance": round(issued * 0.8, 2),
-                            "amortizationFrequency": 1, "purposeOfUse": "OtherConsumerCredit",
-                            "repaymentMethod": "Annuities"},
-        }
+        return register_bulk.loan_report(self.n, borrower, f"BENCH-{self.run_id}")
 
 
 class Reporter:
@@ -345,7 +238,7 @@ def run(settings: Settings, workdir: Path, db: str, backend: str, prefill_method
     bulk_next = 0  # the next bulk loan number
     if prefill_method == "bulk":  # the measured persons' loans, also in bulk
         own = len(query) * settings.loans_per_query_person
-        register_bulk.load(db, own, owner="lender-a", owner_json=json.dumps(_owner(pool, "lender-a")),
+        register_bulk.load(db, own, owner="lender-a", owner_json=json.dumps(pool_owner(pool, "lender-a")),
                            prefix=f"OWN-{run_id}", borrowers=query)
         stored = own
 
@@ -360,7 +253,7 @@ def run(settings: Settings, workdir: Path, db: str, backend: str, prefill_method
         prefill: dict[str, Any] = {"reports": to_fill}
         if prefill_method == "bulk" and to_fill:
             seconds = register_bulk.load(db, to_fill, start=bulk_next, owner="lender-a",
-                                         owner_json=json.dumps(_owner(pool, "lender-a")), prefix=f"BULK-{run_id}")
+                                         owner_json=json.dumps(pool_owner(pool, "lender-a")), prefix=f"BULK-{run_id}")
             bulk_next += to_fill
             stored += to_fill
             prefill.update(seconds=round(seconds, 2), reports_per_s=round(to_fill / seconds))
@@ -400,14 +293,6 @@ def run(settings: Settings, workdir: Path, db: str, backend: str, prefill_method
                 "ingest": ingest, "extract": extract, "prefill": prefill,
             })
     return result
-
-
-def _owner(pool: dict[str, Any], org: str) -> dict[str, Any]:
-    o = pool["organisations"][org]
-    owner = {"idCodeType": o["idCodeType"], "idCode": o["idCode"]}
-    if o.get("countryCode"):
-        owner["countryCode"] = o["countryCode"]
-    return owner
 
 
 def table(result: dict[str, Any]) -> str:
