@@ -253,7 +253,8 @@ def run(settings: Settings, workdir: Path, db: str, backend: str, prefill_method
         prefill: dict[str, Any] = {"reports": to_fill}
         if prefill_method == "bulk" and to_fill:
             seconds = register_bulk.load(db, to_fill, start=bulk_next, owner="lender-a",
-                                         owner_json=json.dumps(pool_owner(pool, "lender-a")), prefix=f"BULK-{run_id}")
+                                         owner_json=json.dumps(pool_owner(pool, "lender-a")), prefix=f"BULK-{run_id}",
+                                         exclude=frozenset(tags))
             bulk_next += to_fill
             stored += to_fill
             prefill.update(seconds=round(seconds, 2), reports_per_s=round(to_fill / seconds))

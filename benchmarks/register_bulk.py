@@ -31,13 +31,19 @@ LOAN_COLUMNS = ("loan_key, owner, owner_json, status, loan_type, consumer_act, d
                 "last_repayment, created_utc, last_updated_utc")
 
 
-def artificial_hetu(n: int) -> str:
-    """The n-th artificial personal identity code: birth 1900-01-01 + n // 100 days, individual 900 + n % 100."""
+def artificial_hetu(n: int, exclude: frozenset[str] = frozenset()) -> str:
+    """The n-th artificial personal identity code: birth 1900-01-01 + n // 100 days, individual 900 + n % 100;
+    a code in `exclude` (the population's: the measured persons must keep their own loans only) takes the
+    next century sign of the same century (-YXWVU for the 1900s, ABCDEF for the 2000s: valid since 2023), a
+    distinct code of the same birth date and individual number."""
     birth = date(1900, 1, 1) + timedelta(days=n // 100)
     individual = 900 + n % 100
     digits = f"{birth:%d%m%y}{individual:03d}"
-    sign = "-" if birth.year < 2000 else "A"
-    return f"{birth:%d%m%y}{sign}{individual:03d}{_CHECK[int(digits) % 31]}"
+    for sign in "-YXWVU" if birth.year < 2000 else "ABCDEF":
+        code = f"{birth:%d%m%y}{sign}{individual:03d}{_CHECK[int(digits) % 31]}"
+        if code not in exclude:
+            return code
+    raise ValueError(f"no artificial code for {n}: every century sign is in the population")
 
 
 def loan_report(n: int, borrower: str, prefix: str) -> dict[str, Any]:
@@ -61,36 +67,37 @@ def loan_report(n: int, borrower: str, prefix: str) -> dict[str, Any]:
     }
 
 
-def _borrower(n: int, loans_per_person: int, borrowers: list[str] | None) -> str:
-    return borrowers[n % len(borrowers)] if borrowers else artificial_hetu(n // loans_per_person)
+def _borrower(n: int, loans_per_person: int, borrowers: list[str] | None, exclude: frozenset[str]) -> str:
+    return borrowers[n % len(borrowers)] if borrowers else artificial_hetu(n // loans_per_person, exclude)
 
 
 def loan_rows(start: int, count: int, owner: str, owner_json: str, prefix: str, loans_per_person: int,
-              borrowers: list[str] | None = None) -> Iterator[tuple[Any, ...]]:
+              borrowers: list[str] | None = None, exclude: frozenset[str] = frozenset()) -> Iterator[tuple[Any, ...]]:
     """The loans rows of loans start .. start+count-1 (borrowers: these codes in turn, else artificial ones)."""
     now = "2026-01-01T00:00:00Z"
     for n in range(start, start + count):
-        report = loan_report(n, _borrower(n, loans_per_person, borrowers), prefix)
+        report = loan_report(n, _borrower(n, loans_per_person, borrowers, exclude), prefix)
         yield (f"Other:{report['loanNumber']['number']}", owner, owner_json, "Active", "LumpSumLoan",
                "ConsumerCredit", json.dumps(report, ensure_ascii=False), None, None, None, now, now)
 
 
 def person_rows(start: int, count: int, prefix: str, loans_per_person: int,
-                borrowers: list[str] | None = None) -> Iterator[tuple[Any, ...]]:
+                borrowers: list[str] | None = None, exclude: frozenset[str] = frozenset()) -> Iterator[tuple[Any, ...]]:
     """The loan_persons rows (the borrower) of the same loans."""
     for n in range(start, start + count):
-        yield (_borrower(n, loans_per_person, borrowers), "B", f"Other:{prefix}-{n:09d}", None)
+        yield (_borrower(n, loans_per_person, borrowers, exclude), "B", f"Other:{prefix}-{n:09d}", None)
 
 
 def load(db: str | Path, count: int, *, start: int = 0, owner: str = "lender-a", owner_json: str = "{}",
-         prefix: str = "BULK", loans_per_person: int = 3, borrowers: list[str] | None = None) -> float:
-    """Write `count` loans; returns the seconds taken."""
+         prefix: str = "BULK", loans_per_person: int = 3, borrowers: list[str] | None = None,
+         exclude: frozenset[str] = frozenset()) -> float:
+    """Write `count` loans; returns the seconds taken. Artificial borrowers avoid the codes in `exclude`."""
     storage = open_storage(db)  # the register's schema (migrations)
     if storage.backend == "sqlite":
         storage.conn().close()  # the load switches the journal mode, which needs the only connection
     began = time.perf_counter()
-    loans = loan_rows(start, count, owner, owner_json, prefix, loans_per_person, borrowers)
-    persons = person_rows(start, count, prefix, loans_per_person, borrowers)
+    loans = loan_rows(start, count, owner, owner_json, prefix, loans_per_person, borrowers, exclude)
+    persons = person_rows(start, count, prefix, loans_per_person, borrowers, exclude)
     if is_postgres_url(str(db)):
         with psycopg.connect(str(db)) as con, con.cursor() as cur:  # one transaction
             with cur.copy(f"COPY loans({LOAN_COLUMNS}) FROM STDIN") as copy:
