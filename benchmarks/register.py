@@ -7,13 +7,17 @@ Starts ``pcr-register init`` + ``pcr-register serve`` exactly as a user would (i
 (b) extract latency: GetCreditRegisterExtract p50/p95/p99 over sequential requests on one keep-alive
     connection, for persons holding a few loans each, while the database holds N loans in all.
 
-The database is pre-filled through the API (AddLoans, several batches in flight); the figure is reported as
-"prefill reports/s". Background loans go to the other active persons of the population, so the queried
+The database is pre-filled through the API (AddLoans, several batches in flight; `--prefill api`, the
+default) or in bulk straight into the register's tables while the register is stopped (`--prefill bulk`:
+register_bulk.py, COPY on PostgreSQL, executemany in one transaction on SQLite); the figure is reported as
+"prefill reports/s" with its seconds (the load time). The backend is SQLite (a file) or PostgreSQL
+(`--backend postgresql`: a throwaway durable server of the installed binaries, or `--db postgresql://...`). Background loans go to the other active persons of the population, so the queried
 persons keep a realistic handful of loans and the latency shows the effect of the database size rather
 than of one person's extract size.
 
     .venv/bin/python benchmarks/register.py                     # 100 000 and 1 000 000 loans
     .venv/bin/python benchmarks/register.py --loans 20000 --quick
+    .venv/bin/python benchmarks/register.py --backend postgresql --prefill bulk --loans 1000000,12500000
 
 Prints a table and a JSON document (also written to --json FILE).
 """
@@ -25,24 +29,31 @@ import collections
 import json
 import os
 import platform
-import queue
 import shutil
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import register_bulk
+from register_process import (
+    BenchmarkError,
+    Register,
+    client_for,
+    owner_of,
+    pool_owner,
+    prepare,
+    running_register,
+)
+
+from pcr_register import pgserver
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # specs/errors.yaml H13: stay below it
 
@@ -62,99 +73,11 @@ class Settings:
     batch_deadline_s: float
 
 
-class BenchmarkError(RuntimeError):
-    pass
-
-
-# --- the register process --------------------------------------------------------------------------
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("pcr-register")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("pcr-register")
-    if not found:
-        raise BenchmarkError("pcr-register not found (pip install -e . into this Python)")
-    return [found]
-
-
-@dataclass(frozen=True)
-class Register:
-    url: str
-    data_dir: Path
-    db_path: Path
-    pool: dict[str, Any]
-    process: subprocess.Popen[str]
-
-
-@contextmanager
-def running_register(workdir: Path) -> Iterator[Register]:
-    """init + export-pool + serve on a free port; the first stdout line gives the URL (interfaces.md §7)."""
-    data_dir, db_path, pool_path = workdir / "data", workdir / "register.sqlite", workdir / "pool.json"
-    subprocess.run([*_cli(), "init", str(data_dir)], check=True, capture_output=True, text=True)
-    subprocess.run([*_cli(), "export-pool", "--data", str(data_dir), "--output", str(pool_path)],
-                   check=True, capture_output=True, text=True)
-    pool = json.loads(pool_path.read_text())
-    log = (workdir / "serve.stderr").open("w")
-    proc = subprocess.Popen(
-        [*_cli(), "serve", "--data", str(data_dir), "--port", "0", "--db", str(db_path)],
-        stdout=subprocess.PIPE, stderr=log, text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def drain() -> None:  # keep reading so the server never blocks on a full pipe
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        try:
-            first = lines.get(timeout=60).strip()
-        except queue.Empty:
-            raise BenchmarkError("pcr-register serve printed nothing within 60 s") from None
-        prefix = "listening on "
-        if not first.startswith(prefix):
-            raise BenchmarkError(f"unexpected first line of pcr-register serve: {first!r}")
-        yield Register(first[len(prefix):].rstrip("/"), data_dir, db_path, pool, proc)
-    except BaseException:
-        log.flush()
-        tail = (workdir / "serve.stderr").read_text()[-3000:]
-        if tail:
-            print(f"--- pcr-register serve stderr (tail) ---\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def client_for(register: Register, org: str, role: str) -> httpx.Client:
-    # httpx 0.28: the client certificate must be in the SSLContext given as verify=.
-    pair = register.pool["organisations"][org]["certificates"][role]
-    ctx = ssl.create_default_context(cafile=register.pool["ca_bundle"])
-    ctx.load_cert_chain(pair["cert"], pair["key"])
-    return httpx.Client(base_url=register.url, verify=ctx, timeout=httpx.Timeout(120.0))
-
-
-def owner_of(register: Register, org: str) -> dict[str, Any]:
-    o = register.pool["organisations"][org]
-    owner = {"idCodeType": o["idCodeType"], "idCode": o["idCode"]}
-    if o.get("countryCode"):
-        owner["countryCode"] = o["countryCode"]
-    return owner
-
-
 # --- messages (interfaces.md §2) -------------------------------------------------------------------
 
 
 class Loans:
-    """Valid AddLoans lump-sum loan reports with unique loan numbers."""
+    """Valid AddLoans lump-sum loan reports with unique loan numbers (register_bulk.loan_report)."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -162,41 +85,18 @@ class Loans:
 
     def report(self, borrower: str) -> dict[str, Any]:
         self.n += 1
-        n = self.n
-        contract = date(2020, 1, 1) + timedelta(days=n % 2000)
-        issued = 1000 + (n * 37) % 30000
-        return {
-            "reportReference": f"R-{n}",
-            "reportType": "NewReport",
-            "loanNumber": {"type": "Other", "number": f"BENCH-{self.run_id}-{n}"},
-            "isPeerToPeerLoanBroker": False,
-            "lenderMarketingName": "Demo Bank Kulutusluotto",
-            "contractDate": contract.isoformat(),
-            "currencyCode": "EUR",
-            "oneTimeServiceFees": 0,
-            "loanType": "LumpSumLoan",
-            "isTransferredFromAnotherLender": False,
-            "borrowersCount": 1,
-            "borrowers": [{"idCodeType": "PersonalIdentityCode", "idCode": borrower}],
-            "consumerCredit": {"loanConsumerProtectionAct": "ConsumerCredit", "isGoodsOrServicesRelatedCredit": False},
-            "interest": {"totalInterestRatePct": 5.25, "marginPct": 2.5, "interestType": "Euribor",
-                         "interestDeterminationPeriod": 12},
-            "isLoanWithCollateral": False,
-            "lumpSumLoan": {"amountIssued": issued, "amountPaid": issued, "balance": round(issued * 0.8, 2),
-                            "amortizationFrequency": 1, "purposeOfUse": "OtherConsumerCredit",
-                            "repaymentMethod": "Annuities"},
-        }
+        return register_bulk.loan_report(self.n, borrower, f"BENCH-{self.run_id}")
 
 
 class Reporter:
     """Submits AddLoans batches as lender-a and waits for their final state."""
 
-    def __init__(self, register: Register, settings: Settings, run_id: str) -> None:
+    def __init__(self, register: Register, settings: Settings, run_id: str, first_batch: int = 0) -> None:
         self.client = client_for(register, "lender-a", "reporting")
         self.owner = owner_of(register, "lender-a")
         self.settings = settings
         self.run_id = run_id
-        self.batches = 0
+        self.batches = first_batch  # batch references stay unique over the register restarts of a bulk run
         self.loans_stored = 0
 
     def submit(self, reports: list[dict[str, Any]]) -> str:
@@ -312,84 +212,107 @@ def source_version() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def run(settings: Settings, workdir: Path) -> dict[str, Any]:
+def run(settings: Settings, workdir: Path, db: str, backend: str, prefill_method: str) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     result: dict[str, Any] = {
-        "benchmark": "pcr-register end to end (mutual TLS, one process, SQLite)",
+        "benchmark": f"pcr-register end to end (mutual TLS, one process, {backend})",
         "started_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "register_source": source_version(),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "cpus": os.cpu_count()},
         "settings": asdict(settings),
-        "prefill_method": "api (AddLoans, pipelined)",
+        "backend": backend,
+        "prefill_method": "api (AddLoans, pipelined)" if prefill_method == "api" else
+        "bulk (register_bulk.py: COPY on PostgreSQL, executemany in one transaction on SQLite; register stopped)",
         "levels": [],
     }
-    with running_register(workdir) as register:
-        tags = {p["idCode"]: set(p["tags"]) for p in register.pool["persons"]}
-        plain = [c for c, t in tags.items() if "income" in t and not t & {"voluntary-ban", "century-twin"}]
-        if len(plain) <= settings.query_persons:
-            raise BenchmarkError("population too small for the number of query persons")
-        query = plain[:settings.query_persons]
-        background = [c for c, t in tags.items() if t & {"income", "no-income"} and c not in set(query)]
-        loans = Loans(run_id)
-        reporter = Reporter(register, settings, run_id)
+    data_dir, pool = prepare(workdir)
+    tags = {p["idCode"]: set(p["tags"]) for p in pool["persons"]}
+    plain = [c for c, t in tags.items() if "income" in t and not t & {"voluntary-ban", "century-twin"}]
+    if len(plain) <= settings.query_persons:
+        raise BenchmarkError("population too small for the number of query persons")
+    query = plain[:settings.query_persons]
+    background = [c for c, t in tags.items() if t & {"income", "no-income"} and c not in set(query)]
+    loans = Loans(run_id)
+    stored = 0  # loans in the database
+    bulk_next = 0  # the next bulk loan number
+    if prefill_method == "bulk":  # the measured persons' loans, also in bulk
+        own = len(query) * settings.loans_per_query_person
+        register_bulk.load(db, own, owner="lender-a", owner_json=json.dumps(pool_owner(pool, "lender-a")),
+                           prefix=f"OWN-{run_id}", borrowers=query)
+        stored = own
 
-        def background_reports(count: int) -> Iterator[dict[str, Any]]:
-            for _ in range(count):
-                yield loans.report(background[loans.n % len(background)])
+    def background_reports(count: int) -> Iterator[dict[str, Any]]:
+        for _ in range(count):
+            yield loans.report(background[loans.n % len(background)])
 
-        with reporter.client:
-            # The measured persons get a fixed handful of loans each.
-            own = [loans.report(code) for code in query for _ in range(settings.loans_per_query_person)]
-            for batch in chunks(iter(own), settings.prefill_batch_size):
-                reporter.wait(reporter.submit(batch))
-
-            for level in settings.levels:
-                measured = settings.batches * settings.batch_size
-                to_fill = max(0, level - reporter.loans_stored - measured)
-                filled, seconds = reporter.pipelined(
-                    chunks(background_reports(to_fill), settings.prefill_batch_size))
-                prefill = {"reports": filled, "seconds": round(seconds, 2),
-                           "reports_per_s": round(filled / seconds) if filled else None}
-                print(f"[{level}] prefilled {filled} loans in {seconds:.1f} s", file=sys.stderr)
+    for index, level in enumerate(settings.levels):
+        measured = settings.batches * settings.batch_size
+        pending_own = len(query) * settings.loans_per_query_person if prefill_method == "api" and index == 0 else 0
+        to_fill = max(0, level - stored - measured - pending_own)
+        prefill: dict[str, Any] = {"reports": to_fill}
+        if prefill_method == "bulk" and to_fill:
+            seconds = register_bulk.load(db, to_fill, start=bulk_next, owner="lender-a",
+                                         owner_json=json.dumps(pool_owner(pool, "lender-a")), prefix=f"BULK-{run_id}",
+                                         exclude=frozenset(tags))
+            bulk_next += to_fill
+            stored += to_fill
+            prefill.update(seconds=round(seconds, 2), reports_per_s=round(to_fill / seconds))
+            print(f"[{level}] bulk-loaded {to_fill} loans in {seconds:.1f} s", file=sys.stderr)
+        with running_register(workdir, data_dir, pool, db) as register:
+            reporter = Reporter(register, settings, run_id, first_batch=index * 1000)
+            with reporter.client:
+                if prefill_method == "api":
+                    if index == 0:  # the measured persons get a fixed handful of loans each
+                        own = [loans.report(code) for code in query for _ in range(settings.loans_per_query_person)]
+                        for batch in chunks(iter(own), settings.prefill_batch_size):
+                            reporter.wait(reporter.submit(batch))
+                        stored += len(own)
+                    filled, seconds = reporter.pipelined(
+                        chunks(background_reports(to_fill), settings.prefill_batch_size))
+                    stored += filled
+                    prefill.update(seconds=round(seconds, 2), reports_per_s=round(filled / seconds) if filled else None)
+                    print(f"[{level}] prefilled {filled} loans in {seconds:.1f} s", file=sys.stderr)
 
                 rates = []
                 for _ in range(settings.batches):
                     reports = list(background_reports(settings.batch_size))
                     rates.append(settings.batch_size / reporter.timed_batch(reports))
+                stored += settings.batches * settings.batch_size
                 ingest = {"batch_size": settings.batch_size, "batches": settings.batches,
                           "reports_per_s_median": round(statistics.median(rates)),
                           "reports_per_s_each": [round(r) for r in rates]}
                 print(f"[{level}] ingest median {ingest['reports_per_s_median']} reports/s", file=sys.stderr)
 
                 extract = measure_extracts(register, query, settings.loans_per_query_person, settings)
-                result["levels"].append({
-                    # The machine may be shared: the 1-minute load average says how noisy the figures are.
-                    "load_avg_1m": round(os.getloadavg()[0], 2),
-                    "loans_in_db": reporter.loans_stored,
-                    "db_bytes": sum(p.stat().st_size for p in register.db_path.parent.glob(
-                        register.db_path.name + "*")),
-                    "ingest": ingest, "extract": extract, "prefill": prefill,
-                })
+                print(f"[{level}] extract p95 {extract['p95_ms']} ms", file=sys.stderr)
+            result["levels"].append({
+                # The machine may be shared: the 1-minute load average says how noisy the figures are.
+                "load_avg_1m": round(os.getloadavg()[0], 2),
+                "loans_in_db": stored,
+                "db_bytes": register_bulk.database_bytes(db),
+                "ingest": ingest, "extract": extract, "prefill": prefill,
+            })
     return result
 
 
 def table(result: dict[str, Any]) -> str:
     s = result["settings"]
     header = (f"{'loans in DB':>12} | {'ingest reports/s':>16} | {'extract p50 ms':>14} | {'p95 ms':>8} | "
-              f"{'p99 ms':>8} | {'prefill reports/s':>17} | {'DB MiB':>7} | {'load':>5}")
-    rows = [f"pcr-register at {result['register_source']}, started {result['started_utc']}, "
+              f"{'p99 ms':>8} | {'prefill reports/s':>17} | {'prefill s':>9} | {'DB MiB':>7} | {'load':>5}")
+    rows = [f"pcr-register ({result['backend']}) at {result['register_source']}, started {result['started_utc']}, "
             f"{result['machine']['cpus']} CPUs", header, "-" * len(header)]
     for lv in result["levels"]:
         e, i, p = lv["extract"], lv["ingest"], lv["prefill"]
         rows.append(f"{lv['loans_in_db']:>12,} | {i['reports_per_s_median']:>16,} | {e['p50_ms']:>14.2f} | "
-                    f"{e['p95_ms']:>8.2f} | {e['p99_ms']:>8.2f} | {p['reports_per_s'] or '-':>17} | "
+                    f"{e['p95_ms']:>8.2f} | {e['p99_ms']:>8.2f} | {p.get('reports_per_s') or '-':>17} | "
+                    f"{p.get('seconds', '-'):>9} | "
                     f"{lv['db_bytes'] / 2**20:>7.0f} | {lv['load_avg_1m']:>5.1f}")
     rows.append(f"ingest: median of {s['batches']} AddLoans batches of {s['batch_size']} reports, POST to "
                 f"FinishedSuccess, one at a time; extract: {s['requests']} sequential requests "
                 f"({s['warmup']} warm-up) for {s['query_persons']} persons with {s['loans_per_query_person']} "
-                f"loans each; prefill through the API, {s['in_flight']} batches of {s['prefill_batch_size']} "
-                "in flight; DB MiB includes the WAL; load = 1-minute load average after the level")
+                f"loans each; prefill: {result['prefill_method']}; DB MiB: the SQLite file with its WAL, or "
+                "pg_database_size; load = 1-minute load average after the level")
     return "\n".join(rows)
 
 
@@ -400,7 +323,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer batches and requests, a small database")
     parser.add_argument("--json", type=Path, help="also write the JSON result to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir and database")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="sqlite (a file in the temporary folder; default) or postgresql (a throwaway server "
+                        "from the PostgreSQL binaries, durable: fsync on)")
+    parser.add_argument("--db", metavar="URL", help="an empty PostgreSQL database postgresql://... to use instead "
+                        "of a throwaway server (implies --backend postgresql)")
+    parser.add_argument("--prefill", choices=("api", "bulk"), default="api",
+                        help="fill the database through the API (AddLoans; default) or in bulk (register_bulk.py)")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a server setting of the throwaway PostgreSQL server (repeatable), e.g. "
+                        "synchronous_commit=off, to see what a setting costs")
     args = parser.parse_args(argv)
+    backend = "postgresql" if args.db else args.backend
+    pg_settings = dict(item.split("=", 1) for item in args.pg_setting if "=" in item)
 
     loans = args.loans or ("20000" if args.quick else "100000,1000000")
     levels = tuple(sorted(int(x.replace("_", "")) for x in loans.split(",") if x.strip()))
@@ -418,12 +353,23 @@ def main(argv: list[str] | None = None) -> int:
         batch_deadline_s=600,
     )
     workdir = Path(tempfile.mkdtemp(prefix="pcr-bench-"))
+    server = None
     try:
-        result = run(settings, workdir)
-    except BenchmarkError as exc:
+        if args.db:
+            db = args.db
+        elif backend == "postgresql":
+            server = pgserver.start(durable=True, settings=pg_settings)
+            db = server.create_database()
+        else:
+            db = str(workdir / "register.sqlite3")
+        result = run(settings, workdir, db, backend, args.prefill)
+        result["pg_settings"] = pg_settings
+    except (BenchmarkError, pgserver.PgServerError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     finally:
+        if server is not None:
+            server.stop()
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:

@@ -228,7 +228,7 @@ class Running:
                 self.process.wait(10)
 
 
-def start_register(data: Path, *, faults: str = "", db: Path | None = None, validate_responses: bool = True,
+def start_register(data: Path, *, faults: str = "", db: Path | str | None = None, validate_responses: bool = True,
                    extra_env: dict[str, str] | None = None) -> Running:
     env = {**os.environ, "PCR_REGISTER_FAULTS": faults,
            "PCR_REGISTER_VALIDATE_RESPONSES": "1" if validate_responses else "0", **(extra_env or {})}
@@ -242,6 +242,16 @@ def start_register(data: Path, *, faults: str = "", db: Path | None = None, vali
         proc.kill()
         raise RuntimeError(f"register did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
     return Running(proc, line.removeprefix("listening on "), data)
+
+
+def database(backend: str, request: Any, folder: Path) -> Path | str:
+    """An empty database of `backend` for one register: an SQLite file in `folder`, or a new database on the
+    session's PostgreSQL server (the `postgres` fixture of tests/conftest.py; `request` is pytest's)."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("postgres").create_database())
+    if backend != "sqlite":
+        raise ValueError(f"unknown backend {backend!r}: sqlite or postgresql")
+    return folder / f"{unique('register')}.sqlite3"
 
 
 def wait_batch(client: httpx.Client, owner: dict[str, Any], reference: str, deadline_s: float = 60) -> dict[str, Any]:

@@ -353,3 +353,28 @@ def test_fault_changes_behaviour(fault: str, observations: dict[str, tuple[Any, 
     clean, broken = observations[fault]
     assert clean[0] != "error" if isinstance(clean, tuple) else True, clean
     assert clean != broken, f"{fault} ({FAULTS[fault][0]}) did not change the observation: {clean!r}"
+
+
+# The faults whose broken path is SQL of its own (a different query or parameter): their probes run on the
+# PostgreSQL backend too, so that both dialects of that SQL are exercised (the other faults change Python only).
+SQL_FAULTS = ("century_sign_ignored", "batch_status_other_lender", "unknown_batch_d11", "batch_reference_not_idempotent",
+              "extract_log_of_everyone", "order_visible_to_other_authority", "ban_feed_ignores_consent")
+
+
+@pytest.fixture(scope="module")
+def pg_baseline(data_dir: Path, postgres: Any) -> Iterator[Any]:
+    running = start_register(data_dir, db=postgres.create_database(), extra_env=ENV)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("fault", SQL_FAULTS)
+def test_sql_fault_changes_behaviour_on_postgresql(fault: str, data_dir: Path, postgres: Any,
+                                                   pg_baseline: Any) -> None:
+    faulty = start_register(data_dir, faults=fault, db=postgres.create_database(), validate_responses=False,
+                            extra_env=ENV)
+    try:
+        clean, broken = PROBES[fault](pg_baseline), PROBES[fault](faulty)
+    finally:
+        faulty.stop()
+    assert clean != broken, f"{fault} ({FAULTS[fault][0]}) did not change the observation on PostgreSQL: {clean!r}"

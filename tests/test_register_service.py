@@ -13,6 +13,7 @@ from register_fixtures import (
     Api,
     Running,
     codes,
+    database,
     lump_sum_loan,
     no_cert_client,
     owner_of,
@@ -24,12 +25,16 @@ from register_fixtures import (
     wrong_check,
 )
 
+from pcr_register.storage import open_storage
+
 WHO = people()
 
 
-@pytest.fixture(scope="module")
-def reg(data_dir: Path) -> Iterator[Running]:
-    running = start_register(data_dir, extra_env={"PCR_REGISTER_ORDER_DELAY_S": "0.3"})
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def reg(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Running]:
+    """The register on each backend: every test of this module runs against both (same behaviour)."""
+    running = start_register(data_dir, db=database(request.param, request, data_dir),
+                             extra_env={"PCR_REGISTER_ORDER_DELAY_S": "0.3"})
     yield running
     running.stop()
 
@@ -496,18 +501,18 @@ def test_voluntary_ban_needs_consent(reg: Running) -> None:
 
 # -- durability ----------------------------------------------------------------------------------------
 
-def test_kill_9_during_processing_loses_no_acknowledged_batch(data_dir: Path, tmp_path: Path) -> None:
-    db = tmp_path / "crash.sqlite3"
+def test_kill_9_during_processing_loses_no_acknowledged_batch(data_dir: Path, tmp_path: Path, backend: str,
+                                                              request: pytest.FixtureRequest) -> None:
+    db = database(backend, request, tmp_path)
     first = start_register(data_dir, db=db, validate_responses=False)
     api = Api(first, "lender-a")
     loans = [lump_sum_loan(unique("K"), WHO.active[i % 30], f"R{i}") for i in range(5000)]
     reference = api.submit("AddLoans", "loans", loans)
     first.stop(kill=True)  # SIGKILL right after the 202, while the worker is processing
     api.close()
-    import sqlite3
-
-    with sqlite3.connect(db) as con:  # the kill really came before the batch finished
-        assert con.execute("SELECT status FROM batches WHERE reference=?", (reference,)).fetchone() == ("Processing",)
+    # The kill really came before the batch finished (read through the register's own storage layer).
+    row = open_storage(db).conn().execute("SELECT status FROM batches WHERE reference=?", (reference,)).fetchone()
+    assert tuple(row) == ("Processing",)
     second = start_register(data_dir, db=db, validate_responses=False)
     api = Api(second, "lender-a")
     try:

@@ -103,6 +103,15 @@ def register_env() -> dict[str, str]:
     return env
 
 
+# The embedded register's database: a postgresql:// URL runs the kits against the register on PostgreSQL (an
+# empty database per run: the register migrates it); unset, a fresh SQLite file in the register's work folder.
+DB_ENV_VAR = "PCR_REGISTER_DB"
+
+
+def embedded_database(workdir: Path) -> str:
+    return os.environ.get(DB_ENV_VAR) or str(workdir / "register.sqlite3")
+
+
 def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRegister:
     """Start the reference register for an embedded target and return it with the resolved target."""
     cmd = register_command()
@@ -115,7 +124,7 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
     variant = target.variant or os.environ.get(VARIANT_ENV_VAR, "") or "reference"
     target = replace(target, variant=variant)
     proc = subprocess.Popen(
-        [*cmd, "serve", "--data", str(data), "--port", "0", "--db", str(workdir / "register.sqlite3"),
+        [*cmd, "serve", "--data", str(data), "--port", "0", "--db", embedded_database(workdir),
          "--variant", variant],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=register_env(),
         start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves

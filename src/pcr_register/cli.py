@@ -30,7 +30,7 @@ def _die(message: str) -> NoReturn:
 
 def build_parser() -> _Parser:
     parser = _Parser(prog="pcr-register", description="The pcr-conformance reference register (Finnish Positive "
-                     "Credit Register APIs over mutual TLS, on SQLite).")
+                     "Credit Register APIs over mutual TLS, on SQLite or PostgreSQL).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -47,7 +47,8 @@ def build_parser() -> _Parser:
     p_serve.add_argument("--data", required=True, type=Path, metavar="DIR", help="data dir written by `init`")
     p_serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     p_serve.add_argument("--port", type=int, default=8443, help="port; 0 = a free port (8443)")
-    p_serve.add_argument("--db", type=Path, metavar="PATH", help="SQLite file (DIR/register.sqlite3)")
+    p_serve.add_argument("--db", metavar="PATH|URL", help="SQLite file (DIR/register.sqlite3), or a PostgreSQL "
+                         "database postgresql://USER[:PASSWORD]@HOST[:PORT]/DB that several registers may share")
     p_serve.add_argument("--variant", metavar="NAME", help="reference (default) or public-minimal: a different "
                          "but correct register where the public material leaves a value open (default: "
                          "$PCR_REGISTER_VARIANT, else reference)")
@@ -77,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pcr_register.routes import check_specs
     from pcr_register.server import serve
     from pcr_register.state import open_register
+    from pcr_register.storage import is_postgres_url
     from pcr_register.validation import SpecError
 
     try:
@@ -95,7 +97,8 @@ def _serve(args: argparse.Namespace) -> int:
         _die(f"specs dir {specs_dir} does not exist (set PCR_SPECS_DIR)")
     config = Config(
         data_dir=args.data.resolve(),
-        db_path=(args.db or args.data / "register.sqlite3").resolve(),
+        db=args.db if args.db and is_postgres_url(args.db) else str(Path(args.db or args.data / "register.sqlite3")
+                                                                     .resolve()),
         specs_dir=specs_dir,
         faults=active,
         validate_responses=os.environ.get("PCR_REGISTER_VALIDATE_RESPONSES") == "1",

@@ -76,7 +76,7 @@ def _installed_specs_dir() -> Path | None:
 @dataclass(frozen=True)
 class Config:
     data_dir: Path
-    db_path: Path
+    db: str  # the path of an SQLite file, or a postgresql:// URL (storage.open_storage)
     specs_dir: Path
     faults: Faults
     environment: str = "Test"  # the reference register is a Test environment (D07, ENV-003)

@@ -151,9 +151,8 @@ def get_extract(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[in
             "creditRegisterExtractPurpose": request.get("creditRegisterExtractPurpose") or [],
             "requester": {"idCodeType": caller.org.id_code_type, "idCode": caller.org.id_code},
         }
-        with reg.storage.write() as con:
-            con.execute("INSERT INTO extract_log(requester, creation_utc, entry) VALUES (?,?,?)",
-                        (caller.org.key, extract["creationTimeUtc"], json.dumps(entry)))
+        reg.storage.write_one("INSERT INTO extract_log(requester, creation_utc, entry) VALUES (?,?,?)",
+                              (caller.org.key, extract["creationTimeUtc"], json.dumps(entry)))
     return 200, {"statusMessage": "The request succeeded", "creditRegisterExtract": extract}
 
 

@@ -28,7 +28,7 @@ class _Batch:
         self.now = now_utc()
         self.loans: dict[str, dict[str, Any] | None] = {k: None for k in keys}
         con = reg.storage.conn()
-        for row in con.execute("SELECT * FROM loans WHERE loan_key IN (SELECT value FROM json_each(?))",
+        for row in con.execute(f"SELECT * FROM loans WHERE loan_key IN ({reg.storage.json_values})",
                                (json.dumps(sorted(keys)),)):
             self.loans[row["loan_key"]] = {
                 "loan_key": row["loan_key"], "owner": row["owner"], "owner_json": row["owner_json"],
@@ -359,7 +359,8 @@ def process_batch(reg: Register, batch_id: int) -> None:
             return
         if not discard:
             batch.write(wcon)
-        wcon.execute("INSERT OR REPLACE INTO batch_results(batch_id, results) VALUES (?,?)",
+        wcon.execute("INSERT INTO batch_results(batch_id, results) VALUES (?,?)"
+                     " ON CONFLICT(batch_id) DO UPDATE SET results=excluded.results",
                      (batch_id, json.dumps(results, ensure_ascii=False)))
         # The body is kept only until the batch is applied; idempotency (BAT-008/009) needs only its hash.
         wcon.execute("UPDATE batches SET status=?, accepted=?, rejected=?, finished_utc=?, body='' WHERE id=?",

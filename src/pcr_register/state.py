@@ -10,7 +10,7 @@ from typing import Any
 from pcr_register.config import Config
 from pcr_register.faults import Faults
 from pcr_register.identity import Organisation, load_organisations
-from pcr_register.storage import Storage
+from pcr_register.storage import Storage, open_storage
 from pcr_register.validation import Specs
 
 
@@ -32,14 +32,14 @@ class Register:
 
 
 def open_register(config: Config) -> Register:
-    """Load organisations, population and specs; open (or create) the database.
+    """Load organisations, population and specs; open (or create) the database and migrate its schema.
 
     Whether the specs cover every operation the register serves is checked by routes.check_specs (the
     operation table lives there, above the handlers, which need this module).
     """
     organisations = load_organisations(config.data_dir)
     population: dict[str, Any] = json.loads((config.data_dir / "population.json").read_text(encoding="utf-8"))
-    storage = Storage(config.db_path)
+    storage = open_storage(config.db)
     storage.load_population(population)
     specs = Specs.load(config.specs_dir)
     return Register(

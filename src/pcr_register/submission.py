@@ -48,10 +48,19 @@ def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], 
     received = now_utc()
     if load_faults.lose_batch(reg.faults, operation):  # breaks PRF-004: acknowledged, never stored
         return 202, {"batchReference": reference, "statusMessage": "Accepted", "receivedTimeUtc": received}
+    find = "SELECT id, body_hash, received_utc FROM batches WHERE owner=? AND reference=?"
     with reg.storage.write() as con:
-        row = con.execute(
-            "SELECT id, body_hash, received_utc FROM batches WHERE owner=? AND reference=?", (owner, reference)
-        ).fetchone()
+        row = con.execute(find, (owner, reference)).fetchone()
+        if row is None:
+            # DO NOTHING: on PostgreSQL another process may insert the same reference between the SELECT and
+            # here; then its committed row is the one this submission is compared with (BAT-008/009).
+            inserted = con.execute(
+                "INSERT INTO batches(owner, reference, operation, body_hash, body, owner_json, report_count,"
+                " received_utc, status) VALUES (?,?,?,?,?,?,?,?, 'Processing') ON CONFLICT(owner, reference) DO NOTHING",
+                (owner, reference, operation, digest, canonical, json.dumps(body.get("owner")), len(reports), received),
+            ).rowcount
+            if not inserted:
+                row = con.execute(find, (owner, reference)).fetchone()
         if row is not None:
             if row["body_hash"] != digest and not reg.faults.on("reused_reference_answered_202"):  # BAT-009
                 raise fail(409, "D61", "BatchReference")
@@ -60,12 +69,6 @@ def submit(reg: Register, caller: Caller, operation: str, body: dict[str, Any], 
                             "body=? WHERE id=?", (canonical, row["id"]))
                 con.execute("DELETE FROM batch_results WHERE batch_id=?", (row["id"],))
             received = row["received_utc"]
-        else:
-            con.execute(
-                "INSERT INTO batches(owner, reference, operation, body_hash, body, owner_json, report_count,"
-                " received_utc, status) VALUES (?,?,?,?,?,?,?,?, 'Processing')",
-                (owner, reference, operation, digest, canonical, json.dumps(body.get("owner")), len(reports), received),
-            )
     reg.wake.set()
     answer = {"batchReference": reference, "statusMessage": "Accepted", "receivedTimeUtc": received}
     if reg.faults.on("accepted_answer_with_state"):  # breaks RPT-002: a processing result in the 202

@@ -95,13 +95,14 @@ def person_loans(reg: Register, id_code: str, statuses: tuple[str, ...]) -> tupl
     """(borrower rows with the borrower's business id, guarantor rows) of one person."""
     marks = ",".join("?" * len(statuses))
     # IDN-007: the century sign is significant; the fault compares the codes without it
-    match = "substr(p.id_code, 1, 6) || substr(p.id_code, 8)=substr(?1, 1, 6) || substr(?1, 8)" if reg.faults.on(
-        "century_sign_ignored") else "p.id_code=?1"
+    ignore_sign = reg.faults.on("century_sign_ignored")
+    match = "substr(p.id_code, 1, 6) || substr(p.id_code, 8)=substr(?, 1, 6) || substr(?, 8)" if ignore_sign else (
+        "p.id_code=?")
     rows = reg.storage.conn().execute(
         f"SELECT l.*, p.role AS person_role, p.business_id AS person_business_id FROM loan_persons p "
         f"JOIN loans l ON l.loan_key = p.loan_key WHERE {match} AND l.status IN ({marks}) "
         f"ORDER BY l.created_utc, l.loan_key",
-        (id_code, *statuses),
+        (*([id_code] * (2 if ignore_sign else 1)), *statuses),
     ).fetchall()
     borrowed, guaranteed, seen = [], [], set()
     for row in rows:
