@@ -118,14 +118,12 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
     data, pool_file, pool = prepared(cmd)
     workdir = Path(tempfile.mkdtemp(prefix="pcr-embedded-"))  # this register's database
     _install_cleanup()
+    # The variant given explicitly, so that the evidence records the variant that ran.
+    target = replace(target, variant=variant_of(target))
     # The environment is inherited so PCR_REGISTER_FAULTS (seeded faults, docs/concepts.md#seeded-faults) reaches the register.
-    # The target's variant, else $PCR_REGISTER_VARIANT, else reference; given explicitly so that the evidence
-    # records the variant that ran.
-    variant = target.variant or os.environ.get(VARIANT_ENV_VAR, "") or "reference"
-    target = replace(target, variant=variant)
     proc = subprocess.Popen(
         [*cmd, "serve", "--data", str(data), "--port", "0", "--db", embedded_database(workdir),
-         "--variant", variant],
+         "--variant", target.variant],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=register_env(),
         start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves
         preexec_fn=die_with_parent,
@@ -197,8 +195,12 @@ def resolve_started(target: Target, base: str) -> Target:
     """The target as a process sees it whose register another process started at `base` from the shared data
     dir (an xdist controller: its workers started the registers)."""
     data, pool_file, pool = prepared(register_command())
-    variant = target.variant or os.environ.get(VARIANT_ENV_VAR, "") or "reference"
-    return _resolve(replace(target, variant=variant), base, data, pool_file, pool)
+    return _resolve(replace(target, variant=variant_of(target)), base, data, pool_file, pool)
+
+
+def variant_of(target: Target) -> str:
+    """The register variant an embedded target runs: the target's, else $PCR_REGISTER_VARIANT, else reference."""
+    return target.variant or os.environ.get(VARIANT_ENV_VAR, "") or "reference"
 
 
 def die_with_parent() -> None:

@@ -33,14 +33,14 @@ def prepare_controller(session: pytest.Session) -> None:
         return  # not a kit run (--pcr-output names its reports): e.g. a project's own tests under xdist
     from pcr_conformance import embedded
 
-    state = state_of(config)
-    if not ensure_target(state).embedded:
+    target = ensure_target(state_of(config))
+    if not target.embedded:
         return
     try:
         embedded.share_prepared()
-        embedded.start(ensure_target(state)).stop()
+        embedded.start(target).stop()
     except HarnessError as e:
-        startup_failed(state, f"embedded register: {e}")
+        startup_failed(state_of(config), f"embedded register: {e}")
 
 
 def unconfigure(config: pytest.Config) -> None:
