@@ -326,6 +326,29 @@ def test_a_call_with_a_lone_surrogate_escape_renders_as_utf8() -> None:
                          request_body='{"n": "\\u00e9"}').render_request()
 
 
+
+def test_a_large_body_is_shown_as_sent_and_cut_in_the_call_sequence() -> None:
+    """A robustness case's 20 000-element array stays one line in its request attachment (indenting it would make
+    every kit's report five times heavier) and is cut in the call sequence, which points to the attachment."""
+    import json
+
+    from pcr_conformance.calllog import PRETTY_LIMIT, SEQUENCE_BODY_LIMIT, Call, CallLog
+
+    big = json.dumps({"reports": [0] * 20_000})
+    assert len(big) > PRETTY_LIMIT
+    call = Call(slot="lender", operation="AddLoans", method="POST", url="https://x/AddLoans",
+                request_headers={}, request_body=big, status=400, response_body='{"statusMessage": "x"}')
+    assert call.render_request().endswith(big)  # whole and as sent
+    assert big in call.render_curl()  # the curl repeats the request exactly
+    log = CallLog()
+    log.add(call)
+    log.add(call)
+    sequence = log.render_sequence()
+    assert big not in sequence and f"({len(big)} characters in all: the whole body is in the call's request" in sequence
+    assert big[:SEQUENCE_BODY_LIMIT] in sequence and '"statusMessage": "x"' in sequence  # short bodies indented
+    small = Call(slot="l", operation="GetLoan", method="POST", url="u", request_headers={}, request_body='{"a": 1}')
+    assert small.render_request().endswith('{\n  "a": 1\n}')
+
 READINGS_SUITE = '''
 import pytest
 from pcr_conformance import judging

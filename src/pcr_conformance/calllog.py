@@ -56,16 +56,16 @@ class Call:
         note = f" [{self.note}]" if self.note else ""
         return f"{self.method} {self.operation} as {self.slot or 'no identity'} -> {outcome}{note}"
 
-    def render_request(self, mask: bool = False) -> str:
+    def render_request(self, mask: bool = False, body_limit: int | None = None) -> str:
         lines = [f"{self.method} {self.url}"] + [f"{k}: {v}" for k, v in self.request_headers.items()]
-        return _m("\n".join(lines) + "\n\n" + _pretty(self.request_body), mask)
+        return _m("\n".join(lines) + "\n\n" + _body(self.request_body, body_limit, "request"), mask)
 
-    def render_response(self, mask: bool = False) -> str:
+    def render_response(self, mask: bool = False, body_limit: int | None = None) -> str:
         if self.status is None:
             return f"no response after {self.duration_s:.3f} s: {self.error}"
         lines = [f"HTTP {self.status}  ({self.duration_s * 1000:.0f} ms)"]
         lines += [f"{k}: {v}" for k, v in self.response_headers.items()]
-        return _m("\n".join(lines) + "\n\n" + _pretty(self.response_body), mask)
+        return _m("\n".join(lines) + "\n\n" + _body(self.response_body, body_limit, "response"), mask)
 
     def render_curl(self, mask: bool = False) -> str:
         """A command that repeats the request with the same certificate (docs/concepts.md#allure-mapping).
@@ -96,16 +96,34 @@ class CallLog:
         self.calls.append(call)
 
     def render_sequence(self, mask: bool = False) -> str:
+        """Every call in order; a body longer than SEQUENCE_BODY_LIMIT is cut here (the call's own request and
+        response attachments hold it whole), so the sequence does not repeat a robustness case's 200 KB body."""
         blocks = []
         for i, c in enumerate(self.calls, 1):
-            blocks.append(f"=== {i}. {c.title()}\n--- request\n{c.render_request(mask)}\n"
-                          f"--- response\n{c.render_response(mask)}")
+            blocks.append(f"=== {i}. {c.title()}\n--- request\n{c.render_request(mask, SEQUENCE_BODY_LIMIT)}\n"
+                          f"--- response\n{c.render_response(mask, SEQUENCE_BODY_LIMIT)}")
         return "\n\n".join(blocks)
+
+
+# Bodies up to PRETTY_LIMIT characters are shown indented; a longer one (the robustness matrix's huge arrays and
+# names) as sent: indenting a 100 000-element array makes it five times longer and no easier to read, and every
+# report of every kit inlines it (issue 12: report generation time grows with the attachments' size).
+PRETTY_LIMIT = 16 * 1024
+SEQUENCE_BODY_LIMIT = 4 * 1024
+
+
+def _body(body: str, limit: int | None, attachment: str) -> str:
+    """The body as an attachment shows it: indented when short; cut at `limit` characters when one is given."""
+    if limit is None or len(body) <= limit:
+        return _pretty(body)
+    return f"{body[:limit]}\n... ({len(body)} characters in all: the whole body is in the call's {attachment} attachment)"
 
 
 def _pretty(body: str) -> str:
     if not body:
         return ""
+    if len(body) > PRETTY_LIMIT:
+        return body
     try:
         data = json.loads(body)
         pretty = json.dumps(data, indent=2, ensure_ascii=False)
