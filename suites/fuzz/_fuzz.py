@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pcr_conformance import catalogue, specs
 
-from . import checks
+from . import _replay, checks
 
 # Upper bound of generated cases per operation in a derandomized (certification) run: keeps the fuzz kit short.
 CERTIFICATION_MAX_EXAMPLES = 20
@@ -77,6 +77,7 @@ class FuzzLog:
         self.passing = 0
         self.sampled: list[Any] = []
         self.failing: Any = None
+        self.replayed = False  # the generated cases came from the cache of the last passing run (_replay.py)
 
     def call(self, case: Any, response: Any = None, error: str = "") -> Any:
         """A calllog.Call of one schemathesis request and its answer (or the error instead of an answer)."""
@@ -106,7 +107,7 @@ class FuzzLog:
         self.passing += 1
         n = self.passing
         if n <= self.FIRST or n % self.EVERY == 0:
-            record.note = f"passing case {n}"
+            record.note = f"passing case {n}{' (replayed)' if self.replayed else ''}"
             self.sampled.append(record)
 
     def failed(self, record: Any, reason: str) -> None:
@@ -159,17 +160,35 @@ def _fuzz(target: Any, family: str, operation_id: str, client: Any, data: Any, l
     negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
     settings = schema.config.get_hypothesis_settings(operation=operation, phase="fuzzing")
 
+    # A derandomized run draws the same cases every time: the last passing run's cases are sent again without
+    # drawing them (_replay.py says why that is the same run).
+    cache_key = _replay.key(operation_id, _bundled(family), settings, schema.config) if settings.derandomize else ""
+    cached = _replay.load(cache_key) if cache_key else None
+    if cached is not None:
+        log.replayed = True
+        for rec in cached:
+            case = _replay.rebuild(operation, rec)
+            if rec["own"]:
+                _own_envelope(case, client)
+            _check(case, timeout, log)
+        return
+    records: list[Any] = []
+
     @hypothesis.settings(settings, report_multiple_bugs=False, database=None)
     @hypothesis.given(case=st.one_of(positive, negative), own=st.booleans())
     def run(case: Any, own: bool) -> None:
         mode = getattr(getattr(case.meta, "generation", None), "mode", None)
-        if own and mode == GenerationMode.POSITIVE:
+        own = own and mode == GenerationMode.POSITIVE
+        records.append(_replay.record(case, own) if cache_key else None)
+        if own:
             _own_envelope(case, client)
         _check(case, timeout, log)
 
     if settings.derandomize:
         run = hypothesis.seed(CERTIFICATION_SEED)(run)
     run()
+    if cache_key and records and None not in records:  # every case passed (a failure raised above)
+        _replay.store(cache_key, records)
 
 
 def _check(case: Any, timeout: float, log: FuzzLog) -> None:
