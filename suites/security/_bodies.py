@@ -105,6 +105,10 @@ def render(body: Any, *, raw: bytes = b"", in_string: bool = True,
 
 
 def _dump(value: Any, path: Path, extra: Mapping[Path, Sequence[tuple[str, Any]]]) -> str:
+    if not any(where[:len(path)] == path for where in extra):
+        # Nothing added at or below this path: json.dumps writes the same text (its separators are ", " and ": "),
+        # in C, which matters for the matrix's 20 000-element arrays.
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, Mapping):
         pairs = [*value.items(), *extra.get(path, ())]
         inner = ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_dump(v, (*path, k), extra)}" for k, v in pairs)
