@@ -288,7 +288,9 @@ def _run_allure_kit(folder: Path, tmp: Path, report_name: str, timeout_s: float)
     if not (modules / "@allurereport" / "core").is_dir() or not ALLURE_KIT_SCRIPT.is_file():
         return None
     rc = write_allurerc(folder, report_name, _deciding_levels(folder))
-    cmd = [node, str(ALLURE_KIT_SCRIPT), str(modules), str(folder / "allure-results"), str(tmp), str(rc),
+    # A young generation of 64 MiB: the report allocates a short-lived string per attachment and result, and
+    # with Node's default semi-space it spends a fifth of its CPU in scavenges (register kit: 9.8 -> 7.9 s CPU).
+    cmd = [node, "--max-semi-space-size=64", str(ALLURE_KIT_SCRIPT), str(modules), str(folder / "allure-results"), str(tmp), str(rc),
            str(folder), GROUP_BY]
     append = "0" if results_in_history(folder) else "1"
     output, code = _node(cmd, folder, timeout_s, {"PCR_ALLURE_APPEND_HISTORY": append})
