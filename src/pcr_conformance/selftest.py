@@ -253,7 +253,7 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
                                 f"{lines[-1] if lines else 'no output'}")
         if not collector.verifies:
             raise SelftestError(f"no tests collected under suites/ (pytest exit {int(code)}; is the plugin installed?)")
-        _prepare_register(target)
+        embedded_target = _prepare_register(target)
         results = {f.name: FaultResult(f, tests_selected=len(tests_verifying(collector.verifies, f.requirement)))
                    for f in faults}
         order = {f.name: i for i, f in enumerate(faults, 1)}
@@ -288,13 +288,17 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
         for f in faults:
             label, nodes = stages(collector.verifies, f.requirement)[0]
             first.append(job(f.name, nodes, label))
-        forked.run_all(first, parallel=max(1, jobs), on_done=on_done)
+        with contextlib.ExitStack() as stack:
+            if embedded_target:
+                _fork_server(stack)
+            forked.run_all(first, parallel=max(1, jobs), on_done=on_done)
     progress("control run: the whole kit against the register without faults")
     return [results[f.name] for f in faults], control[0]
 
 
-def _prepare_register(target: str) -> None:
-    """The embedded register's data dir made once, before the forks, so every run's register shares it."""
+def _prepare_register(target: str) -> bool:
+    """The embedded register's data dir made once, before the forks, so every run's register shares it;
+    whether the target is embedded."""
     from pcr_conformance import embedded
     from pcr_conformance.errors import HarnessError
     from pcr_conformance.target import load_target
@@ -302,6 +306,21 @@ def _prepare_register(target: str) -> None:
     try:
         if load_target(target).embedded:
             embedded.prepared(embedded.register_command())
+            return True
+    except HarnessError as e:
+        raise SelftestError(f"embedded register: {e}") from e
+    return False
+
+
+def _fork_server(stack: contextlib.ExitStack) -> None:
+    """One `pcr-register fork-server` for the runs' embedded registers, until `stack` closes: it forks each
+    run's register with the run's command line and environment (its faults among them), so no run waits for
+    a register's imports and spec parsing (embedded_forks.py)."""
+    from pcr_conformance import embedded, embedded_forks
+    from pcr_conformance.errors import HarnessError
+
+    try:
+        stack.enter_context(embedded_forks.running_server(embedded.register_command(), embedded.register_env()))
     except HarnessError as e:
         raise SelftestError(f"embedded register: {e}") from e
 
