@@ -19,10 +19,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pcr_conformance.errors import HarnessError
@@ -101,13 +102,11 @@ def fork(server: str, argv: list[str], *, env: dict[str, str], deadline_s: float
 
 
 @contextlib.contextmanager
-def running_server(register_cmd: list[str], env: dict[str, str]) -> Iterator[str | None]:
+def running_server(register_cmd: list[str], env: dict[str, str],
+                   preexec_fn: Callable[[], None] | None = None) -> Iterator[str | None]:
     """A fork server for the processes this one forks or starts, named in $PCR_REGISTER_FORK_SERVER while the
-    block runs; stopped after it. None (and nothing set) where it cannot run: not Linux."""
-    import sys
-
-    from pcr_conformance.embedded import die_with_parent
-
+    block runs; stopped after it (`preexec_fn`: run in the server's process before exec, e.g.
+    embedded.die_with_parent). None (and nothing set) where it cannot run: not Linux."""
     if not (sys.platform.startswith("linux") and hasattr(os, "pidfd_open")):
         yield None
         return
@@ -116,7 +115,7 @@ def running_server(register_cmd: list[str], env: dict[str, str]) -> Iterator[str
     log = open(folder / "server.log", "w+", encoding="utf-8")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([*register_cmd, "fork-server", "--socket", str(path)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True,
-                            preexec_fn=die_with_parent)
+                            preexec_fn=preexec_fn)
     previous = os.environ.get(ENV_VAR)
     try:
         _wait_ready(proc, folder / "server.log")

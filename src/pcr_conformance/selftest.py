@@ -117,13 +117,27 @@ def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, co
     return args
 
 
+def broken_test_ids(path: Path) -> tuple[str, ...]:
+    """"classname::name: the error's first line" of each broken (error) test case of a JUnit XML file."""
+    if not path.exists():
+        return ()
+    out = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        error = case.find("error")
+        if error is not None and case.find("failure") is None:
+            said = (error.get("message") or error.text or "").strip().splitlines()
+            out.append(f"{case.get('classname', '')}::{case.get('name', '')}: {said[0] if said else '(no message)'}")
+    return tuple(out)
+
+
 def outcome_of(workdir: Path, exit_code: int, duration_s: float) -> RunOutcome:
     """What a finished run left in workdir: JUnit counts and messages, summary.json's verdict and failures."""
     failed, broken, passed, messages = parse_junit(workdir / "junit.xml")
     verdict, failed_reqs = read_summary(workdir / "summary.json")
     return RunOutcome(exit_code, failed, broken, passed, tuple(messages), duration_s,
                       verdict=verdict, failed_requirements=failed_reqs,
-                      failing_tests=failing_test_ids(workdir / "junit.xml"))
+                      failing_tests=failing_test_ids(workdir / "junit.xml"),
+                      broken_tests=broken_test_ids(workdir / "junit.xml"))
 
 
 def run_pytest(
@@ -320,7 +334,8 @@ def _fork_server(stack: contextlib.ExitStack) -> None:
     from pcr_conformance.errors import HarnessError
 
     try:
-        stack.enter_context(embedded_forks.running_server(embedded.register_command(), embedded.register_env()))
+        stack.enter_context(embedded_forks.running_server(embedded.register_command(), embedded.register_env(),
+                                                           embedded.die_with_parent))
     except HarnessError as e:
         raise SelftestError(f"embedded register: {e}") from e
 

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         from pcr_register import forkserver
 
         try:
-            return forkserver.serve_forks(args.socket)
+            return forkserver.serve_forks(args.socket, main)
         except forkserver.ForkServerError as exc:
             _die(str(exc))
     if args.command == "init":

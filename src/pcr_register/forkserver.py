@@ -34,6 +34,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -65,8 +66,9 @@ def preload() -> None:
         check_specs(validation.load_specs(specs_dir))
 
 
-def serve_forks(socket_path: Path) -> int:
-    """Accept clients on `socket_path` and fork a register for each, until stdin closes or SIGTERM."""
+def serve_forks(socket_path: Path, main: Callable[[list[str]], int]) -> int:
+    """Accept clients on `socket_path` and fork a register for each, `main(argv)` in the child (cli.main: the
+    command line), until stdin closes or SIGTERM."""
     if not available():
         raise ForkServerError("the fork server needs Linux (os.fork and os.pidfd_open)")
     preload()
@@ -111,7 +113,7 @@ def serve_forks(socket_path: Path) -> int:
                         conn.close()
                         continue
                     if pid == 0:
-                        _child(conn, inherited)
+                        _child(conn, inherited, main)
                     pidfd = os.pidfd_open(pid)
                     children[pidfd] = (pid, conn)
                     selector.register(pidfd, selectors.EVENT_READ, "child")
@@ -133,7 +135,7 @@ def serve_forks(socket_path: Path) -> int:
             conn.close()
 
 
-def _child(conn: socket.socket, inherited: list[Any]) -> NoReturn:
+def _child(conn: socket.socket, inherited: list[Any], main: Callable[[list[str]], int]) -> NoReturn:
     """In the forked child: the connection as stdio, the request's environment, `pcr-register serve`."""
     code = 70
     try:
@@ -160,9 +162,7 @@ def _child(conn: socket.socket, inherited: list[Any]) -> NoReturn:
         os.chdir(request["cwd"])
         print(f"{CONTROL}pid {os.getpid()}", flush=True)
         threading.Thread(target=_stop_when_the_client_leaves, daemon=True).start()
-        from pcr_register import cli
-
-        code = cli.main(request["argv"])
+        code = main(request["argv"])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except BaseException:  # noqa: BLE001 - the child must end here, with a code, whatever happened

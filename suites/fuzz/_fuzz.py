@@ -158,8 +158,12 @@ def _fuzz(target: Any, family: str, operation_id: str, client: Any, data: Any, l
     positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
     negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
     settings = schema.config.get_hypothesis_settings(operation=operation, phase="fuzzing")
+    # schemathesis' settings do not carry the profile's suppressed health checks: without them a busy machine
+    # (slow input generation, HealthCheck.too_slow) made a fuzz test broken, which says nothing of the register.
+    suppressed = {*settings.suppress_health_check, *hypothesis.settings.default.suppress_health_check}
 
-    @hypothesis.settings(settings, report_multiple_bugs=False, database=None)
+    @hypothesis.settings(settings, report_multiple_bugs=False, database=None,
+                         suppress_health_check=sorted(suppressed, key=lambda check: check.value))
     @hypothesis.given(case=st.one_of(positive, negative), own=st.booleans())
     def run(case: Any, own: bool) -> None:
         mode = getattr(getattr(case.meta, "generation", None), "mode", None)
