@@ -268,6 +268,7 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
         if not collector.verifies:
             raise SelftestError(f"no tests collected under suites/ (pytest exit {int(code)}; is the plugin installed?)")
         embedded_target = _prepare_register(target)
+        _warm_up()
         results = {f.name: FaultResult(f, tests_selected=len(tests_verifying(collector.verifies, f.requirement)))
                    for f in faults}
         order = {f.name: i for i, f in enumerate(faults, 1)}
@@ -324,6 +325,19 @@ def _prepare_register(target: str) -> bool:
     except HarnessError as e:
         raise SelftestError(f"embedded register: {e}") from e
     return False
+
+
+def _warm_up() -> None:
+    """Before the forks: what every run would otherwise compute the same way for itself. The spec files' versions
+    for the report (allure_support keeps them per content), and inspect's index of which file is which imported
+    module, built on first use, which pytest asks when it formats a failing test's traceback (every fault run
+    has one)."""
+    import inspect
+
+    from pcr_conformance import allure_support
+
+    allure_support.spec_files()
+    inspect.getmodule(_warm_up.__code__)
 
 
 def _fork_server(stack: contextlib.ExitStack) -> None:
