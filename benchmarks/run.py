@@ -6,7 +6,7 @@ HTML reports (`pcr-conformance run`) and the seeded-fault self-test (`pcr-confor
     .venv/bin/python benchmarks/run.py --cli /other/checkout/.venv/bin/pcr-conformance   # another version
 
 For each command it prints the wall time and, from the processes it started: CPU seconds of the register
-processes (`pcr-register serve`), of Allure (Node), and of the harness (everything else: the CLI, pytest and
+processes (`pcr-register serve`, and the self-test's `pcr-register fork-server` with the registers it forks), of Allure (Node), and of the harness (everything else: the CLI, pytest and
 its forks); for the run also the wall time of the test session and of the report generation after it, test
 executions (tests run, summed over pytest sessions), distinct tests (node ids over all kits' summary.json),
 tests counted per kit, and HTTP calls (the requests recorded in the Allure results; a fuzz test records a
@@ -75,7 +75,8 @@ class CpuSampler:
                 grew = bool(more)
             for pid in ours & set(procs):
                 _, cmdline, cpu = procs[pid]
-                kind = ("register" if "pcr-register serve" in cmdline else
+                # The self-test's registers are forks of `pcr-register fork-server` and carry its command line.
+                kind = ("register" if "pcr-register serve" in cmdline or "pcr-register fork-server" in cmdline else
                         "allure" if "allure" in cmdline and "node" in cmdline else "")
                 if kind:
                     self.last[pid] = (kind, cpu)

@@ -115,3 +115,49 @@ def test_the_register_stops_on_sigterm_while_a_client_keeps_an_idle_connection()
         finally:
             reg.stop()
     assert reg.process.returncode == -signal.SIGTERM, f"register ended with {reg.process.returncode}"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "pidfd_open"), reason="the fork server needs Linux")
+def test_registers_from_the_fork_server_each_have_their_own_faults_and_stop_on_request(monkeypatch) -> None:
+    """Two registers forked at once by one `pcr-register fork-server` (the self-test's runs): each has exactly the
+    faults of the environment it was asked with (BAT-007's fault on one only), its own port, and each stops like
+    a register of its own (returncode -SIGTERM) when the harness stops it, the other still serving."""
+    import signal
+
+    import httpx
+
+    from pcr_conformance import embedded, embedded_forks
+    from pcr_conformance.client import ssl_context
+    from pcr_conformance.target import load_target
+
+    def unknown_batch_code(reg: embedded.EmbeddedRegister) -> str:
+        lender = reg.target.identity("lender")
+        assert lender is not None
+        with httpx.Client(verify=ssl_context(reg.target.tls.ca_bundle, lender.cert, lender.key), timeout=10) as c:
+            resp = c.post(reg.target.base_url("reporting") + "/GetBatchStatus", json={
+                "targetEnvironment": "Test", "owner": lender.owner, "batchReference": "NO-SUCH-BATCH"})
+        assert resp.status_code == 404
+        return resp.json()["errorResponses"][0]["errorCode"]
+
+    target = load_target("reference")
+    with embedded_forks.running_server(embedded.register_command(), embedded.register_env(),
+                                       embedded.die_with_parent) as server:
+        assert server is not None
+        monkeypatch.setenv("PCR_REGISTER_FAULTS", "unknown_batch_d11")
+        faulty = embedded.start(target)
+        monkeypatch.setenv("PCR_REGISTER_FAULTS", "")
+        clean = embedded.start(target)
+        try:
+            assert isinstance(faulty.process, embedded_forks.ForkedRegister)
+            assert faulty.target.base_url("reporting") != clean.target.base_url("reporting")
+            assert (unknown_batch_code(faulty), unknown_batch_code(clean)) == ("D11", "D60")
+            faulty.stop()
+            assert faulty.process.returncode == -signal.SIGTERM, faulty.output
+            assert unknown_batch_code(clean) == "D60"  # the other register keeps serving
+        finally:
+            faulty.stop()
+            clean.stop()
+        assert clean.process.returncode == -signal.SIGTERM, clean.output
+    parts = urlsplit(clean.target.base_url("reporting"))
+    with pytest.raises(OSError), socket.create_connection((parts.hostname, parts.port), timeout=2):
+        pass

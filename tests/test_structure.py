@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {
     "contract": 1, "expect": 1, "calllog": 1, "client": 1, "cleanup": 1, "embedded": 1, "kits": 1,
     "messages": 1, "suite": 1, "target": 1, "testdata": 1, "validate": 1, "validate_model": 1,
     "validate_rules": 1, "validate_schema": 1, "attestation": 1, "bundle": 1, "bundle_verify": 1,
-    "tlsprobe": 1, "deadline": 1, "impl_profile": 1, "judging": 1, "validate_traffic": 1, "contract_diff": 1,
+    "tlsprobe": 1, "embedded_forks": 1, "deadline": 1, "impl_profile": 1, "judging": 1, "validate_traffic": 1, "contract_diff": 1,
     "traffic": 1, "client_rules": 1, "scenario": 1, "proxy": 1, "upstream": 1, "load": 1, "load_results": 1,
     "load_users": 1, "service_levels": 1,
     "plugin": 2, "workers": 2, "plugin_state": 2, "expectations": 2, "profiles": 2, "outcomes": 2, "fixtures": 2,

@@ -227,22 +227,33 @@ def suite_version() -> str:
         return "unknown"
 
 
+# sha256 of a spec file -> its version: parsed once per content (the self-test's ~140 runs, forks of one
+# process that read it first, report the same files).
+_SPEC_VERSIONS: dict[str, str] = {}
+
+
 def spec_files() -> dict[str, dict[str, str]]:
     """{file name: {version, sha256}} of specs/*.yaml (the contract the run was judged against)."""
     out: dict[str, dict[str, str]] = {}
     for p in sorted(specs.specs_dir().glob("*.yaml")):
         data = p.read_bytes()
-        version = ""
-        try:
-            import yaml
-
-            doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
-            if isinstance(doc, dict):
-                version = str((doc.get("info") or {}).get("version", "") or doc.get("version", "") or "")
-        except Exception:  # noqa: BLE001 - a broken spec must not stop the report; its hash still shows
-            version = "unreadable"
-        out[p.name] = {"version": version, "sha256": hashlib.sha256(data).hexdigest()}
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in _SPEC_VERSIONS:
+            _SPEC_VERSIONS[digest] = _spec_version(data)
+        out[p.name] = {"version": _SPEC_VERSIONS[digest], "sha256": digest}
     return out
+
+
+def _spec_version(data: bytes) -> str:
+    try:
+        import yaml
+
+        doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe
+        if isinstance(doc, dict):
+            return str((doc.get("info") or {}).get("version", "") or doc.get("version", "") or "")
+    except Exception:  # noqa: BLE001 - a broken spec must not stop the report; its hash still shows
+        return "unreadable"
+    return ""
 
 
 def environment_properties(values: Mapping[str, str]) -> str:

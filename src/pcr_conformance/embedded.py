@@ -23,11 +23,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
 from urllib.parse import urlsplit
 
-from pcr_conformance import catalogue, resources
+from pcr_conformance import catalogue, embedded_forks, resources
 from pcr_conformance import deadline as deadline_mod
 from pcr_conformance.client import ssl_context
 from pcr_conformance.errors import HarnessError, TargetUnreachable
@@ -60,6 +60,9 @@ EMBEDDED_SLOTS: dict[str, str] = {
     "cic": "cic",
 }
 
+# The register's process: started by us, or forked for us by the self-test's fork server (embedded_forks.py).
+RegisterProcess = subprocess.Popen[str] | embedded_forks.ForkedRegister
+
 _LISTENING = re.compile(r"listening on (https://\S+?):(\d+)")
 
 
@@ -68,7 +71,7 @@ class EmbeddedRegister:
     """A running reference register; `target` is the resolved target (URLs, identities, pool, CA)."""
 
     target: Target
-    process: subprocess.Popen[str]
+    process: RegisterProcess
     workdir: Path
     output: list[str]
     _stopped: bool = False
@@ -121,13 +124,22 @@ def start(target: Target, *, deadline_s: float = START_DEADLINE_S) -> EmbeddedRe
     # The variant given explicitly, so that the evidence records the variant that ran.
     target = replace(target, variant=variant_of(target))
     # The environment is inherited so PCR_REGISTER_FAULTS (seeded faults, docs/concepts.md#seeded-faults) reaches the register.
-    proc = subprocess.Popen(
-        [*cmd, "serve", "--data", str(data), "--port", "0", "--db", embedded_database(workdir),
-         "--variant", target.variant],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=register_env(),
-        start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves
-        preexec_fn=die_with_parent,
-    )
+    serve = ["serve", "--data", str(data), "--port", "0", "--db", embedded_database(workdir), "--variant", target.variant]
+    server = os.environ.get(embedded_forks.ENV_VAR)
+    if server:  # the self-test's fork server: the same command line and environment, without the start-up
+        try:
+            proc: RegisterProcess = embedded_forks.fork(
+                server, serve, env=register_env(), deadline_s=deadline_s)
+        except HarnessError:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+    else:
+        proc = subprocess.Popen(
+            [*cmd, *serve], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env=register_env(),
+            start_new_session=True,  # Ctrl-C goes to us; we stop the register ourselves
+            preexec_fn=die_with_parent,
+        )
     _RUNNING.add(proc)
     output: list[str] = []
     started = time.monotonic()
@@ -225,7 +237,7 @@ def _run(cmd: list[str], what: str) -> None:
         raise HarnessError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")
 
 
-def _read_base_url(proc: subprocess.Popen[str], output: list[str], deadline_s: float) -> str:
+def _read_base_url(proc: RegisterProcess, output: list[str], deadline_s: float) -> str:
     """Read stdout in a thread (a blocking readline must not hang us) until the 'listening on' line."""
     lines: queue.Queue[str | None] = queue.Queue()
     assert proc.stdout is not None
@@ -252,7 +264,7 @@ def _read_base_url(proc: subprocess.Popen[str], output: list[str], deadline_s: f
             return f"{m.group(1)}:{m.group(2)}"
 
 
-def _pump(stream: IO[str], lines: queue.Queue[str | None], output: list[str]) -> None:
+def _pump(stream: Iterable[str], lines: queue.Queue[str | None], output: list[str]) -> None:
     # Keeps draining after start-up so the register never blocks on a full pipe; the last lines are kept for
     # error messages.
     for line in stream:
@@ -335,11 +347,11 @@ def probe(target: Target, *, deadline_s: float = START_DEADLINE_S) -> None:
 
 # ---- cleanup on exit and signals -------------------------------------------------------------------------
 
-_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING: set[RegisterProcess] = set()
 _CLEANUP_INSTALLED = False
 
 
-def _terminate(proc: subprocess.Popen[str]) -> None:
+def _terminate(proc: RegisterProcess) -> None:
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):

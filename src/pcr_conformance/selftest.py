@@ -117,13 +117,27 @@ def pytest_args(node_ids: list[str], *, target: str, kit: str, workdir: Path, co
     return args
 
 
+def broken_test_ids(path: Path) -> tuple[str, ...]:
+    """"classname::name: the error's first line" of each broken (error) test case of a JUnit XML file."""
+    if not path.exists():
+        return ()
+    out = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        error = case.find("error")
+        if error is not None and case.find("failure") is None:
+            said = (error.get("message") or error.text or "").strip().splitlines()
+            out.append(f"{case.get('classname', '')}::{case.get('name', '')}: {said[0] if said else '(no message)'}")
+    return tuple(out)
+
+
 def outcome_of(workdir: Path, exit_code: int, duration_s: float) -> RunOutcome:
     """What a finished run left in workdir: JUnit counts and messages, summary.json's verdict and failures."""
     failed, broken, passed, messages = parse_junit(workdir / "junit.xml")
     verdict, failed_reqs = read_summary(workdir / "summary.json")
     return RunOutcome(exit_code, failed, broken, passed, tuple(messages), duration_s,
                       verdict=verdict, failed_requirements=failed_reqs,
-                      failing_tests=failing_test_ids(workdir / "junit.xml"))
+                      failing_tests=failing_test_ids(workdir / "junit.xml"),
+                      broken_tests=broken_test_ids(workdir / "junit.xml"))
 
 
 def run_pytest(
@@ -253,7 +267,8 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
                                 f"{lines[-1] if lines else 'no output'}")
         if not collector.verifies:
             raise SelftestError(f"no tests collected under suites/ (pytest exit {int(code)}; is the plugin installed?)")
-        _prepare_register(target)
+        embedded_target = _prepare_register(target)
+        _warm_up()
         results = {f.name: FaultResult(f, tests_selected=len(tests_verifying(collector.verifies, f.requirement)))
                    for f in faults}
         order = {f.name: i for i, f in enumerate(faults, 1)}
@@ -288,13 +303,17 @@ def _run_forked(faults: list[Fault], *, target: str, kit: str, full: bool, jobs:
         for f in faults:
             label, nodes = stages(collector.verifies, f.requirement)[0]
             first.append(job(f.name, nodes, label))
-        forked.run_all(first, parallel=max(1, jobs), on_done=on_done)
+        with contextlib.ExitStack() as stack:
+            if embedded_target:
+                _fork_server(stack)
+            forked.run_all(first, parallel=max(1, jobs), on_done=on_done)
     progress("control run: the whole kit against the register without faults")
     return [results[f.name] for f in faults], control[0]
 
 
-def _prepare_register(target: str) -> None:
-    """The embedded register's data dir made once, before the forks, so every run's register shares it."""
+def _prepare_register(target: str) -> bool:
+    """The embedded register's data dir made once, before the forks, so every run's register shares it;
+    whether the target is embedded."""
     from pcr_conformance import embedded
     from pcr_conformance.errors import HarnessError
     from pcr_conformance.target import load_target
@@ -302,6 +321,35 @@ def _prepare_register(target: str) -> None:
     try:
         if load_target(target).embedded:
             embedded.prepared(embedded.register_command())
+            return True
+    except HarnessError as e:
+        raise SelftestError(f"embedded register: {e}") from e
+    return False
+
+
+def _warm_up() -> None:
+    """Before the forks: what every run would otherwise compute the same way for itself. The spec files' versions
+    for the report (allure_support keeps them per content), and inspect's index of which file is which imported
+    module, built on first use, which pytest asks when it formats a failing test's traceback (every fault run
+    has one)."""
+    import inspect
+
+    from pcr_conformance import allure_support
+
+    allure_support.spec_files()
+    inspect.getmodule(_warm_up.__code__)
+
+
+def _fork_server(stack: contextlib.ExitStack) -> None:
+    """One `pcr-register fork-server` for the runs' embedded registers, until `stack` closes: it forks each
+    run's register with the run's command line and environment (its faults among them), so no run waits for
+    a register's imports and spec parsing (embedded_forks.py)."""
+    from pcr_conformance import embedded, embedded_forks
+    from pcr_conformance.errors import HarnessError
+
+    try:
+        stack.enter_context(embedded_forks.running_server(embedded.register_command(), embedded.register_env(),
+                                                           embedded.die_with_parent))
     except HarnessError as e:
         raise SelftestError(f"embedded register: {e}") from e
 

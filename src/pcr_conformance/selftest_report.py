@@ -32,6 +32,7 @@ class RunOutcome:
     verdict: str = ""  # summary.json's verdict ("" when pytest wrote none)
     failed_requirements: tuple[str, ...] = ()  # summary.json's requirements with status failed
     failing_tests: tuple[str, ...] = ()  # "classname::name" of each failed JUnit test case
+    broken_tests: tuple[str, ...] = ()  # "classname::name: first line of the error" of each broken one
 
 
 @dataclass
@@ -73,6 +74,10 @@ def render_matrix(results: list[FaultResult], control: RunOutcome, contract: str
                  f"{sum(r.detected for r in public)}/{len(public)}")
     lines.append(f"control run without faults: {control.passed} passed, {control.failed} failed, "
                  f"{control.broken} broken, verdict {control.verdict or 'none'} (exit {control.exit_code})")
+    if not control_clean(control):  # a false alarm: which tests, and why
+        lines.extend(f"  control run failed: {m.splitlines()[0][:300] if m.strip() else '(no message)'}"
+                     for m in control.failure_messages)
+        lines.extend(f"  control run broken: {b[:300]}" for b in control.broken_tests)
     lines.append(f"(a fault's run stops at {FAIL_CAP} failing tests: 'tests failed' counts up to that per pass)")
     single = proof.single_test_faults({r.fault.name: r.tests_failed for r in results if r.detected})
     if single:
@@ -122,7 +127,8 @@ def to_json(results: list[FaultResult], control: RunOutcome, contract: str | Non
         "control": {"passed": control.passed, "failed": control.failed, "broken": control.broken,
                     "exit_code": control.exit_code, "verdict": control.verdict,
                     "tests_run": control.failed + control.broken + control.passed,
-                    "duration_s": round(control.duration_s, 1)},
+                    "duration_s": round(control.duration_s, 1), "failing_tests": list(control.failing_tests),
+                    "broken_tests": list(control.broken_tests)},
         "score": {"detected": sum(r.detected for r in results), "named": sum(r.named for r in results),
                   "exact": sum(r.named and not r.also_failed for r in results), "total": len(results),
                   "public_total": sum(readings.is_public_requirement(r.fault.requirement) for r in results),

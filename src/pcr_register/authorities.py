@@ -13,7 +13,17 @@ from pcr_register.errors import fail
 from pcr_register.identity import Caller
 from pcr_register.state import Register
 
-ORDER_DELAY_S = float(os.environ.get("PCR_REGISTER_ORDER_DELAY_S", "1.0"))
+ORDER_DELAY_ENV = "PCR_REGISTER_ORDER_DELAY_S"
+ORDER_DELAY_S = 1.0
+
+
+def order_delay_s() -> float:
+    """How long an order stays Processing: $PCR_REGISTER_ORDER_DELAY_S (default 1 s), read when asked, so a
+    register forked by the fork server reads its own environment's."""
+    try:
+        return float(os.environ.get(ORDER_DELAY_ENV, ORDER_DELAY_S))
+    except ValueError:
+        return ORDER_DELAY_S
 
 
 def order_data(reg: Register, caller: Caller, body: dict[str, Any]) -> tuple[int, dict]:
@@ -63,9 +73,9 @@ def get_distribution(reg: Register, caller: Caller, body: dict[str, Any]) -> tup
 
 
 def pending_orders(reg: Register) -> list[str]:
-    """Orders due for processing: each stays Processing for ORDER_DELAY_S so that clients can observe the
+    """Orders due for processing: each stays Processing for order_delay_s() so that clients can observe the
     Processing state and the D72 answer (AUT-004, AUT-008)."""
-    due = seconds_ago_utc(ORDER_DELAY_S)
+    due = seconds_ago_utc(order_delay_s())
     return [r[0] for r in reg.storage.conn().execute(
         "SELECT reference FROM orders WHERE status='Processing' AND created_utc <= ? ORDER BY created_utc", (due,))]
 

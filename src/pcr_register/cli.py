@@ -1,4 +1,5 @@
-"""`pcr-register` command line (interfaces.md §7, §8): init, serve (with --variant), export-pool, faults."""
+"""`pcr-register` command line (interfaces.md §7, §8): init, serve (with --variant), export-pool, faults,
+fork-server."""
 
 from __future__ import annotations
 
@@ -60,6 +61,12 @@ def build_parser() -> _Parser:
 
     sub.add_parser("faults", help="print the fault switches as JSON",
                    description="Print [{name, requirement, description}] of every fault switch.")
+
+    p_forks = sub.add_parser("fork-server", help="fork a register per client of a Unix socket (Linux)",
+                             description="Import the register and parse the specs once, then fork a `serve` for "
+                             "each client of the socket, with the client's arguments and environment "
+                             "(the protocol: src/pcr_register/forkserver.py). Ends when stdin closes.")
+    p_forks.add_argument("--socket", required=True, type=Path, metavar="PATH", help="the Unix socket to create")
     return parser
 
 
@@ -137,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "fork-server":
+        from pcr_register import forkserver
+
+        try:
+            return forkserver.serve_forks(args.socket, main)
+        except forkserver.ForkServerError as exc:
+            _die(str(exc))
     if args.command == "init":
         if args.persons < 1:
             _die("--persons must be at least 1")

@@ -11,7 +11,7 @@ from pcr_register.config import Config
 from pcr_register.faults import Faults
 from pcr_register.identity import Organisation, load_organisations
 from pcr_register.storage import Storage, open_storage
-from pcr_register.validation import Specs
+from pcr_register.validation import Specs, load_specs
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def open_register(config: Config) -> Register:
     population: dict[str, Any] = json.loads((config.data_dir / "population.json").read_text(encoding="utf-8"))
     storage = open_storage(config.db)
     storage.load_population(population)
-    specs = Specs.load(config.specs_dir)
+    specs = load_specs(config.specs_dir)
     return Register(
         config=config,
         storage=storage,

@@ -129,6 +129,25 @@ class _Schema:
         return self._rs
 
 
+_LOADED: dict[tuple[str, tuple[tuple[str, int, int], ...]], Specs] = {}
+
+
+def load_specs(directory: Path) -> Specs:
+    """Specs.load, kept while the folder's spec files are unchanged (names, sizes, modification times): a fork
+    server (forkserver.py) parses them once for every register it forks."""
+    files = sorted(directory.glob("*.yaml"))
+    key = (str(directory.resolve()), tuple((p.name, *_size_and_mtime(p)) for p in files))
+    if key not in _LOADED:
+        _LOADED.clear()  # one contract per process at a time
+        _LOADED[key] = Specs.load(directory)
+    return _LOADED[key]
+
+
+def _size_and_mtime(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 @dataclass
 class Specs:
     """The operations of every spec file: request and response schemas, and the member-name vocabulary."""

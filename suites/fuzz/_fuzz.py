@@ -159,6 +159,9 @@ def _fuzz(target: Any, family: str, operation_id: str, client: Any, data: Any, l
     positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
     negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
     settings = schema.config.get_hypothesis_settings(operation=operation, phase="fuzzing")
+    # schemathesis' settings do not carry the profile's suppressed health checks: without them a busy machine
+    # (slow input generation, HealthCheck.too_slow) made a fuzz test broken, which says nothing of the register.
+    suppressed = {*settings.suppress_health_check, *hypothesis.settings.default.suppress_health_check}
 
     # A derandomized run draws the same cases every time: the last passing run's cases are sent again without
     # drawing them (_replay.py says why that is the same run).
@@ -174,7 +177,8 @@ def _fuzz(target: Any, family: str, operation_id: str, client: Any, data: Any, l
         return
     records: list[Any] = []
 
-    @hypothesis.settings(settings, report_multiple_bugs=False, database=None)
+    @hypothesis.settings(settings, report_multiple_bugs=False, database=None,
+                         suppress_health_check=sorted(suppressed, key=lambda check: check.value))
     @hypothesis.given(case=st.one_of(positive, negative), own=st.booleans())
     def run(case: Any, own: bool) -> None:
         mode = getattr(getattr(case.meta, "generation", None), "mode", None)
