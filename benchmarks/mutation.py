@@ -5,6 +5,7 @@ A benchmark, not part of the test command. It needs cosmic-ray (``pip install -c
     .venv/bin/python benchmarks/mutation.py --sample 40 --seed 13           # a random sample of the mutants
     .venv/bin/python benchmarks/mutation.py --module rules --sample 0       # every mutant of one module
     .venv/bin/python benchmarks/mutation.py --sample 40 --json mutation.json --second-stage kit
+    .venv/bin/python benchmarks/mutation.py --sample 0 --mutant "rules.py:97 ReplaceAndWithOr #10"
 
 Why cosmic-ray: it writes each mutant into the source file and runs an ordinary command, so the mutated code
 is what a *separate process* imports. The register under test is such a process (`pcr-register serve`,
@@ -15,7 +16,11 @@ embedded register (and the harness, unchanged) import the copy.
 
 For each mutant: the tests that verify the requirements cited in the mutated function (``# RPT-012 ...``,
 else those cited anywhere in the module) run first (pytest exit 1: killed). With ``--second-stage kit`` a
-survivor is run again against the whole `register` kit. Mutants on a line that asks for a fault switch
+survivor is run again against the whole `register` kit. A survivor of a module in REGISTER_TESTS is run against
+the register tests of behaviour that is the register's own, not contract (tests/test_register_own_behaviour.py):
+no suite may check that. Survivors judged equivalent (no register behaviour visible through any API can differ)
+are listed with the reason in benchmarks/mutation_equivalents.toml; the score is printed raw and over the
+non-equivalent mutants. `--mutant NAME` reruns named mutants while a test is written. Mutants on a line that asks for a fault switch
 (``faults.on(...)``) are left out: with no fault active that code is dead by construction (the self-test
 proves those lines). Timeouts count as killed (the mutant hangs the register) and are listed apart.
 """
