@@ -173,6 +173,12 @@ def _balance_date_before_contract(reg: Running) -> tuple[str, list[str]]:
         number, unique("R"), balance_date=m.days_ago(m.CONTRACT_DAYS_AGO + 30))))
 
 
+def _repaid_on_contract_date(reg: Running) -> tuple[str, list[str]]:
+    loan = _loan(contractDate="2024-03-01")
+    return _after_add(reg, loan, lambda api, _: _report(api, "Repayments", "repayments", m.repayment(
+        loan["loanNumber"], unique("R"), payment_date="2024-03-01")))
+
+
 def _end_day_before_contract(reg: Running) -> tuple[str, list[str]]:
     loan = _loan(contractDate="2024-03-01")
     return _after_add(reg, loan, lambda api, _: _report(api, "TerminateLoans", "loanTerminations", termination(
@@ -301,6 +307,7 @@ PROBES: dict[str, Probe] = {
     "running_balance_ignored": lambda r: _repaid_balance(r, True, lambda n: m.running_account_repayment(
         n, unique("R"), balance=777.0)),
     "balance_date_before_contract_accepted": _balance_date_before_contract,
+    "repayment_on_contract_date_rejected": _repaid_on_contract_date,
     "second_delayed_amount_dropped": lambda r: _delay_state(r, _two_amounts),
     "amounts_without_delay_accepted": lambda r: _delay_state(r, lambda n: m.delayed_repayment(
         n, unique("R"), isDelay=False)),

@@ -278,6 +278,7 @@ PROBES: dict[str, Probe] = {
     "extract_no_ban": lambda r: "voluntaryBanOnCredits" in _extract(r, WHO.banned_consent),
     "extract_income_11_months": lambda r: sum(len(y["months"]) for y in _extract(r, WHO.active[2])["incomeData"]),
     "deceased_as_not_found": lambda r: _extract(r, WHO.deceased)["extractOutcome"],
+    "living_person_as_deceased": lambda r: _extract(r, WHO.active[2])["extractOutcome"],
     "no_extract_log": _log,
     "missing_correlation_id": lambda r: "correlationId" in _with(r, "lender-a", lambda a: a.client("reporting").post(
         "/NoSuchOperation", json={}).json()),

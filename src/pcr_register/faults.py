@@ -51,6 +51,7 @@ FAULTS: dict[str, tuple[str, str]] = {
     "balance_only_repayment_ignored": ("RPT-023", "a balance-only repayment is accepted but the balance is not set"),
     "running_balance_ignored": ("RPT-024", "a running-account balance report is accepted but GetLoan keeps the old balance"),
     "balance_date_before_contract_accepted": ("RPT-025", "a running-account balanceDate before the contract date is accepted (paymentDate is checked)"),
+    "repayment_on_contract_date_rejected": ("RPT-025", "a payment or balance dated on the contract date is rejected with D35 (the boundary checked one day late)"),
     "second_delayed_amount_dropped": ("RPT-026", "only the first delayed instalment of a report is recorded"),
     "amounts_without_delay_accepted": ("RPT-029", "delayedAmounts with isDelay false are accepted"),
     "delay_not_cleared": ("RPT-030", "isDelay false without amounts leaves the earlier delayed amounts on the loan"),
@@ -125,6 +126,7 @@ FAULTS: dict[str, tuple[str, str]] = {
     "quote_in_loan_number_500": ("ENV-015", "a single quote in a GetLoan loan number is answered 500 (a query built as text)"),
     "unknown_path_gateway_404": ("ENV-016", "an unknown operation path is answered by a gateway's own 404 page (text/html)"),
     "batch_status_without_received_time": ("ENV-023", "GetBatchStatus leaves out the modelled member receivedTimeUtc"),
+    "living_person_as_deceased": ("ENV-023", "a living person's extract has the model's outcome literal for the deceased, PersonDeceased"),
     "method_not_allowed_code_h04": ("ENV-001", "a method other than POST is answered 405 with the unknown path's code H04, not H05"),
     "extract_dates_as_timestamps": ("ENV-024", "contract dates on the extract are midnight timestamps, not the profile's yyyy-MM-dd"),
     # security

@@ -70,7 +70,7 @@ def has_valid_hetu_layout(code: str) -> bool:
 
 
 def is_valid_hetu(code: str) -> bool:
-    """True for a well-formed code with the right check character (the register answers D04 otherwise).
+    """True for a well-formed code with the right check character (the register answers D04 otherwise, IDN-001).
 
     Every century sign of the 2023 decree is accepted (IDN-002); the sign is kept, never dropped (IDN-007).
     """

@@ -152,6 +152,8 @@ def repayment_errors(
     elif stated_type != loan_type:
         errors.append(item("D22", f"{prefix}/loanType"))
     contract = date_of(contract_date)
+    if contract and faults.on("repayment_on_contract_date_rejected"):  # breaks RPT-025 at its boundary
+        contract += dt.timedelta(days=1)
     # RPT-025 (D35): payment date not before the contract date
     if isinstance(lump, dict):
         paid = date_of(lump.get("paymentDate"))

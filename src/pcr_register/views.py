@@ -125,6 +125,8 @@ def outcome_for(reg: Register, id_code: str) -> tuple[str, Any, list[dict[str, s
         if reg.faults.on("deceased_as_not_found"):  # breaks EXT-012
             return "PersonNotFound", None, [item("E20", "idCode", "IdCode not found in the register.")]
         return "PersonDeceased", person, []
+    if reg.faults.on("living_person_as_deceased"):  # breaks ENV-023: the deceased outcome literal for everyone
+        return "PersonDeceased", person, []
     return "", person, []
 
 

@@ -120,6 +120,8 @@ class Filler:
             v = identifiers.with_wrong_check_character(self.data.person("income"))
         elif name == "malformed_hetu":
             v = self.data.person("income")[:6] + "Q" + self.data.person("income")[7:]
+        elif name == "impossible_date_hetu":  # IDN-001: 31 February with a check character that fits it
+            v = identifiers.invalid_hetu_variants(self.data.person("income"))["impossible_date"]
         elif name == "uuid":
             v = str(uuid.uuid4())
         elif name == "business_id":

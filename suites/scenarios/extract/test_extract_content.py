@@ -142,7 +142,7 @@ def test_income_data_of_twelve_months(pcr_clients, pcr_data):
 
 @pytest.mark.verifies("EXT-011", "EXT-012", "EXT-013", "ENV-014", "ENV-023")  # extract_of judges the schema
 def test_not_found_deceased_and_not_in_use_outcomes(pcr_clients, pcr_data):
-    """Unknown, deceased and not-in-use persons give their billable outcomes, the deceased with the date of death."""
+    """Unknown, deceased and not-in-use persons give their billable outcomes, the deceased (only) with the date of death."""
     client = pcr_clients.get("lender_extract")
     unknown = s.extract_of(client, pcr_data.person("unknown"), "EXT-011")
     # extractOutcome and notices are modelled members (ENV-023); the billable answer itself is official.
@@ -160,6 +160,13 @@ def test_not_found_deceased_and_not_in_use_outcomes(pcr_clients, pcr_data):
                 f"dateOfDeath {died or '(any)'}", person.get("dateOfDeath"))
     s.modelled_value(extract.get("extractOutcome") == "PersonDeceased", OP, "extractOutcome PersonDeceased",
                      extract.get("extractOutcome"))
+    # EXT-012 in the other direction: a living person is not answered as deceased: no date of death (EXT-012),
+    # and not the deceased outcome, whose literal is modelled (ENV-023)
+    living = s.extract_of(client, pcr_data.person("income"), "EXT-012")
+    expect.that("dateOfDeath" not in (living.get("personRequested") or {}), "EXT-012", OP,
+                "no dateOfDeath for a living person", living.get("personRequested"))
+    s.modelled_value(living.get("extractOutcome") != "PersonDeceased", OP,
+                     "a living person's outcome is not PersonDeceased", living.get("extractOutcome"))
 
     not_in_use = s.extract_of(client, pcr_data.person("not-in-use"), "EXT-013")
     s.modelled_value(not_in_use.get("extractOutcome") == "IdentifierNotInUse" and "E21" in
