@@ -128,24 +128,35 @@ def test_plugin_startup_error_is_passed_through(tmp_path: Path) -> None:
     assert (folder / "pytest.log").is_file() and not (folder / "html").exists()
 
 
+# A user's own kit (./kits/<name>.toml, found by name): the authority's orders and distributions in a few corpus
+# cases and scenarios. That every shipped kit is conformant is tests/test_public_contract_reference.py's.
+AUTHORITY_FEW = """name = "authority-few"
+title = "Authority (a few tests)"
+actors = ["nobody"]
+include = ["AUT-002", "AUT-004", "AUT-005", "AUT-006", "AUT-007"]
+"""
+
+
 @pytest.mark.slow
 def test_run_one_kit_against_the_reference_register(tmp_path: Path) -> None:
+    (tmp_path / "kits").mkdir()
+    (tmp_path / "kits" / "authority-few.toml").write_text(AUTHORITY_FEW, encoding="utf-8")
     reports = tmp_path / "reports"
-    folder = reports / "authority" / "reference"
+    folder = reports / "authority-few" / "reference"
     folder.mkdir(parents=True)
     (folder / "stale-from-an-earlier-run.json").write_text("{}", encoding="utf-8")
-    proc = cli("run", "--kit", "authority", "--output", str(reports), timeout=1800)
+    proc = cli("run", "--kit", "authority-few", "--output", str(reports), timeout=1800, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["verdict"] == "conformant" and summary["counts"]["passed"] > 0
     assert (folder / "junit.xml").is_file() and any((folder / "allure-results").iterdir())
     assert (folder / "pytest.log").is_file()
     assert not (folder / "stale-from-an-earlier-run.json").exists()  # results never mix
-    assert [p.name for p in (reports / "authority").iterdir()] == ["reference"]  # no temp folder left
-    assert "[authority] " in proc.stdout  # progress lines carry the kit name
+    assert [p.name for p in (reports / "authority-few").iterdir()] == ["reference"]  # no temp folder left
+    assert "[authority-few] " in proc.stdout  # progress lines carry the kit name
     table = proc.stdout[proc.stdout.index("kit "):]
-    row = next(line for line in table.splitlines() if line.startswith("authority "))
-    assert row.split()[:4] == ["authority", "reference", "conformant", str(summary["counts"]["passed"])]
+    row = next(line for line in table.splitlines() if line.startswith("authority-few "))
+    assert row.split()[:4] == ["authority-few", "reference", "conformant", str(summary["counts"]["passed"])]
     from pcr_conformance.report import find_allure
     if find_allure() is not None:
         assert (folder / "html" / "index.html").is_file()
