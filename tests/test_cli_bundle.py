@@ -1,7 +1,7 @@
 """`pcr-conformance bundle` and `verify`: a signed evidence bundle of a real run, and what breaks it.
 
-One real run of the credit-information-company kit against the embedded register per module (about 30 s);
-keys and certificates are made here with `cryptography`.
+One real run of a small kit (KIT_TOML, in ./kits of the folder the module runs in, as a user's own kit) against
+the embedded register per module; keys and certificates are made here with `cryptography`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +26,14 @@ from cryptography.x509.oid import NameOID
 from pcr_conformance import attestation, bundle
 from pcr_conformance.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-KIT = "credit-information-company"
+KIT = "evidence"
+# What a credit information company's run shows, in a few tests: extracts (corpus cases and a scenario) and a
+# loan added and read back, with the lender's and the company's certificates in the attachments' curl commands.
+KIT_TOML = f"""name = "{KIT}"
+title = "Evidence (a few tests)"
+actors = ["nobody"]
+include = ["EXT-001", "EXT-005", "RPT-003"]
+"""
 NOW = dt.datetime.now(dt.UTC)
 
 
@@ -87,11 +93,24 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real run of the credit-information-company kit against the embedded register."""
+def kit_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder with kits/<KIT>.toml, the working directory of the module's tests from here on: `bundle` finds a
+    run's kit by its name in ./kits (kits.kit_dirs), as for a user's own kit."""
+    folder = tmp_path_factory.mktemp("kit-folder")
+    (folder / "kits").mkdir()
+    (folder / "kits" / f"{KIT}.toml").write_text(KIT_TOML, encoding="utf-8")
+    before = Path.cwd()
+    os.chdir(folder)
+    yield folder
+    os.chdir(before)
+
+
+@pytest.fixture(scope="module")
+def report_dir(kit_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real run of the small kit against the embedded register."""
     out = tmp_path_factory.mktemp("reports")
     proc = subprocess.run([sys.executable, "-m", "pcr_conformance.cli", "run", "--kit", KIT, "--no-html",
-                           "--output", str(out)], cwd=REPO, capture_output=True, text=True, timeout=900)
+                           "--output", str(out)], cwd=kit_folder, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     return out / KIT / "reference"
 

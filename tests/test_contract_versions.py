@@ -322,9 +322,9 @@ def test_validate_version_rejects_exactly_the_messages_the_new_version_changes(
 def test_every_kit_is_conformant_under_the_new_version_and_the_report_names_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One session of the register kit (every test) with --pcr-contract-version 2027.1: the embedded register
-    serves 2027.1, the suites judge by it; each kit judged from that session as tests/test_public_contract.py
+    serves 2027.1, the suites judge by it; each kit judged from that session as tests/public_contract.py
     does. The version's own test (ListBatches, BAT-014) ran and passed; the report says 2027.1."""
-    from test_public_contract import RUN_TIMEOUT_S, per_kit
+    from public_contract import RUN_TIMEOUT_S, per_kit
 
     from pcr_conformance import resources
 
