@@ -144,7 +144,7 @@ def run_mode(mode: str, folder: Path) -> dict[str, Any]:
         wall = time.monotonic() - started
         done.set()
         sampler.join()
-    summary_path = next(reports.glob(f"{KIT}/*/summary.json"), None)
+    summary_path = next(reports.glob(f"{Path(kit_arg).stem}/*/summary.json"), None)
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path else None
     return {"mode": mode, "exit": proc.returncode, "wall_s": round(wall, 1), "stdout": stdout, "stderr": stderr,
             "line": one_line(proc.returncode, stdout, stderr), "summary": summary,
