@@ -156,13 +156,7 @@ def _fuzz(target: Any, family: str, operation_id: str, client: Any, data: Any, l
         _check(case, timeout, log)
 
     # 2. Generated cases: schema-valid ones sent as the caller, schema-invalid ones as generated.
-    positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
-    negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
     settings = schema.config.get_hypothesis_settings(operation=operation, phase="fuzzing")
-    # schemathesis' settings do not carry the profile's suppressed health checks: without them a busy machine
-    # (slow input generation, HealthCheck.too_slow) made a fuzz test broken, which says nothing of the register.
-    suppressed = {*settings.suppress_health_check, *hypothesis.settings.default.suppress_health_check}
-
     # A derandomized run draws the same cases every time: the last passing run's cases are sent again without
     # drawing them (_replay.py says why that is the same run).
     cache_key = _replay.key(operation_id, _bundled(family), settings, schema.config) if settings.derandomize else ""
@@ -176,6 +170,11 @@ def _fuzz(target: Any, family: str, operation_id: str, client: Any, data: Any, l
             _check(case, timeout, log)
         return
     records: list[Any] = []
+    positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)  # ~50 ms for AddLoans: not on a replay
+    negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+    # schemathesis' settings do not carry the profile's suppressed health checks: without them a busy machine
+    # (slow input generation, HealthCheck.too_slow) made a fuzz test broken, which says nothing of the register.
+    suppressed = {*settings.suppress_health_check, *hypothesis.settings.default.suppress_health_check}
 
     @hypothesis.settings(settings, report_multiple_bugs=False, database=None,
                          suppress_health_check=sorted(suppressed, key=lambda check: check.value))
