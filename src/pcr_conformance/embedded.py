@@ -188,6 +188,13 @@ def prepared(cmd: list[str]) -> tuple[Path, Path, dict]:
     return data, pool_file, json.loads(json.dumps(pool))
 
 
+def prepare() -> None:
+    """The data dir and the stop-at-exit of the registers this process will start, made now: from the main thread
+    before another thread starts a register (load_session.py), so that the signal handlers are installed."""
+    prepared(register_command())
+    _install_cleanup()
+
+
 SHARED_DATA_ENV_VAR = "PCR_EMBEDDED_DATA"  # set by share_prepared for the processes a session starts
 
 

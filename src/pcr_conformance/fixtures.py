@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from pcr_conformance import load_session
 from pcr_conformance.calllog import CallLog
 from pcr_conformance.cleanup import LoanLedger, cancel_all, should_clean
 from pcr_conformance.client import Clients, HttpPool
 from pcr_conformance.errors import HarnessError
+from pcr_conformance.load import LoadOptions
 from pcr_conformance.load_results import LoadRun
 from pcr_conformance.plugin_state import (
     LOG,
@@ -155,21 +157,30 @@ def pcr_load(pcr_target: Target, request: pytest.FixtureRequest) -> LoadRun:
     if given:
         return load_results.read(given)
     state = state_of(config)
-    options = load.options_from_text(config.getoption("pcr_load") or "")
-    options = dataclasses.replace(options, cleanup=should_clean(config.getoption("pcr_cleanup"),
-                                                                embedded=pcr_target.embedded,
-                                                                read_only=pcr_target.read_only))
-    folders = _load_folders(state)
-    run = load.run(options, pcr_target, folders[0], run_id=state.run_id)
+    if state.load_run is not None:  # made in the background since the collection (load_session.py)
+        return state.load_run.result()
+    folders = load_folders(state, config)
+    run = load.run(load_options(config, pcr_target), pcr_target, folders[0], run_id=state.run_id)
     for other in folders[1:]:
         shutil.copytree(folders[0], other, dirs_exist_ok=True)
     return run
 
 
-def _load_folders(state: PcrState) -> list[Path]:
-    """locust/ in the report folder of each of the session's kits that selects a service level (PRF-...)."""
+def load_options(config: pytest.Config, target: Target) -> LoadOptions:
+    """The session's load: --pcr-load over load.SMOKE, cleaning up as --pcr-cleanup says for this target."""
+    from pcr_conformance import load
+
+    options = load.options_from_text(config.getoption("pcr_load") or "")
+    return dataclasses.replace(options, cleanup=should_clean(config.getoption("pcr_cleanup"),
+                                                             embedded=target.embedded, read_only=target.read_only))
+
+
+def load_folders(state: PcrState, config: pytest.Config) -> list[Path]:
+    """locust/ in the report folder of each of the session's kits that selects a service level (PRF-...);
+    without a report folder one in the temp dir, named so that every xdist worker of the session finds it."""
     if state.output is None:
-        return [Path(tempfile.mkdtemp(prefix="pcr-load-")) / "locust"]
+        uid = load_session.session_uid(config, state.run_id)
+        return [Path(tempfile.gettempdir()) / f"pcr-load-{uid}" / "locust"]
     if not state.kit_folders:
         return [state.output / "locust"]
     reqs = [r for r in requirements(state).values() if r.id.startswith("PRF-")]

@@ -31,6 +31,8 @@ from pcr_conformance.client import IdentityRefused
 from pcr_conformance.expectations import ExpectationsError, load_expectations
 from pcr_conformance.fixtures import (
     HTTP_POOL,
+    load_folders,
+    load_options,
     pcr_cleanup,
     pcr_clients,
     pcr_data,
@@ -144,6 +146,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     workers.unconfigure(config)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The service levels' load run starts now, in the background, when it can (load_session.py, issue 12)."""
+    state = state_of(session.config)
+    if session.config.getoption("collectonly") or session.config.getoption("pcr_load_results") or not session.items:
+        return
+    if state.startup_error or not any("pcr_load" in getattr(i, "fixturenames", ()) for i in session.items):
+        return
+    target = ensure_target(state)
+    if not target.embedded:
+        return
+    from pcr_conformance import embedded, load_session
+
+    options = load_options(session.config, target)
+    # The data dir and the register's cleanup are made here, in the main thread (signal handlers can only be
+    # installed there), before the background thread starts a register from them.
+    embedded.prepare()
+    state.load_run = load_session.start(session.config, session.items, options=options, target=target,
+                                        folders=load_folders(state, session.config), run_id=state.run_id)
 
 
 # On a test whose requirement IDs belong to another contract version only: those IDs.
@@ -374,6 +396,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = state_of(session.config)
     if session.config.getoption("collectonly"):
         return
+    if state.load_run is not None:
+        state.load_run.join()  # the maker's run ends before this process does (another worker may wait for it)
     if hasattr(session.config, "workerinput"):  # an xdist worker: the controller writes the reports
         workers.hand_over(session.config, state)
         return

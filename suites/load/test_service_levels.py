@@ -13,8 +13,7 @@ import pytest
 from pcr_conformance import expect, kits, service_levels
 from pcr_conformance.load_results import LoadRun
 
-# Under `run --workers N` all levels go to one worker, so the session makes one load run, not one per worker.
-pytestmark = pytest.mark.xdist_group("load-run")
+# Under `run --workers N` (--dist loadfile) this module goes to one worker: the session makes one load run.
 
 
 def _params() -> list[object]:

@@ -8,7 +8,8 @@ promised and not sent) go as raw bytes over TLS with the slot's certificate, eac
 
 Every case is started in the background by the first matrix item (MatrixRuns): the ordinary ones a few at a
 time, the read-deadline cases (ENV-020), which wait up to the register's read deadline plus a margin, all
-together, so the matrix takes that wait once, not once per case; each test checks its own case's answers.
+together, so the matrix takes that wait once, not once per case, and they are collected last, so the ordinary
+cases are checked while they wait; each test checks its own case's answers.
 The deadline is ``read_deadline_s`` of the target when it has one, else the target's ``timeout_s`` for the
 embedded register and 30 s for any other target.
 """
@@ -30,9 +31,8 @@ from pcr_conformance.testdata import TestData
 from . import _bodies as b
 from . import _raw_http as raw
 
-# Under `run --workers N` (pytest-xdist, --dist loadgroup) the whole matrix goes to one worker: MatrixRuns sends
+# Under `run --workers N` (pytest-xdist, --dist loadfile) this module goes whole to one worker: MatrixRuns sends
 # every case of the session in the background, which must happen once, not in each worker.
-pytestmark = pytest.mark.xdist_group("robustness-matrix")
 
 REMOTE_READ_DEADLINE_S = 30.0
 MiB = 1024 * 1024
@@ -662,14 +662,17 @@ def matrix_runs(pcr_target, pcr_data, pcr_http):
 
 
 def _matrix() -> list[Any]:
+    """Every (operation, case) the shape admits; the ENV-020 cases last, so that the other cases are checked
+    while their connections wait out the read deadline in the background (issue 12: no idle waiting)."""
+    pairs = [(operation, case) for operation in catalogue.operation_ids() for case in CASES]
+    pairs.sort(key=lambda pair: isinstance(pair[1].expected, DeadlineAnswer))  # stable: otherwise as before
     params = []
-    for operation in catalogue.operation_ids():
+    for operation, case in pairs:
         op = catalogue.get(operation)
-        for case in CASES:
-            if case.applies(SHAPES[operation]):
-                params.append(pytest.param(operation, case, id=f"{operation}-{case.id}", marks=[
-                    pytest.mark.verifies(*case.verifies), pytest.mark.capability(op.capability),
-                    *s.read_only_marks(operation)]))
+        if case.applies(SHAPES[operation]):
+            params.append(pytest.param(operation, case, id=f"{operation}-{case.id}", marks=[
+                pytest.mark.verifies(*case.verifies), pytest.mark.capability(op.capability),
+                *s.read_only_marks(operation)]))
     return params
 
 

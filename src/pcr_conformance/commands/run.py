@@ -110,9 +110,11 @@ def session_command(config: RunConfig, root: Path) -> list[str]:
     for kit_arg in config.kit_args[1:]:
         cmd += ["--pcr-kit", kit_arg]
     if config.workers > 1:
-        # loadgroup: a test goes to whichever worker is free, except the robustness matrix, which one worker
-        # sends whole in the background (suites/security/test_robustness.py, xdist_group).
-        cmd += ["-n", str(config.workers), "--dist", "loadgroup"]
+        # loadfile: a module goes whole to whichever worker is free, so the robustness matrix is sent by one
+        # worker (suites/security/test_robustness.py) and the service levels share one load run. Not loadgroup:
+        # with pytest 9.2 its xdist_group marks are silently ignored (pytest-xdist 3.8 sets the node id field
+        # pytest no longer reads), and both workers sent the whole matrix and made a load run each.
+        cmd += ["-n", str(config.workers), "--dist", "loadfile"]
     return [*cmd, "--pcr-kit-folders"]
 
 
