@@ -36,7 +36,7 @@ LAYERS: dict[str, int] = {
     "tlsprobe": 1, "embedded_forks": 1, "deadline": 1, "impl_profile": 1, "judging": 1, "validate_traffic": 1, "contract_diff": 1,
     "traffic": 1, "client_rules": 1, "scenario": 1, "proxy": 1, "upstream": 1, "load": 1, "load_results": 1,
     "load_users": 1, "service_levels": 1,
-    "plugin": 2, "workers": 2, "plugin_state": 2, "expectations": 2, "profiles": 2, "outcomes": 2, "fixtures": 2,
+    "plugin": 2, "workers": 2, "load_session": 2, "plugin_state": 2, "expectations": 2, "profiles": 2, "outcomes": 2, "fixtures": 2,
     "session_report": 2, "kit_reports": 2, "proof": 2, "allure_support": 2, "summary": 2, "junit_support": 2, "evidence": 2,
     "cli": 3, "commands": 3, "collect": 3, "forked": 3, "report": 3, "selftest": 3, "selftest_report": 3, "verdict_page": 3,
 }
@@ -236,3 +236,14 @@ def test_an_upward_import_is_found(tmp_path: Path) -> None:
         (root / name).write_text(text, encoding="utf-8")
     graph = import_graph(root, "pcr_conformance")
     assert upward_imports(graph) == ["pcr_conformance.specs (contract) imports pcr_conformance.cli (commands)"]
+
+
+def test_the_suites_fail_through_expect_never_a_bare_assert() -> None:
+    """A suite failure names its requirement (pcr_conformance.expect); a bare assert would name none, and the
+    suites run with --assert=plain (suites.ini), which would leave it without pytest's explanation too."""
+    suites = SRC.parent / "suites"
+    bare = [f"{path.relative_to(suites.parent)}:{node.lineno}"
+            for path in sorted(suites.rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+            if isinstance(node, ast.Assert)]
+    assert bare == [], f"use pcr_conformance.expect instead of assert: {bare}"
