@@ -99,6 +99,21 @@ def test_a_kit_junit_keeps_only_its_cases_and_recounts(tmp_path):
     assert len(tree.getroot().find("testsuite").findall("testcase")) == 3  # the session's file is unchanged
 
 
+def test_a_kit_keeps_the_fixture_containers_that_show_something() -> None:
+    """A passed set-up and tear-down with nothing attached is left out of a kit's results; a fixture that did
+    not pass, or one with an attachment, stays."""
+    plain = {"befores": [{"name": "pcr_clients", "status": "passed"}], "afters": [{"name": "pcr_clients::<lambda>"}]}
+    assert not kit_reports.shows_something(plain)
+    assert not kit_reports.shows_something({"children": ["u"]})
+    broken = {"befores": [{"name": "pcr_target", "status": "broken", "statusDetails": {"message": "no register"}}]}
+    assert kit_reports.shows_something(broken)
+    failed_after = {**plain, "afters": [{"name": "pcr_cleanup::1", "status": "failed"}]}
+    assert kit_reports.shows_something(failed_after)
+    attached = {"befores": [{"name": "known_loan", "status": "passed", "steps": [
+        {"name": "add", "attachments": [{"name": "1. AddLoans", "source": "a-attachment.txt"}]}]}]}
+    assert kit_reports.shows_something(attached)
+
+
 @pytest.mark.parametrize("text", [
     "Traceback (most recent call last)", 'File "app.py", line 1', "uses ſqlite3", "ınsert ınto loans",
     "SELECT id\n FROM loans", "at com.x.Y(Z.java:12)", "System.IOException", "nothing here", "a selection from",

@@ -4,8 +4,9 @@ A session given several kits (`--pcr-kit A --pcr-kit B`, or `--pcr-kit-folders`)
 selects once. At session end each kit gets `<pcr-output>/<kit>/` with what a session of that kit alone would
 have written: summary.json, environment.properties and categories.json (session_report.write_reports on a
 view of the session state holding only the kit's tests), junit.xml (the session's, with only the kit's test
-cases), allure-results/ (the kit's result files, parentSuite set to the kit's title, with the containers and
-attachments they use, hard-linked where the file is unchanged) and certs/. A test in several kits is counted
+cases), allure-results/ (the kit's result files, parentSuite set to the kit's title, with the attachments they
+use, hard-linked where the file is unchanged, and the fixture containers that show something: a fixture that
+did not pass or an attachment) and certs/. A test in several kits is counted
 in each; the verdict of a kit comes only from its own tests, as before.
 """
 
@@ -183,13 +184,22 @@ def copy_results(index: ResultsIndex, dest: Path, nodeids: set[str], kit_title: 
         (dest / path.name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     for path, doc in index.containers:
         children = set(doc.get("children") or ())
-        if not children & uuids:
+        if not children & uuids or not shows_something(doc):
             continue
         doc = {**doc, "children": sorted(children & uuids)}
         files.update(_attachments(doc))
         (dest / path.name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     for name in files:
         _link(index.folder / name, dest / name)
+
+
+def shows_something(container: Mapping[str, Any]) -> bool:
+    """Whether a fixture container has anything for a reader: a fixture that did not pass, or an attachment.
+    Nearly every test has one only for pcr_clients' set-up and tear-down, passed, with nothing attached; left
+    out of the kit's results, they would be half the files each report generation reads (issue 12)."""
+    fixtures = [*(container.get("befores") or ()), *(container.get("afters") or ())]
+    return any(f.get("status") not in ("passed", None) for f in fixtures if isinstance(f, dict)) \
+        or any(True for _ in _attachments(fixtures))
 
 
 def _link(source: Path, dest: Path) -> None:
