@@ -40,6 +40,7 @@ def checkout() -> Path | None:
     return None
 
 
+@functools.cache  # asked for each spec read (~35 000 times a session): the folders do not move while we run
 def _folder(name: str, package: str) -> Path:
     root = checkout()
     if root is not None and (root / name).is_dir():
