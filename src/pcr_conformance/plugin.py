@@ -396,8 +396,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = state_of(session.config)
     if session.config.getoption("collectonly"):
         return
-    if state.load_run is not None:
-        state.load_run.join()  # the maker's run ends before this process does (another worker may wait for it)
+    if state.load_run is not None and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        # The maker's run ends before this process does (another worker may wait for it); an interrupted
+        # session does not wait: at exit its register is stopped and Locust dies with this process.
+        state.load_run.join()
     if hasattr(session.config, "workerinput"):  # an xdist worker: the controller writes the reports
         workers.hand_over(session.config, state)
         return

@@ -211,6 +211,9 @@ def serve(reg: Register, host: str, port: int, on_listening: Callable[[str], Non
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
+        # Stopped (SIGTERM), the register does not wait for clients that still owe it a request (a harness's
+        # read-deadline probes hold connections open up to the read deadline): 1 s, then they are closed.
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     memory.limit_arenas()

@@ -605,13 +605,24 @@ class MatrixRuns:
                     (waits if isinstance(case.expected, DeadlineAnswer) else quick).append((params["operation"], case))
             if not self.target.embedded:
                 quick = []  # sent by each test itself (result() runs them inline)
-            for jobs, workers, name in ((waits, len(waits), "pcr-deadline"), (quick, self.CONCURRENCY, "pcr-matrix")):
-                if not jobs:
-                    continue
-                pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
+            # One daemon thread per deadline case: each ends by its own bound, and a stopped session (Ctrl-C,
+            # SIGTERM) neither waits for them nor is held at exit by them (a pool's threads are joined at exit).
+            for operation, case in waits:
+                future: concurrent.futures.Future = concurrent.futures.Future()
+                threading.Thread(target=self._settle, args=(future, operation, case), name="pcr-deadline",
+                                 daemon=True).start()
+                self._futures[(operation, case.id)] = future
+            if quick:
+                pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.CONCURRENCY, thread_name_prefix="pcr-matrix")
                 self._pools.append(pool)
-                for operation, case in jobs:
+                for operation, case in quick:
                     self._futures[(operation, case.id)] = pool.submit(self._run, operation, case)
+
+    def _settle(self, future: concurrent.futures.Future, operation: str, case: Case) -> None:
+        try:
+            future.set_result(self._run(operation, case))
+        except BaseException as e:  # noqa: BLE001 - raised again in the test that owns the case
+            future.set_exception(e)
 
     def _run(self, operation: str, case: Case) -> list[Sent]:
         from pcr_conformance.calllog import CallLog

@@ -130,7 +130,6 @@ def workers_for(given: str, *, embedded: bool, cpus: int | None = None) -> int:
 
 SESSION_FOLDER = ".session"
 CLIENT_SUITES = "client"  # suites/client/: the tests of the client kits (side = "client")
-HTML_JOBS = 2  # Allure runs on Node, one core each: two kits' reports at a time on a 2-core machine
 
 
 def run_kits(config: RunConfig, *, html_notice: Callable[[str], None]) -> list[report.KitOutcome]:
@@ -190,19 +189,12 @@ def run_kits(config: RunConfig, *, html_notice: Callable[[str], None]) -> list[r
 
 def _generate_html(config: RunConfig, root: Path, outcomes: list[report.KitOutcome],
                    html_notice: Callable[[str], None]) -> None:
-    """Each kit's HTML (verdict page + Allure 3), HTML_JOBS at a time; notices in the order of the kits."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(kit: str) -> str:
-        html = report.generate_html(root / kit, report_name=f"PCR conformance: {kit} on {config.target_name}")
-        if html.ok:
-            return f"HTML report: {config.output / kit / config.target_name / 'html' / 'index.html'}"
-        return html.message
-
+    """Each kit's HTML (verdict page + Allure 3), report.HTML_JOBS at a time; notices in the order of the kits."""
     kits = [o.kit for o in outcomes if not o.fatal and (root / o.kit / "allure-results").is_dir()]
-    with ThreadPoolExecutor(max_workers=HTML_JOBS) as pool:
-        for message in pool.map(one, kits):
-            html_notice(message)
+    folders = [(root / kit, f"PCR conformance: {kit} on {config.target_name}") for kit in kits]
+    for kit, html in zip(kits, report.generate_html_of(folders), strict=True):
+        html_notice(f"HTML report: {config.output / kit / config.target_name / 'html' / 'index.html'}"
+                    if html.ok else html.message)
 
 
 class Signalled(BaseException):
