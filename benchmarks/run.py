@@ -140,14 +140,18 @@ def _last_summary(log: str) -> str:
     return lines[-1] if lines else ""
 
 
+# The name of a call's one attachment (calllog.Call.attachment_name): "N. Operation (slot[, note]): METHOD -> status".
+_CALL_ATTACHMENT = re.compile(r"\d+\. \S+ \(.*\): [A-Z]+ -> ")
+
+
 def _recorded_calls(reports: Path) -> int:
-    """Requests recorded in the Allure results: each call has a "... request" attachment (counted per test once,
-    over all kits: a test of several kits is one execution)."""
+    """Requests recorded in the Allure results: each call is one attachment (counted per test once, over all
+    kits: a test of several kits is one execution)."""
     seen: dict[str, int] = {}
     for result in reports.glob("*/*/allure-results/*-result.json"):
         doc = json.loads(result.read_text(encoding="utf-8"))
         seen[str(doc.get("historyId"))] = sum(1 for a in doc.get("attachments") or []
-                                              if str(a.get("name", "")).endswith(" request"))
+                                              if _CALL_ATTACHMENT.match(str(a.get("name", ""))))
     return sum(seen.values())
 
 

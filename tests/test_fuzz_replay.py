@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pcr_conformance import resources, specs
+from pcr_conformance.calllog import RESPONSE_HEADING
 from suites.fuzz import _replay
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,9 +111,11 @@ def _fuzz_order_data(tmp_path: Path, name: str, cache: Path, faults: str = "", p
 
 
 def _requests(files: dict[str, str]) -> dict[str, str]:
-    """The request attachments of the generated cases, without what differs per run (port, case id)."""
-    return {name.replace(" (replayed)", ""): re.sub(r"127\.0\.0\.1:\d+|X-Schemathesis-TestCaseId: \S+", "", text)
-            for name, text in files.items() if name.endswith("request") and "passing case" in name}
+    """The request sections of the generated cases' attachments, by "N. Operation (slot, passing case M" (the
+    name up to the answer), without what differs per run (port, case id)."""
+    return {name.replace(" (replayed)", "").partition("): ")[0]:
+            re.sub(r"127\.0\.0\.1:\d+|X-Schemathesis-TestCaseId: \S+", "", text.partition(RESPONSE_HEADING)[0])
+            for name, text in files.items() if "passing case" in name}
 
 
 def test_a_second_certification_run_sends_the_cached_cases_and_a_failure_still_fails(tmp_path: Path) -> None:
@@ -124,7 +127,7 @@ def test_a_second_certification_run_sends_the_cached_cases_and_a_failure_still_f
     assert code == 0, second["output"]
     replayed = [n for n in second["files"] if "(replayed)" in n]
     assert replayed and not [n for n in first["files"] if "(replayed)" in n]
-    generated = {k: v for k, v in _requests(first["files"]).items() if int(k.split("passing case ")[1][:-9]) > 5}
+    generated = {k: v for k, v in _requests(first["files"]).items() if int(k.split("passing case ")[1]) > 5}
     assert generated and generated.items() <= _requests(second["files"]).items()  # the very same requests
 
     # A register that breaks ENV-005 fails the replayed run with ENV-005 (no shrinking, the case as sent).

@@ -6,7 +6,7 @@ import pytest
 
 from pcr_conformance import catalogue, expect, specs
 from pcr_conformance import messages as m
-from pcr_conformance.calllog import Call, CallLog, mask_pii
+from pcr_conformance.calllog import Call, mask_pii
 from pcr_conformance.client import family_of
 from pcr_conformance.testdata import TestData, new_run_id, parse_pool
 
@@ -126,7 +126,10 @@ def test_call_log_renders_curl_with_certificates_and_masks():
     assert shlex.split(" ".join(x.rstrip("\\") for x in command))[:2] == ["curl", "-sS"]  # still valid shell
     assert "010594Y9032" in curl and "010594Y9032" not in call.render_curl(mask=True)
     assert mask_pii("a 131052-308T b") == "a 131052-**** b"
-    log = CallLog()
-    log.add(call)
-    log.add(call)
-    assert log.render_sequence().count("=== ") == 2
+    # The call's one attachment: request, response and curl under their headings, in that order, all masked.
+    text = call.render(mask=True)
+    assert [ln for ln in text.splitlines() if ln.startswith("=== ")] == ["=== request", "=== response", "=== curl"]
+    assert text.count("010594Y****") == 2 and "010594Y9032" not in text and call.render_curl(mask=True) in text
+    assert call.attachment_name(3) == "3. AddLoans (lender): POST -> 202"
+    call.note = "failing case: ENV-005"
+    assert call.attachment_name(1) == "1. AddLoans (lender, failing case: ENV-005): POST -> 202"

@@ -327,12 +327,12 @@ def test_a_call_with_a_lone_surrogate_escape_renders_as_utf8() -> None:
 
 
 
-def test_a_large_body_is_shown_as_sent_and_cut_in_the_call_sequence() -> None:
-    """A robustness case's 20 000-element array stays one line in its request attachment (indenting it would make
-    every kit's report five times heavier) and is cut in the call sequence, which points to the attachment."""
+def test_a_large_body_is_shown_as_sent_and_whole() -> None:
+    """A robustness case's 20 000-element array stays one line in its call's attachment (indenting it would make
+    every kit's report five times heavier), whole in the request section and in the curl command."""
     import json
 
-    from pcr_conformance.calllog import PRETTY_LIMIT, SEQUENCE_BODY_LIMIT, Call, CallLog
+    from pcr_conformance.calllog import PRETTY_LIMIT, Call
 
     big = json.dumps({"reports": [0] * 20_000})
     assert len(big) > PRETTY_LIMIT
@@ -340,14 +340,57 @@ def test_a_large_body_is_shown_as_sent_and_cut_in_the_call_sequence() -> None:
                 request_headers={}, request_body=big, status=400, response_body='{"statusMessage": "x"}')
     assert call.render_request().endswith(big)  # whole and as sent
     assert big in call.render_curl()  # the curl repeats the request exactly
-    log = CallLog()
-    log.add(call)
-    log.add(call)
-    sequence = log.render_sequence()
-    assert big not in sequence and f"({len(big)} characters in all: the whole body is in the call's request" in sequence
-    assert big[:SEQUENCE_BODY_LIMIT] in sequence and '"statusMessage": "x"' in sequence  # short bodies indented
+    text = call.render()
+    assert text.count(big) == 2 and '{\n  "statusMessage": "x"\n}' in text  # request and curl; short bodies indented
     small = Call(slot="l", operation="GetLoan", method="POST", url="u", request_headers={}, request_body='{"a": 1}')
     assert small.render_request().endswith('{\n  "a": 1\n}')
+
+
+TWO_CALLS = '''
+import pytest
+from pcr_conformance.calllog import Call
+from pcr_conformance.plugin_state import LOG
+
+
+@pytest.mark.verifies("RPT-005")
+def test_two_calls(request):
+    """records two calls into its call log, as its ApiClients would: one answered, one without an answer."""
+    log = request.node.stash[LOG]
+    log.add(Call(slot="lender", operation="AddLoans", method="POST", url="https://r/AddLoans",
+                 request_headers={"BatchReference": "B1"}, request_body='{"idCode": "010594Y9032"}',
+                 status=202, response_body='{"batchId": "b-1"}', cacert="/ca.pem", cert="/lender.pem"))
+    log.add(Call(slot="lender", operation="GetBatchStatus", method="POST", url="https://r/GetBatchStatus",
+                 request_headers={}, request_body='{"batchId": "b-1"}', error="ReadTimeout: timed out"))
+'''
+
+
+def test_a_two_call_test_has_one_attachment_per_call_and_no_call_sequence(pytester):
+    """Each call is one attachment holding its request, response and curl sections in that order (issue 12: one
+    file per call instead of three, and no separate call sequence); --pcr-mask-pii masks every section."""
+    from pcr_conformance.calllog import CURL_HEADING, CURL_NOTE, REQUEST_HEADING, RESPONSE_HEADING
+
+    _suite(pytester, TWO_CALLS)
+    result = pytester.runpytest("suites", "--alluredir", "ar", "--pcr-mask-pii")
+    result.assert_outcomes(passed=1)
+    [test] = _allure_results(pytester.path / "ar").values()
+    assert [a["name"] for a in test["attachments"]] == [
+        "1. AddLoans (lender): POST -> 202",
+        "2. GetBatchStatus (lender): POST -> no response (ReadTimeout: timed out)"]
+    assert len(list((pytester.path / "ar").glob("*-attachment*"))) == 2
+    texts = [(pytester.path / "ar" / a["source"]).read_text(encoding="utf-8") for a in test["attachments"]]
+    sections = []
+    for text in texts:
+        request, rest = text.removeprefix(REQUEST_HEADING + "\n").split("\n\n" + RESPONSE_HEADING + "\n")
+        response, curl = rest.split("\n\n" + CURL_HEADING + "\n")
+        sections.append((request, response, curl))
+    (request, response, curl), (request2, response2, curl2) = sections
+    assert request.startswith("POST https://r/AddLoans\nBatchReference: B1\n\n") and '"idCode": "010594Y****"' in request
+    assert response.startswith("HTTP 202") and response.endswith('{\n  "batchId": "b-1"\n}')
+    assert curl.startswith(CURL_NOTE) and "--cacert certs/ca.pem" in curl and "--cert certs/lender.pem" in curl
+    assert "010594Y****" in curl and "010594Y9032" not in texts[0]
+    assert request2.startswith("POST https://r/GetBatchStatus") and '"batchId": "b-1"' in request2
+    assert response2.startswith("no response after") and response2.endswith("ReadTimeout: timed out")
+    assert "curl -sS -i -X POST https://r/GetBatchStatus" in curl2
 
 READINGS_SUITE = '''
 import pytest

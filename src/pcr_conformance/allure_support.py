@@ -181,17 +181,12 @@ def dynamic_parameters(item: pytest.Item) -> None:
 
 
 def attach_calls(log: CallLog, *, mask: bool) -> None:
-    """request, response and curl of each call; the whole sequence as one text when there are several."""
+    """One text attachment per call (Call.render: request, response, curl), numbered in order: together they
+    are the test's call sequence."""
     import allure
 
     for i, call in enumerate(log.calls, 1):
-        prefix = f"{i}. {call.operation} ({call.slot}{', ' + call.note if call.note else ''})"
-        allure.attach(call.render_request(mask), name=f"{prefix} request", attachment_type=allure.attachment_type.TEXT)
-        allure.attach(call.render_response(mask), name=f"{prefix} response",
-                      attachment_type=allure.attachment_type.TEXT)
-        allure.attach(call.render_curl(mask), name=f"{prefix} curl", attachment_type=allure.attachment_type.TEXT)
-    if len(log.calls) > 1:
-        allure.attach(log.render_sequence(mask), name="call sequence", attachment_type=allure.attachment_type.TEXT)
+        allure.attach(call.render(mask), name=call.attachment_name(i), attachment_type=allure.attachment_type.TEXT)
 
 
 _INFORMATIVE = pytest.StashKey[list[str]]()

@@ -1,4 +1,5 @@
-"""The per-test record of HTTP calls, rendered as Allure attachments (request, response, curl).
+"""The per-test record of HTTP calls, rendered as Allure attachments: one per call, holding its request, its
+response and a curl command that repeats it.
 
 Rendering can mask personal identity codes (--mask-pii) so a report can be handed over without the
 (artificial, but still identity-shaped) codes.
@@ -28,6 +29,12 @@ CURL_NOTE = ("# Run in the folder of the evidence bundle: certs/ca.pem is the re
              "# The bundle never holds private keys: after --key give your own key file for that slot.")
 
 
+# The headings of a call attachment's three sections, in this order (Call.render).
+REQUEST_HEADING = "=== request"
+RESPONSE_HEADING = "=== response"
+CURL_HEADING = "=== curl"
+
+
 def bundle_cert(slot: str) -> str:
     """certs/<slot>.pem: where the evidence bundle keeps the client certificate of an identity slot."""
     return f"certs/{re.sub(r'[^A-Za-z0-9_.-]', '_', slot) or 'client'}.pem"
@@ -51,21 +58,31 @@ class Call:
     key: str = ""
     note: str = ""  # e.g. "failing case" for the fuzz case that failed a check
 
-    def title(self) -> str:
+    def attachment_name(self, number: int) -> str:
+        """`N. Operation (slot[, note]): METHOD -> status`, or `-> no response (error)` when none came."""
         outcome = str(self.status) if self.status is not None else f"no response ({self.error})"
-        note = f" [{self.note}]" if self.note else ""
-        return f"{self.method} {self.operation} as {self.slot or 'no identity'} -> {outcome}{note}"
+        note = f", {self.note}" if self.note else ""
+        return f"{number}. {self.operation} ({self.slot}{note}): {self.method} -> {outcome}"
 
-    def render_request(self, mask: bool = False, body_limit: int | None = None) -> str:
+    def render(self, mask: bool = False) -> str:
+        """The call's one attachment: its request, its response and its curl command, each under its heading.
+
+        One file per call, not three, and no separate call sequence: the report reads every attachment file
+        through its own stream, and the per-file cost was most of its generation time (issue 12)."""
+        return "\n\n".join([f"{REQUEST_HEADING}\n{self.render_request(mask)}",
+                             f"{RESPONSE_HEADING}\n{self.render_response(mask)}",
+                             f"{CURL_HEADING}\n{self.render_curl(mask)}"])
+
+    def render_request(self, mask: bool = False) -> str:
         lines = [f"{self.method} {self.url}"] + [f"{k}: {v}" for k, v in self.request_headers.items()]
-        return _m("\n".join(lines) + "\n\n" + _body(self.request_body, body_limit, "request"), mask)
+        return _m("\n".join(lines) + "\n\n" + _pretty(self.request_body), mask)
 
-    def render_response(self, mask: bool = False, body_limit: int | None = None) -> str:
+    def render_response(self, mask: bool = False) -> str:
         if self.status is None:
-            return f"no response after {self.duration_s:.3f} s: {self.error}"
+            return _m(f"no response after {self.duration_s:.3f} s: {self.error}", mask)
         lines = [f"HTTP {self.status}  ({self.duration_s * 1000:.0f} ms)"]
         lines += [f"{k}: {v}" for k, v in self.response_headers.items()]
-        return _m("\n".join(lines) + "\n\n" + _body(self.response_body, body_limit, "response"), mask)
+        return _m("\n".join(lines) + "\n\n" + _pretty(self.response_body), mask)
 
     def render_curl(self, mask: bool = False) -> str:
         """A command that repeats the request with the same certificate (docs/concepts.md#allure-mapping).
@@ -95,31 +112,15 @@ class CallLog:
     def add(self, call: Call) -> None:
         self.calls.append(call)
 
-    def render_sequence(self, mask: bool = False) -> str:
-        """Every call in order; a body longer than SEQUENCE_BODY_LIMIT is cut here (the call's own request and
-        response attachments hold it whole), so the sequence does not repeat a robustness case's 200 KB body."""
-        blocks = []
-        for i, c in enumerate(self.calls, 1):
-            blocks.append(f"=== {i}. {c.title()}\n--- request\n{c.render_request(mask, SEQUENCE_BODY_LIMIT)}\n"
-                          f"--- response\n{c.render_response(mask, SEQUENCE_BODY_LIMIT)}")
-        return "\n\n".join(blocks)
-
 
 # Bodies up to PRETTY_LIMIT characters are shown indented; a longer one (the robustness matrix's huge arrays and
 # names) as sent: indenting a 100 000-element array makes it five times longer and no easier to read, and every
 # report of every kit inlines it (issue 12: report generation time grows with the attachments' size).
 PRETTY_LIMIT = 16 * 1024
-SEQUENCE_BODY_LIMIT = 4 * 1024
-
-
-def _body(body: str, limit: int | None, attachment: str) -> str:
-    """The body as an attachment shows it: indented when short; cut at `limit` characters when one is given."""
-    if limit is None or len(body) <= limit:
-        return _pretty(body)
-    return f"{body[:limit]}\n... ({len(body)} characters in all: the whole body is in the call's {attachment} attachment)"
 
 
 def _pretty(body: str) -> str:
+    """The body as an attachment shows it: JSON indented when up to PRETTY_LIMIT characters, else as sent."""
     if not body:
         return ""
     if len(body) > PRETTY_LIMIT:

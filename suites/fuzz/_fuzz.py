@@ -64,7 +64,7 @@ def _own_envelope(case: Any, client: Any) -> None:
 
 
 class FuzzLog:
-    """Which of a fuzz test's calls become its attachments (request, response, curl, as for every test): the
+    """Which of a fuzz test's calls become its attachments (one per call, as for every test): the
     first FIRST passing cases, every EVERY-th after them, and the failing case. Hypothesis replays the minimal
     failing example last, so the last failing call is the one the failure message describes."""
 
