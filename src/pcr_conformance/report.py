@@ -276,7 +276,9 @@ ALLURE_KIT_SCRIPT = Path(__file__).with_name("allure_kit.mjs")
 _GATE_LINE = "PCR-QUALITY-GATE "
 
 
-HTML_JOBS = 2  # Allure runs on Node, one core each: two reports at a time on a 2-core machine
+# Node waits for file reads about a third of a report's time: one report more than cores keeps them busy
+# (2 cores, six kits: reports 9.3 s with three at a time, 9.8-10.8 s with two; benchmarks/run.py).
+HTML_JOBS = (os.cpu_count() or 1) + 1
 
 
 def generate_html_of(folders: Sequence[tuple[Path, str]]) -> Iterator[HtmlOutcome]:
