@@ -14,6 +14,7 @@ import os
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,14 +229,32 @@ class Running:
                 self.process.wait(10)
 
 
+REGISTER_CMD = [sys.executable, "-m", "pcr_register.cli"]
+
+
 def start_register(data: Path, *, faults: str = "", db: Path | str | None = None, validate_responses: bool = True,
-                   extra_env: dict[str, str] | None = None) -> Running:
+                   extra_env: dict[str, str] | None = None, fork_server: str | None = None) -> Running:
+    """`pcr-register serve` on a free port; forked by the `pcr-register fork-server` at `fork_server` when one
+    is given (a module starting a register per fault: no register pays its own imports and spec parsing)."""
     env = {**os.environ, "PCR_REGISTER_FAULTS": faults,
            "PCR_REGISTER_VALIDATE_RESPONSES": "1" if validate_responses else "0", **(extra_env or {})}
-    cmd = [sys.executable, "-m", "pcr_register.cli", "serve", "--data", str(data), "--port", "0"]
-    if db is not None:
-        cmd += ["--db", str(db)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, cwd=REPO)
+    serve = ["serve", "--data", str(data), "--port", "0", *(["--db", str(db)] if db is not None else [])]
+    if fork_server:
+        from pcr_conformance import embedded_forks
+
+        forked = embedded_forks.fork(fork_server, serve, env=env, deadline_s=30)
+        said: list[str] = []
+        for out in forked.stdout:
+            said.append(out.strip())
+            if out.startswith("listening on "):
+                # The rest of its output is read away, so that the register never blocks on it and `wait`
+                # learns its end (the fork server says so on the same connection).
+                threading.Thread(target=lambda: [None for _ in forked.stdout], daemon=True).start()
+                return Running(forked, out.strip().removeprefix("listening on "), data)  # type: ignore[arg-type]
+        forked.kill()
+        raise RuntimeError(f"forked register did not start: {' | '.join(said)[-2000:]!r}")
+    proc = subprocess.Popen([*REGISTER_CMD, *serve], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            text=True, cwd=REPO)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if not line.startswith("listening on "):

@@ -21,6 +21,7 @@ from fault_probes_load import PROBES_LOAD
 from fault_probes_reporting import PROBES as REPORTING_PROBES
 from register_fault_probes import PROBES_B
 from register_fixtures import (
+    REGISTER_CMD,
     Api,
     Running,
     codes,
@@ -330,21 +331,26 @@ def test_every_fault_has_a_probe_and_a_requirement() -> None:
 @pytest.fixture(scope="module")
 def observations(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Any, Any]]]:
     """(fault-free observation, faulty observation) per fault."""
+    from pcr_conformance import embedded_forks
+
     baseline = start_register(data_dir, db=tmp_path_factory.mktemp("base") / "db.sqlite3", extra_env=ENV)
+    # One fork server for the ~140 faulty registers: each is forked with its own faults instead of importing
+    # the register and parsing the specs again (CI time, issue 12); None where it cannot run (not Linux).
+    with embedded_forks.running_server(REGISTER_CMD, {**os.environ, **ENV}) as server:
 
-    def run(name: str) -> tuple[Any, Any]:
-        faulty = start_register(data_dir, faults=name, db=tmp_path_factory.mktemp(name) / "db.sqlite3",
-                                validate_responses=False, extra_env=ENV)
-        try:
-            return PROBES[name](baseline), PROBES[name](faulty)
-        except Exception as exc:  # report per fault, not as a fixture error
-            return ("error", repr(exc)), ("error", repr(exc))
-        finally:
-            faulty.stop()
+        def run(name: str) -> tuple[Any, Any]:
+            faulty = start_register(data_dir, faults=name, db=tmp_path_factory.mktemp(name) / "db.sqlite3",
+                                    validate_responses=False, extra_env=ENV, fork_server=server)
+            try:
+                return PROBES[name](baseline), PROBES[name](faulty)
+            except Exception as exc:  # report per fault, not as a fixture error
+                return ("error", repr(exc)), ("error", repr(exc))
+            finally:
+                faulty.stop()
 
-    workers = min(8, (os.cpu_count() or 2) * 2)
-    with ThreadPoolExecutor(workers) as pool:
-        results = dict(zip(PROBES, pool.map(run, PROBES), strict=True))
+        workers = min(8, (os.cpu_count() or 2) * 2)
+        with ThreadPoolExecutor(workers) as pool:
+            results = dict(zip(PROBES, pool.map(run, PROBES), strict=True))
     baseline.stop()
     yield results
 
