@@ -28,7 +28,7 @@ def _waiter(folder: Path, uid: str = "run-1", deadline_s: float = 5.0) -> load_s
 
 
 def _results(folder: Path) -> None:
-    load_results.write(folder / load_session.RESULTS, {"options": {"users": 6}, "requests": {
+    load_results.write(folder / load.RESULTS_FILE, {"options": {"users": 6}, "requests": {
         "GetCreditRegisterExtract": {"count": 12}}, "tally": {"batches_accepted": 2}})
 
 
@@ -52,7 +52,7 @@ def test_a_waiting_worker_takes_the_results_once_the_maker_hands_them_over(tmp_p
     thread.start()
     run = _waiter(tmp_path).result()
     thread.join()
-    assert run.count("GetCreditRegisterExtract") == 12 and run.source == str(tmp_path / load_session.RESULTS)
+    assert run.count("GetCreditRegisterExtract") == 12 and run.source == str(tmp_path / load.RESULTS_FILE)
 
 
 def test_an_earlier_sessions_handoff_is_not_taken_for_this_one(tmp_path: Path) -> None:

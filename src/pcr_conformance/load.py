@@ -26,6 +26,7 @@ from pcr_conformance.load_results import LoadRun, read
 from pcr_conformance.target import Target, as_mapping
 
 LOCUSTFILE = Path(__file__).with_name("load_users.py")  # never imported here: see the docstring
+RESULTS_FILE = "load-results.json"  # what the tests judge, in the run's folder (load_results.read)
 START_S = 60.0  # Locust's start-up, its last reports and writing the HTML, beyond run time and stop timeout
 WORKERS_WAIT_S = 120.0  # a master gives up when its workers have not all connected by then
 STOP_MARGIN_S = 10.0  # beyond the batch deadline: a user's last task (a batch polled to its end) may finish
@@ -153,7 +154,7 @@ def run(options: LoadOptions, target: Target, folder: Path, *, run_id: str) -> L
     folder.mkdir(parents=True, exist_ok=True)
     target_file = folder / "target.json"
     target_file.write_text(json.dumps(as_mapping(target), indent=1), encoding="utf-8")
-    results = folder / "load-results.json"
+    results = folder / RESULTS_FILE
     results.unlink(missing_ok=True)
     stop = stop_timeout_s(target)
     cmd = locust_command(options, target_file=target_file, results=results, folder=folder, run_id=run_id,

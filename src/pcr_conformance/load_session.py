@@ -29,13 +29,13 @@ from typing import Any
 
 import pytest
 
+from pcr_conformance import embedded, load, load_results
 from pcr_conformance.errors import HarnessError
 from pcr_conformance.load import LoadOptions
 from pcr_conformance.load_results import LoadRun
 from pcr_conformance.target import Target
 
 HANDOFF = ".load-run-done.json"  # hidden: a harness file among the Locust reports of the kit folder
-RESULTS = "load-results.json"  # load.run's results file in its folder
 REGISTER_START_S = 60.0  # a register of its own (embedded.START_DEADLINE_S) and its stop, beyond the run's deadline
 POLL_FIRST_S, POLL_MAX_S = 0.05, 0.5  # a waiting worker looks for HANDOFF: soon, then less often
 
@@ -65,8 +65,6 @@ class BackgroundLoad:
         return self._wait_for_maker()
 
     def _wait_for_maker(self) -> LoadRun:
-        from pcr_conformance import load_results
-
         handoff = self.folders[0] / HANDOFF
         end = time.monotonic() + self.deadline_s
         pause = POLL_FIRST_S
@@ -75,7 +73,7 @@ class BackgroundLoad:
             if done is not None:
                 if done.get("error"):
                     raise HarnessError(str(done["error"]))
-                return load_results.read(self.folders[0] / RESULTS)
+                return load_results.read(self.folders[0] / load.RESULTS_FILE)
             if time.monotonic() >= end:
                 raise HarnessError(f"the session's load run, made by worker gw0, did not end within "
                                    f"{self.deadline_s:g} s ({handoff} not written)")
@@ -99,21 +97,21 @@ def in_background(options: LoadOptions, target: Target) -> bool:
     return target.embedded and bool(options.run_time_s) and not options.master and not options.web_ui
 
 
-def start(config: pytest.Config, items: list[pytest.Item], *, options: LoadOptions, target: Target,
-          folders: list[Path], run_id: str) -> BackgroundLoad | None:
-    """At the end of collection (in a worker, or a session without xdist): the background run when the
-    session has service-level tests and the run can be made so; None otherwise (pcr_load makes it inline)."""
-    from pcr_conformance import load
-
-    if not in_background(options, target) or not any("pcr_load" in getattr(i, "fixturenames", ()) for i in items):
+def start(config: pytest.Config, *, options: LoadOptions, target: Target, folders: list[Path],
+          run_id: str) -> BackgroundLoad | None:
+    """At the end of collection of a session with service-level tests (in a worker, or without xdist), from
+    the main thread: the background run when it can be made so; None otherwise (pcr_load makes it inline)."""
+    if not in_background(options, target):
         return None
     info = getattr(config, "workerinput", None)
-    run_uid = session_uid(config, run_id)
     deadline = options.run_time_s + load.stop_timeout_s(target) + load.START_S + REGISTER_START_S
-    background = BackgroundLoad(folders=folders, run_uid=run_uid, deadline_s=deadline,
+    background = BackgroundLoad(folders=folders, run_uid=session_uid(config, run_id), deadline_s=deadline,
                                 maker=not info or info.get("workerid") == "gw0")
     if background.maker:
-        _clear_handoff(folders[0])
+        (folders[0] / HANDOFF).unlink(missing_ok=True)
+        # The data dir and the registers' stop at exit are made here, in the main thread (signal handlers can
+        # only be installed there), before the thread starts a register from them.
+        embedded.prepare()
         background.thread = threading.Thread(target=_make, args=(background, options, target, run_id),
                                              name="pcr-load-run", daemon=True)
         background.thread.start()
@@ -121,8 +119,6 @@ def start(config: pytest.Config, items: list[pytest.Item], *, options: LoadOptio
 
 
 def _make(background: BackgroundLoad, options: LoadOptions, target: Target, run_id: str) -> None:
-    from pcr_conformance import embedded, load
-
     register = None
     try:
         register = embedded.start(target)
@@ -143,10 +139,6 @@ def _write_handoff(folder: Path, run_uid: str, error: str) -> None:
     tmp = folder / f".{HANDOFF}.{os.getpid()}"
     tmp.write_text(json.dumps({"run": run_uid, "error": error}), encoding="utf-8")
     tmp.replace(folder / HANDOFF)
-
-
-def _clear_handoff(folder: Path) -> None:
-    (folder / HANDOFF).unlink(missing_ok=True)
 
 
 def _read_handoff(path: Path, run_uid: str) -> dict[str, Any] | None:

@@ -155,16 +155,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     if state.startup_error or not any("pcr_load" in getattr(i, "fixturenames", ()) for i in session.items):
         return
-    target = ensure_target(state)
-    if not target.embedded:
-        return
-    from pcr_conformance import embedded, load_session
+    from pcr_conformance import load_session
 
-    options = load_options(session.config, target)
-    # The data dir and the register's cleanup are made here, in the main thread (signal handlers can only be
-    # installed there), before the background thread starts a register from them.
-    embedded.prepare()
-    state.load_run = load_session.start(session.config, session.items, options=options, target=target,
+    target = ensure_target(state)
+    state.load_run = load_session.start(session.config, options=load_options(session.config, target), target=target,
                                         folders=load_folders(state, session.config), run_id=state.run_id)
 
 

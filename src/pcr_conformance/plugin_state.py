@@ -70,8 +70,8 @@ class PcrState:
     contract: str = ""
     impl_profile: ImplementationProfile = NO_PROFILE
     observed: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
-    load_run: Any = None  # load_session.BackgroundLoad: the service levels' load run, made since the collection
     findings: dict[str, list[dict[str, str]]] = dataclasses.field(default_factory=dict)
+    load_run: Any = None  # load_session.BackgroundLoad: the service levels' load run, made since the collection
 
 
 def state_of(config: pytest.Config) -> PcrState:

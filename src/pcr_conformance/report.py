@@ -287,12 +287,12 @@ def generate_html_of(folders: Sequence[tuple[Path, str]]) -> Iterator[HtmlOutcom
     a core idle while it runs alone)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def size(folder: Path) -> int:
-        return -sum(1 for _ in (folder / "allure-results").glob("*-result.json"))
+    def results(pair: tuple[Path, str]) -> int:
+        return sum(1 for _ in (pair[0] / "allure-results").glob("*-result.json"))
 
     with ThreadPoolExecutor(max_workers=HTML_JOBS) as pool:
         futures = {folder: pool.submit(generate_html, folder, report_name=name)
-                   for folder, name in sorted(folders, key=lambda pair: size(pair[0]))}
+                   for folder, name in sorted(folders, key=results, reverse=True)}
         for folder, _name in folders:
             yield futures[folder].result()
 
