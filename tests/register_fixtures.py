@@ -230,6 +230,7 @@ class Running:
 
 
 REGISTER_CMD = [sys.executable, "-m", "pcr_register.cli"]
+START_DEADLINE_S = 30.0  # a forked register listens within this
 
 
 def start_register(data: Path, *, faults: str = "", db: Path | str | None = None, validate_responses: bool = True,
@@ -242,17 +243,23 @@ def start_register(data: Path, *, faults: str = "", db: Path | str | None = None
     if fork_server:
         from pcr_conformance import embedded_forks
 
-        forked = embedded_forks.fork(fork_server, serve, env=env, deadline_s=30)
+        forked = embedded_forks.fork(fork_server, serve, env=env, deadline_s=START_DEADLINE_S)
         said: list[str] = []
-        for out in forked.stdout:
-            said.append(out.strip())
-            if out.startswith("listening on "):
-                # The rest of its output is read away, so that the register never blocks on it and `wait`
-                # learns its end (the fork server says so on the same connection).
-                threading.Thread(target=lambda: [None for _ in forked.stdout], daemon=True).start()
-                return Running(forked, out.strip().removeprefix("listening on "), data)  # type: ignore[arg-type]
+        listening = threading.Event()
+
+        def read() -> None:  # all of its output, so that it never blocks on it and `wait` learns its end
+            for out in forked.stdout:
+                if not listening.is_set():
+                    said.append(out.strip())
+                    if out.startswith("listening on "):
+                        listening.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if listening.wait(START_DEADLINE_S):
+            return Running(forked, said[-1].removeprefix("listening on "), data)  # type: ignore[arg-type]
         forked.kill()
-        raise RuntimeError(f"forked register did not start: {' | '.join(said)[-2000:]!r}")
+        raise RuntimeError(f"forked register did not listen within {START_DEADLINE_S:g} s: "
+                           f"{' | '.join(said)[-2000:]!r}")
     proc = subprocess.Popen([*REGISTER_CMD, *serve], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             text=True, cwd=REPO)
     assert proc.stdout is not None
