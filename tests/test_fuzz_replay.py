@@ -145,3 +145,26 @@ def test_a_failing_run_and_a_random_profile_cache_nothing(tmp_path: Path) -> Non
                                         operation="GetOrderStatus")
     assert code == 0, regression["output"]
     assert not list(cache.glob("fuzz-cases/*.json"))
+
+
+def test_the_commands_keep_hypothesis_storage_in_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `pcr-conformance` process points Hypothesis' storage (its Unicode tables) at the cache, so a fresh
+    folder neither pays for them again nor gets a `.hypothesis/` of ours; a folder the user chose stays."""
+    monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY", raising=False)
+    monkeypatch.setenv("PCR_CACHE_DIR", str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    draw = ("from pcr_conformance import resources\nresources.share_hypothesis_storage()\n"
+            "from hypothesis import given, settings, strategies as st\n"
+            "@settings(max_examples=3, database=None)\n@given(st.text(st.characters(codec='utf-8')))\n"
+            "def t(s): pass\nt()\n")
+    subprocess.run([sys.executable, "-c", draw], cwd=work, check=True, timeout=120)
+    assert not (work / ".hypothesis").exists()
+    assert any((tmp_path / "cache" / "hypothesis").rglob("codec-*"))
+    monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(tmp_path / "mine"))
+    resources.share_hypothesis_storage()
+    assert os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] == str(tmp_path / "mine")
+    monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY")
+    monkeypatch.setenv("PCR_CACHE_DIR", "off")
+    resources.share_hypothesis_storage()
+    assert "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pcr_conformance import contract, forked, kit_reports
+from pcr_conformance import allure_support, contract, forked, kit_reports
 from pcr_conformance.deadline import retry_after_s
 
 pytest_plugins = ["pytester"]
@@ -103,15 +103,76 @@ def test_a_kit_keeps_the_fixture_containers_that_show_something() -> None:
     """A passed set-up and tear-down with nothing attached is left out of a kit's results; a fixture that did
     not pass, or one with an attachment, stays."""
     plain = {"befores": [{"name": "pcr_clients", "status": "passed"}], "afters": [{"name": "pcr_clients::<lambda>"}]}
-    assert not kit_reports.shows_something(plain)
-    assert not kit_reports.shows_something({"children": ["u"]})
+    assert not allure_support.shows_something(plain)
+    assert not allure_support.shows_something({"children": ["u"]})
     broken = {"befores": [{"name": "pcr_target", "status": "broken", "statusDetails": {"message": "no register"}}]}
-    assert kit_reports.shows_something(broken)
+    assert allure_support.shows_something(broken)
     failed_after = {**plain, "afters": [{"name": "pcr_cleanup::1", "status": "failed"}]}
-    assert kit_reports.shows_something(failed_after)
+    assert allure_support.shows_something(failed_after)
     attached = {"befores": [{"name": "known_loan", "status": "passed", "steps": [
         {"name": "add", "attachments": [{"name": "1. AddLoans", "source": "a-attachment.txt"}]}]}]}
-    assert kit_reports.shows_something(attached)
+    assert allure_support.shows_something(attached)
+
+
+FIXTURES = '''
+import allure
+import pytest
+
+
+@pytest.fixture
+def plain():
+    yield 1
+
+
+@pytest.fixture
+def attaching():
+    allure.attach("set-up call", name="1. AddLoans", attachment_type=allure.attachment_type.TEXT)
+    yield 2
+
+
+@pytest.fixture
+def failing_teardown():
+    yield 3
+    raise RuntimeError("clean-up refused")
+
+
+@pytest.mark.verifies("AUT-001")
+def test_plain(plain):
+    """a passed fixture with nothing attached."""
+
+
+@pytest.mark.verifies("AUT-001")
+def test_attaching(attaching):
+    """a fixture with an attachment."""
+
+
+@pytest.mark.verifies("AUT-001")
+def test_failing_teardown(failing_teardown):
+    """a fixture whose tear-down fails."""
+'''
+
+
+def _container_fixtures(results: Path) -> list[str]:
+    docs = [json.loads(p.read_text(encoding="utf-8")) for p in results.glob("*-container.json")]
+    return sorted(f["name"] for d in docs for f in d.get("befores") or [])
+
+
+@pytest.mark.parametrize("kit_folders", [True, False])
+def test_a_kit_session_writes_only_the_fixture_containers_that_show_something(pytester, kit_folders):
+    """In a kit-folder session the passed, silent set-up is never written (kit_reports would drop it); a plain
+    pytest session with --alluredir keeps allure-pytest's every container."""
+    pytester.makeini("[pytest]\npcr_suites = suites\n")
+    pytester.mkdir("suites")
+    (pytester.path / "suites" / "test_fixtures.py").write_text(FIXTURES, encoding="utf-8")
+    args = ["suites", "--pcr-kit", "authority", "--pcr-output", "out", "--alluredir", "out/.session/allure-results"]
+    result = pytester.runpytest_subprocess(*args, *(["--pcr-kit-folders"] if kit_folders else []))
+    result.assert_outcomes(passed=3, errors=1)
+    written = _container_fixtures(pytester.path / "out" / ".session" / "allure-results")
+    if kit_folders:
+        assert written == ["attaching", "failing_teardown"]
+        assert _container_fixtures(pytester.path / "out" / "authority" / "allure-results") == written
+    else:
+        assert written == ["attaching", "failing_teardown", "plain"]
 
 
 @pytest.mark.parametrize("text", [

@@ -166,6 +166,56 @@ def install_result_names(config: pytest.Config) -> ResultNames | None:
     return names
 
 
+def attachments_of(node: Any) -> Iterable[str]:
+    """The attachment file names a result or container refers to, its steps and fixtures included."""
+    if isinstance(node, dict):
+        for att in node.get("attachments") or ():
+            if isinstance(att, dict) and att.get("source"):
+                yield str(att["source"])
+        for value in node.values():
+            if isinstance(value, list | dict):
+                yield from attachments_of(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from attachments_of(value)
+
+
+def shows_something(container: Mapping[str, Any]) -> bool:
+    """Whether a fixture container has anything for a reader: a fixture that did not pass, or an attachment.
+    Nearly every test has one only for pcr_clients' set-up and tear-down, passed, with nothing attached (issue 12:
+    they were half the files a kit session wrote and each report generation read)."""
+    fixtures = [*(container.get("befores") or ()), *(container.get("afters") or ())]
+    return any(f.get("status") not in ("passed", None) for f in fixtures if isinstance(f, dict)) \
+        or any(True for _ in attachments_of(fixtures))
+
+
+def write_only_telling_containers(config: pytest.Config) -> None:
+    """In a kit-folder session (`pcr-conformance run`), allure-pytest's file logger writes a fixture container
+    only where shows_something: kit_reports drops the others from every kit's results anyway, and writing them
+    cost a worker about a sixth of its time (issue 12). Called at session start, after allure-pytest registered
+    its logger. The logger object stays the one registered, so allure-pytest's own clean-up still finds it."""
+    import allure_commons
+    from allure_commons.logger import AllureFileLogger
+
+    manager = allure_commons.plugin_manager
+    for logger in [p for p in manager.get_plugins() if isinstance(p, AllureFileLogger)]:
+        write_container = logger.report_container
+
+        @allure_hookimpl
+        def report_container(container: Any, _write: Any = write_container) -> None:
+            import attr
+
+            if shows_something(attr.asdict(container, filter=lambda _, v: v or v is False)):
+                _write(container)
+
+        name = manager.get_name(logger)
+        manager.unregister(logger)
+        # pluggy reads a hook implementation off the object when it is registered: the instance attribute
+        # shadows the class's method from the next registration on.
+        logger.report_container = report_container
+        manager.register(logger, name)
+
+
 def dynamic_parameters(item: pytest.Item) -> None:
     """Give a parametrized test its "operation" parameter, so Allure history keeps operations apart."""
     callspec = getattr(item, "callspec", None)

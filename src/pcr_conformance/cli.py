@@ -270,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pcr_conformance import resources
+
+    resources.share_hypothesis_storage()
     try:
         command = importlib.import_module(f"pcr_conformance.commands.{args.command_module}")
         return int(command.main(args))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pcr_conformance import junit_support
+from pcr_conformance.allure_support import attachments_of, shows_something
 from pcr_conformance.kits import Kit
 from pcr_conformance.plugin_state import PcrState, requirements
 from pcr_conformance.session_report import write_reports
@@ -149,20 +150,6 @@ def _read_results(folder: Path) -> ResultsIndex | None:
     return ResultsIndex(folder, results, containers, other)
 
 
-def _attachments(node: Any) -> Iterable[str]:
-    """The attachment file names a result or container refers to, its steps and fixtures included."""
-    if isinstance(node, dict):
-        for att in node.get("attachments") or ():
-            if isinstance(att, dict) and att.get("source"):
-                yield str(att["source"])
-        for value in node.values():
-            if isinstance(value, list | dict):
-                yield from _attachments(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _attachments(value)
-
-
 def copy_results(index: ResultsIndex, dest: Path, nodeids: set[str], kit_title: str,
                  titles: set[str] | None = None) -> None:
     """The kit's result files into dest (parentSuite = the kit's title where it was a kit's title, in `titles`),
@@ -177,7 +164,7 @@ def copy_results(index: ResultsIndex, dest: Path, nodeids: set[str], kit_title: 
         if history_id not in wanted:
             continue
         uuids.add(str(doc.get("uuid", "")))
-        files.update(_attachments(doc))
+        files.update(attachments_of(doc))
         labels = [{**lb, "value": kit_title} if lb.get("name") == "parentSuite" and (
             titles is None or lb.get("value") in titles) else lb for lb in doc.get("labels") or []]
         doc = {**doc, "labels": labels}
@@ -187,19 +174,10 @@ def copy_results(index: ResultsIndex, dest: Path, nodeids: set[str], kit_title: 
         if not children & uuids or not shows_something(doc):
             continue
         doc = {**doc, "children": sorted(children & uuids)}
-        files.update(_attachments(doc))
+        files.update(attachments_of(doc))
         (dest / path.name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     for name in files:
         _link(index.folder / name, dest / name)
-
-
-def shows_something(container: Mapping[str, Any]) -> bool:
-    """Whether a fixture container has anything for a reader: a fixture that did not pass, or an attachment.
-    Nearly every test has one only for pcr_clients' set-up and tear-down, passed, with nothing attached; left
-    out of the kit's results, they would be half the files each report generation reads (issue 12)."""
-    fixtures = [*(container.get("befores") or ()), *(container.get("afters") or ())]
-    return any(f.get("status") not in ("passed", None) for f in fixtures if isinstance(f, dict)) \
-        or any(True for _ in _attachments(fixtures))
 
 
 def _link(source: Path, dest: Path) -> None:

@@ -142,6 +142,9 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     workers.prepare_controller(session)
+    state = state_of(session.config)
+    if state.kit_folders and state.alluredir is not None:
+        allure_support.write_only_telling_containers(session.config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -102,3 +102,25 @@ def suites_pytest_args() -> list[str]:
     inside suites/."""
     suites = suites_dir().resolve()
     return ["-c", str(SUITES_PYTEST_CONFIG), "--rootdir", str(suites.parent), "--confcutdir", str(suites)]
+
+
+def cache_home() -> Path | None:
+    """The kit's cache folder: $PCR_CACHE_DIR, else $XDG_CACHE_HOME/pcr-conformance, else
+    ~/.cache/pcr-conformance; None when PCR_CACHE_DIR=off. What is kept there can be derived again."""
+    given = os.environ.get("PCR_CACHE_DIR", "")
+    if given.lower() == "off":
+        return None
+    if given:
+        return Path(given)
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "pcr-conformance"
+
+
+def share_hypothesis_storage() -> None:
+    """Hypothesis keeps what it derives once per machine (its Unicode tables: about 1.5 s of the first fuzz test
+    of each process, issue 12) under `.hypothesis/` of the folder pytest runs in: for `pcr-conformance`, the
+    user's folder, new for every fresh folder. Our commands keep it in the cache instead (the environment
+    variable reaches every pytest process they start), unless the user chose a folder or turned the cache off.
+    The suites' profiles keep no example database, so nothing else goes there."""
+    home = cache_home()
+    if home is not None:
+        os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(home / "hypothesis"))

@@ -26,19 +26,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pcr_conformance import resources
+
 FORMAT = 1  # bump when what a record holds changes
 _CODE = (Path(__file__).with_name("_fuzz.py"), Path(__file__))  # how the strategy is composed and replayed
 
 
 def cache_dir() -> Path | None:
     """Where the fuzz cases are kept, or None when the cache is off."""
-    given = os.environ.get("PCR_CACHE_DIR", "")
-    if given.lower() == "off":
-        return None
-    if given:
-        return Path(given) / "fuzz-cases"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pcr-conformance" / "fuzz-cases"
+    home = resources.cache_home()
+    return None if home is None else home / "fuzz-cases"
 
 
 def key(operation_id: str, spec_document: Any, settings: Any, schema_config: Any) -> str:
