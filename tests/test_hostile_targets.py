@@ -355,17 +355,20 @@ def test_a_stopped_run_keeps_its_reports_and_the_reason(sig: str, tmp_path: Path
     # Until the first test result is written: then pytest is running the suites.
     deadline_at = time.monotonic() + 120
     # The one session of a run writes into OUTPUT/.run.tmp-<pid>/ (commands/run.py) until the run is over.
+    started = time.monotonic()
     while time.monotonic() < deadline_at and not any(reports.glob(".run.tmp-*/**/allure-results/*-result.json")):
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before its first result was seen: nothing to stop"
+    seen = (f"signal sent {time.monotonic() - started:.1f} s after the start, with "
+            f"{len(list(reports.glob('.run.tmp-*/**/allure-results/*-result.json')))} results written")
     proc.send_signal(getattr(signal, sig))
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 2, stdout + stderr
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 2, f"{seen}\n{stdout}{stderr}"
     assert "Traceback (most recent call last)" not in stdout + stderr
     lines = [ln for ln in stderr.splitlines() if ln.startswith("pcr-conformance: ")]
     assert len(lines) == 1 and f"stopped by {sig} after" in lines[0], stderr
     folder = reports / STOPPED_KIT / "reference"
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["verdict"] == "error" and f"stopped by {sig}" in summary["error"]
-    assert (folder / "junit.xml").is_file() and (folder / "pytest.log").is_file()
+    assert (folder / "junit.xml").is_file() and (folder / "pytest.log").is_file(), f"{seen}\n{stderr}"
     assert not list(reports.glob(f"{STOPPED_KIT}/.*tmp-*")) and not list(reports.glob(".run.tmp-*"))
