@@ -349,9 +349,12 @@ def test_a_stopped_run_keeps_its_reports_and_the_reason(sig: str, tmp_path: Path
 
     reports = tmp_path / "reports"
     # The whole kit: still running when its first result is written (a small kit could end before the signal).
+    # Started as a script's background job is (SIGINT ignored, inherited): the run must still stop on SIGINT and
+    # let its pytest stop gracefully (commands/run.py restores the handler).
     proc = subprocess.Popen([sys.executable, "-m", "pcr_conformance.cli", "run", "--kit", STOPPED_KIT, "--no-html",
                              "--output", str(reports)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     # Until the first test result is written: then pytest is running the suites.
     deadline_at = time.monotonic() + 120
     # The one session of a run writes into OUTPUT/.run.tmp-<pid>/ (commands/run.py) until the run is over.

@@ -129,9 +129,7 @@ def stream_process(cmd: Sequence[str], *, cwd: Path, prefix: str, timeout_s: flo
     return code, "".join(chunks)
 
 
-# Long enough for a big session's own wrap-up after Ctrl-C (junit.xml, then every kit's folder: thousands of
-# files) on a slow, busy machine; 10 s was not always (a stopped run lost its junit.xml in CI, 2026-12-02).
-STOP_GRACE_S = 30.0
+STOP_GRACE_S = 10.0
 
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:
