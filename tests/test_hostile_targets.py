@@ -356,16 +356,16 @@ def test_a_stopped_run_keeps_its_reports_and_the_reason(sig: str, tmp_path: Path
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     # Until the first test result is written: then pytest is running the suites.
-    deadline_at = time.monotonic() + 120
-    # The one session of a run writes into OUTPUT/.run.tmp-<pid>/ (commands/run.py) until the run is over.
     started = time.monotonic()
-    while time.monotonic() < deadline_at and not any(reports.glob(".run.tmp-*/**/allure-results/*-result.json")):
+    # The one session of a run writes into OUTPUT/.run.tmp-<pid>/ (commands/run.py) until the run is over.
+    results = ".run.tmp-*/**/allure-results/*-result.json"
+    while time.monotonic() < started + 120 and not any(reports.glob(results)):
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before its first result was seen: nothing to stop"
     seen = (f"signal sent {time.monotonic() - started:.1f} s after the start, with "
-            f"{len(list(reports.glob('.run.tmp-*/**/allure-results/*-result.json')))} results written")
+            f"{len(list(reports.glob(results)))} results written")
     proc.send_signal(getattr(signal, sig))
-    stdout, stderr = proc.communicate(timeout=90)
+    stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2, f"{seen}\n{stdout}{stderr}"
     assert "Traceback (most recent call last)" not in stdout + stderr
     lines = [ln for ln in stderr.splitlines() if ln.startswith("pcr-conformance: ")]

@@ -195,6 +195,7 @@ def write_only_telling_containers(config: pytest.Config) -> None:
     cost a worker about a sixth of its time (issue 12). Called at session start, after allure-pytest registered
     its logger. The logger object stays the one registered, so allure-pytest's own clean-up still finds it."""
     import allure_commons
+    import attr
     from allure_commons.logger import AllureFileLogger
 
     manager = allure_commons.plugin_manager
@@ -203,8 +204,6 @@ def write_only_telling_containers(config: pytest.Config) -> None:
 
         @allure_hookimpl
         def report_container(container: Any, _write: Any = write_container) -> None:
-            import attr
-
             if shows_something(attr.asdict(container, filter=lambda _, v: v or v is False)):
                 _write(container)
 

@@ -17,6 +17,7 @@ import argparse
 import importlib
 import importlib.metadata
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -270,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Started in the background of a script, a process inherits SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt for it: `run` would neither stop on SIGINT nor let its pytest stop gracefully on the SIGINT
+    # console.kill_group sends (the child inherits the ignoring; its junit.xml was lost to the SIGKILL after the
+    # grace). A handled signal is reset to the default at exec, so the pytest a command starts gets Ctrl-C back too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from pcr_conformance import resources
 
     resources.share_hypothesis_storage()

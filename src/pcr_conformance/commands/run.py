@@ -406,11 +406,6 @@ def main(args: argparse.Namespace) -> int:
     config = run_config(args)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
-    # Started in the background of a script, a process inherits SIGINT ignored, and Python then installs no
-    # KeyboardInterrupt for it: a run would neither stop on SIGINT nor let its pytest stop gracefully on the SIGINT
-    # kill_group sends (the child inherits the ignoring; its junit.xml was lost to the SIGKILL after the grace).
-    # A handled signal is reset to the default at exec, so pytest gets its Ctrl-C handling back too.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     notices: list[str] = []
 
     def notice(message: str) -> None:
