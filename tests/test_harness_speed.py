@@ -185,6 +185,16 @@ def test_the_internals_prefilter_finds_what_the_regex_finds(text):
     assert contract.leaked_internals(text) == (found.group(0) if found else None)
 
 
+
+def test_an_answer_quoting_the_request_back_leaks_nothing():
+    """SEC-011: a member name the client sent, quoted back in the error description, is not an internal; a
+    leak beside it still is."""
+    answer = '{"errorDescription": "Unknown member \'/USR/LIB/PYTHON\'."}'
+    assert contract.leaked_internals(answer) == "/USR/LIB/PYTHON"
+    assert contract.leaked_internals(answer, sent='{"/USR/LIB/PYTHON": null}') is None
+    leaking = answer + ' File "/srv/app/handlers.py", line 3'
+    assert contract.leaked_internals(leaking, sent='{"/USR/LIB/PYTHON": null}') == 'File "/srv/app/handlers.py"'
+
 def test_retry_after_is_read_as_seconds_or_a_date():
     assert retry_after_s("2") == 2.0
     assert retry_after_s("") is None and retry_after_s("soon") is None

@@ -51,13 +51,17 @@ ERROR_ITEM_MEMBERS = ("fieldName", "errorCode", "errorDescription")
 # ---- plain checks: what is wrong, as texts ---------------------------------------------------------------
 
 
-def leaked_internals(text: str) -> str | None:
-    """The first internal detail found in an answer's text (SEC-011), or None."""
+def leaked_internals(text: str, sent: str = "") -> str | None:
+    """The first internal detail found in an answer's text (SEC-011), or None. A match the request itself carried
+    (`sent`: e.g. an unknown member name the answer quotes back) is the client's own text, not a leak."""
     folded = (text or "").casefold().replace("ı", "i")
     if not any(word in folded for word in _INTERNALS_WORDS):
         return None
-    m = INTERNALS.search(text or "")
-    return m.group(0) if m else None
+    sent_folded = sent.casefold()
+    for m in INTERNALS.finditer(text or ""):
+        if not sent_folded or m.group(0).casefold() not in sent_folded:
+            return m.group(0)
+    return None
 
 
 def is_uuid(value: Any) -> bool:

@@ -7,6 +7,7 @@ unknown reference, 409 for a reused batch reference) are never flagged: the cont
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +49,8 @@ def error_object(ctx: Any, response: Any, case: Any) -> None:
 
 def no_internals(ctx: Any, response: Any, case: Any) -> None:
     """SEC-011: no stack trace, SQL or framework name leaks into an answer."""
-    found = contract.leaked_internals(response.text or "")
+    sent = json.dumps([case.body, case.query, case.path_parameters, case.headers], default=str, ensure_ascii=False)
+    found = contract.leaked_internals(response.text or "", sent)
     if found:
         raise AssertionError(f"SEC-011 {_label(case, response)}: expected no internals, actual {found!r} in "
                              f"{response.text[:300]}")
