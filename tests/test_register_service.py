@@ -480,6 +480,28 @@ def test_authority_order_processing_and_consumer_scope(reg: Running, a: Api) -> 
     other.close()
 
 
+def test_an_order_finishes_when_its_delay_is_over_without_being_polled(reg: Running) -> None:
+    """AUT-004: Processing at first, Finished ORDER_DELAY_S (0.3 s here) after OrderData, without a request in
+    between to wake the worker (it used to sleep its 0.5 s round past the moment the order was due)."""
+    import time
+
+    auth = Api(reg, "authority-full")
+    order = {"orderType": "PersonLoans", "legalBasis": "Test supervision",
+             "subjects": [{"idCodeType": "PersonalIdentityCode", "idCode": WHO.active[21]}]}
+    resp = auth.post("OrderData", auth.envelope(order=order), role="authority")
+    assert resp.status_code == 202, resp.text
+    ordered = time.monotonic()
+    ref = resp.json()["orderReference"]
+
+    def state() -> str:
+        return auth.post("GetOrderStatus", auth.envelope(orderReference=ref), role="authority").json()["orderStatus"]
+
+    assert state() == "Processing"
+    time.sleep(max(0.0, ordered + 0.3 + 0.12 - time.monotonic()))
+    assert state() == "Finished"
+    auth.close()
+
+
 def test_voluntary_ban_needs_consent(reg: Running) -> None:
     cic = Api(reg, "cic")
 

@@ -20,6 +20,12 @@ def seconds_ago_utc(seconds: float) -> str:
     return utc_stamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
 
 
+def seconds_since_utc(stamp: str) -> float:
+    """Seconds from a stored timestamp to now (negative for a moment still to come)."""
+    moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return (dt.datetime.now(dt.UTC) - moment).total_seconds()
+
+
 def today() -> dt.date:
     """The real current date: the 60-day rule and future contract dates use it (RPT-028, RPT-035)."""
     return dt.date.today()

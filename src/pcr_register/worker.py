@@ -18,6 +18,8 @@ from pcr_register.state import Register
 from pcr_register.submission import COLLECTION
 
 log = logging.getLogger("pcr_register.worker")
+IDLE_ROUND_S = 0.5  # the longest the worker sleeps when nothing wakes it
+RETRY_S = 0.05
 
 
 def _fail_batch(reg: Register, batch_id: int) -> None:
@@ -61,12 +63,18 @@ def start(reg: Register, stop: threading.Event) -> threading.Thread:
     def loop() -> None:
         while not stop.is_set():
             reg.wake.clear()
+            wait_s = IDLE_ROUND_S
             try:
                 if run_once(reg):
                     continue
+                # A new batch or order wakes the worker at once; an order still Processing, when it is due
+                # (AUT-004). One already due here is one whose processing failed: retried after RETRY_S.
+                due = authorities.next_order_due_s(reg)
+                if due is not None:
+                    wait_s = min(IDLE_ROUND_S, max(due + 0.005, RETRY_S))
             except Exception:  # keep the worker alive; the next round retries
                 log.exception("worker round failed")
-            reg.wake.wait(0.5)
+            reg.wake.wait(wait_s)
 
     thread = threading.Thread(target=loop, name="pcr-register-worker", daemon=True)
     thread.start()
