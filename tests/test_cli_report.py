@@ -9,6 +9,7 @@ import html as html_lib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -284,6 +285,35 @@ def test_the_quality_gate_mirrors_the_verdict(failing: str, gate: str, tmp_path:
     folder = _gate_folder(tmp_path, failing)
     assert report.quality_gate(folder) == gate
     assert sorted(p.name for p in folder.iterdir()) == ["allure-results", "allurerc.mjs"]  # no history, no output
+
+
+@pytest.mark.skipif(report.find_allure() is None, reason="Allure 3 not installed (npm ci)")
+def test_kits_built_in_one_node_process_keep_their_own_gate_and_history(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several kits' reports from one Node process (allure_kit.mjs builds them at the same time): each its own
+    quality gate and its own history file in its own folder, nothing where the process was started."""
+    monkeypatch.setattr(report, "HTML_PROCESSES", 1)
+    _synthetic(tmp_path / "synthetic")
+    folders = [_gate_folder(tmp_path, failing) for failing in ("none", "must", "broken")]
+    for folder in folders:
+        shutil.copy(tmp_path / "synthetic" / "summary.json", folder / "summary.json")  # for the verdict page
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for _ in range(2):  # the second time regenerates: no second history point
+        outcomes = list(report.generate_html_of([(folder, f"gate {folder.name}") for folder in folders]))
+        assert [o.ok for o in outcomes] == [True] * 3, [o.message for o in outcomes]
+    gates = {f.name: re.search(r"Allure quality gate</th><td>([^<]*)", (f / "html" / "index.html").read_text(
+        encoding="utf-8")).group(1) for f in folders}
+    assert gates == {"none": "passed", "must": "failed: deciding-requirement-failed/maxFailures",
+                     "broken": "failed: test-could-not-run/maxFailures"}
+    for folder in folders:
+        points = report.history_points(folder)
+        assert len(points) == 1 and points[0]["name"] == f"gate {folder.name}"
+        statuses = sorted(r["status"] for r in points[0]["testResults"].values())
+        assert statuses == sorted(["passed", "passed", {"none": "passed", "must": "failed", "broken": "broken"}[
+            folder.name]])
+    assert list(elsewhere.iterdir()) == []
 
 
 # The kit of the two history runs: requirements of the reporting and the extract API with corpus cases and

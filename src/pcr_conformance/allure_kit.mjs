@@ -1,31 +1,57 @@
-// One Node process per kit's report (issue 12): the single-file Allure 3 report, as
+// Several kits' reports in one Node process (issue 12): for each job, the single-file Allure 3 report, as
 // `allure awesome --single-file --config C --cwd D --group-by G`, and the quality gate of the same config over
-// the same results, as `allure quality-gate`, from one reading of allure-results/ instead of two processes that
-// each read every result file. Run by pcr_conformance.report (allure_kit), which falls back to the two `allure`
-// commands when this cannot start.
-//   node allure_kit.mjs NODE_MODULES RESULTS OUTPUT CONFIG CWD GROUP_BY
-// Prints "PCR-QUALITY-GATE <json list of the failed rules>" as its last line.
-import { realpath } from "node:fs/promises";
+// the same results, as `allure quality-gate`, from one reading of allure-results/. Each kit keeps its own
+// AllureReport (its own history file, quality gate and labels); the kits of one process are built at the same
+// time, so that one kit's file reads overlap another's work, and Allure's modules are loaded once per process.
+// Run by pcr_conformance.report (one such process per core), which falls back to the two `allure` commands per
+// kit when this cannot start.
+//   node allure_kit.mjs NODE_MODULES JOBS_JSON
+// JOBS_JSON: a file holding [{results, output, config, cwd, groupBy, appendHistory}, ...].
+// Prints one line per job as it ends: "PCR-KIT <index> <json>", the json {"ok": true, "failed": [rules] | null}
+// (null: the config has no quality gate) or {"ok": false, "error": "<one line>"}.
+import { readFile, realpath } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [modules, results, output, configPath, cwdArg, groupBy] = process.argv.slice(2);
+const KITS_AT_ONCE = 3; // each holds its results in memory (about 0.5 GB for 1 250 tests)
+
+const [modules, jobsFile] = process.argv.slice(2);
 const load = (pkg) => import(pathToFileURL(join(modules, pkg, "dist", "index.js")).href);
 const { AllureReport, readConfig } = await load(join("@allurereport", "core"));
 const { default: AwesomePlugin } = await load(join("@allurereport", "plugin-awesome"));
+const jobs = JSON.parse(await readFile(jobsFile, "utf8"));
 
-const cwd = await realpath(cwdArg);
-const config = await readConfig(cwd, configPath, { output });
-const options = { singleFile: true, groupBy: groupBy.split(",") };
-config.plugins = [{ id: "awesome", enabled: true, options, plugin: new AwesomePlugin(options) }];
-const report = new AllureReport(config);
-await report.start();
-await report.readDirectory(results);
-await report.done();
-let failed = [];
-if (report.hasQualityGate) {
+async function build(job) {
+  const cwd = await realpath(job.cwd);
+  // The history file of this kit: allurerc.mjs names it relative to the folder, which Allure resolves against
+  // the process's working directory, shared here by several kits.
+  const config = await readConfig(cwd, job.config, { output: job.output, historyPath: join(cwd, "history.jsonl") });
+  config.appendHistory = job.appendHistory; // allurerc.mjs reads it from the environment, one value per process
+  const options = { singleFile: true, groupBy: job.groupBy.split(",") };
+  config.plugins = [{ id: "awesome", enabled: true, options, plugin: new AwesomePlugin(options) }];
+  const report = new AllureReport(config);
+  await report.start();
+  await report.readDirectory(job.results);
+  await report.done();
+  if (!report.hasQualityGate) {
+    return { ok: true, failed: null };
+  }
   const trs = await report.store.allTestResults({ includeRetries: false });
   const { results: gate } = await report.validate({ trs });
-  failed = gate.filter(({ success }) => !success).map(({ rule }) => rule);
+  return { ok: true, failed: gate.filter(({ success }) => !success).map(({ rule }) => rule) };
 }
-console.log(`PCR-QUALITY-GATE ${JSON.stringify(failed)}`);
+
+const queue = jobs.map((job, index) => ({ job, index }));
+async function lane() {
+  while (queue.length) {
+    const { job, index } = queue.shift();
+    let outcome;
+    try {
+      outcome = await build(job);
+    } catch (error) {
+      outcome = { ok: false, error: String(error?.stack ?? error).split("\n")[0].slice(0, 300) };
+    }
+    console.log(`PCR-KIT ${index} ${JSON.stringify(outcome)}`);
+  }
+}
+await Promise.all(Array.from({ length: Math.min(KITS_AT_ONCE, jobs.length) }, lane));

@@ -247,90 +247,143 @@ def generate_html(folder: str | Path, *, report_name: str = "", timeout_s: float
     """Write folder/html/: index.html (the verdict page) and allure.html (Allure 3, single file); never half-written.
 
     The run's results join folder/history.jsonl unless they are in it already (regenerating adds no point)."""
-    folder = Path(folder).resolve()
-    results = folder / "allure-results"
-    if not results.is_dir():
-        return HtmlOutcome(False, f"HTML report skipped: {results} does not exist")
-    tmp = folder / ".html.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    name = report_name or f"PCR conformance: {folder.parent.name} on {folder.name}"
-    combined = _run_allure_kit(folder, tmp, name, timeout_s)
-    if combined is not None:
-        allure, gate = combined
-    else:  # the one-process script cannot run here (no checkout's node_modules): the two allure commands
-        allure = _run_allure(folder, tmp, name, timeout_s)
-        gate = quality_gate(folder, timeout_s) if allure.ok else ""
-    index = verdict_page.write(folder, tmp, allure=allure.ok, allure_note=allure.message, gate=gate)
-    if not tmp.is_dir():
+    return next(generate_html_of([(Path(folder), report_name)], timeout_s=timeout_s))
+
+
+ALLURE_KIT_SCRIPT = Path(__file__).with_name("allure_kit.mjs")
+_KIT_LINE = "PCR-KIT "
+# One Node process per core, each building its share of the kits at the same time (allure_kit.mjs): Node builds
+# a report on one thread, and a process's file reads for one kit overlap its work on another. Six kits on
+# 2 cores (benchmarks/run.py's reports): 7.3-7.9 s this way, 8.9-11.2 s in one process, 9.2-9.3 s as one
+# process per kit three at a time.
+HTML_PROCESSES = os.cpu_count() or 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _HtmlJob:
+    folder: Path  # reports/<kit>/<target>/, resolved
+    report_name: str
+
+    @property
+    def tmp(self) -> Path:  # the html/ being written; renamed into place when it is complete
+        return self.folder / ".html.tmp"
+
+    @property
+    def results(self) -> Path:
+        return self.folder / "allure-results"
+
+
+def generate_html_of(folders: Sequence[tuple[Path, str]], *,
+                     timeout_s: float = ALLURE_TIMEOUT_S) -> Iterator[HtmlOutcome]:
+    """generate_html of each (folder, report name) (a name "" is made from the folder), yielded in the order
+    given; the Allure reports of all of them are built together, HTML_PROCESSES Node processes at a time."""
+    jobs = [_HtmlJob(Path(folder).resolve(), name) for folder, name in folders]
+    jobs = [dataclasses.replace(j, report_name=j.report_name or f"PCR conformance: {j.folder.parent.name} on "
+                                f"{j.folder.name}") for j in jobs]
+    ready = [j for j in jobs if j.results.is_dir()]
+    for job in ready:
+        shutil.rmtree(job.tmp, ignore_errors=True)
+    built = _run_allure_kits(ready, timeout_s)
+    for job in jobs:
+        if not job.results.is_dir():
+            yield HtmlOutcome(False, f"HTML report skipped: {job.results} does not exist")
+            continue
+        if job.folder in built:
+            allure, gate = built[job.folder]
+        else:  # the one-process script cannot run here (no checkout's node_modules): the two allure commands
+            allure = _run_allure(job.folder, job.tmp, job.report_name, timeout_s)
+            gate = quality_gate(job.folder, timeout_s) if allure.ok else ""
+        yield _finish_html(job, allure, gate)
+
+
+def _finish_html(job: _HtmlJob, allure: HtmlOutcome, gate: str) -> HtmlOutcome:
+    """The verdict page beside the Allure report, and the finished html/ in place of the old one."""
+    index = verdict_page.write(job.folder, job.tmp, allure=allure.ok, allure_note=allure.message, gate=gate)
+    if not job.tmp.is_dir():
         return allure
-    final = folder / "html"
+    final = job.folder / "html"
     shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    job.tmp.rename(final)
     page = str(final / "index.html") if index else ""
     if allure.ok:
         return HtmlOutcome(True, f"HTML report: {final / ('index.html' if index else verdict_page.ALLURE_FILE)}", page)
     return dataclasses.replace(allure, index=page)
 
 
-ALLURE_KIT_SCRIPT = Path(__file__).with_name("allure_kit.mjs")
-_GATE_LINE = "PCR-QUALITY-GATE "
+def _share_out(jobs: Sequence[_HtmlJob], processes: int) -> list[list[_HtmlJob]]:
+    """The jobs in `processes` groups of about the same number of test results, biggest first."""
+    def size(job: _HtmlJob) -> int:
+        return sum(1 for _ in job.results.glob("*-result.json"))
+
+    groups: list[tuple[int, list[_HtmlJob]]] = [(0, []) for _ in range(min(processes, len(jobs)))]
+    for job, n in sorted(((j, size(j)) for j in jobs), key=lambda pair: -pair[1]):
+        least = min(range(len(groups)), key=lambda i: groups[i][0])
+        groups[least] = (groups[least][0] + n, [*groups[least][1], job])
+    return [group for _, group in groups]
 
 
-# Node waits for file reads about a third of a report's time: one report more than cores keeps them busy
-# (2 cores, six kits: reports 9.3 s with three at a time, 9.8-10.8 s with two; benchmarks/run.py).
-HTML_JOBS = (os.cpu_count() or 1) + 1
-
-
-def generate_html_of(folders: Sequence[tuple[Path, str]]) -> Iterator[HtmlOutcome]:
-    """generate_html of each (folder, report name), HTML_JOBS at a time, yielded in the order given. The
-    biggest reports start first, so that the last ones to run are small (a big one started last would leave
-    a core idle while it runs alone)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def results(pair: tuple[Path, str]) -> int:
-        return sum(1 for _ in (pair[0] / "allure-results").glob("*-result.json"))
-
-    with ThreadPoolExecutor(max_workers=HTML_JOBS) as pool:
-        futures = {folder: pool.submit(generate_html, folder, report_name=name)
-                   for folder, name in sorted(folders, key=results, reverse=True)}
-        for folder, _name in folders:
-            yield futures[folder].result()
-
-
-def _run_allure_kit(folder: Path, tmp: Path, report_name: str, timeout_s: float) -> tuple[HtmlOutcome, str] | None:
-    """The report and the quality gate in one Node process (allure_kit.mjs: the same as `allure awesome` and
-    `allure quality-gate` with this folder's allurerc.mjs, reading the results once). None when the script or
-    the npm packages it loads are not there (then the two commands run)."""
+def _run_allure_kits(jobs: Sequence[_HtmlJob], timeout_s: float) -> dict[Path, tuple[HtmlOutcome, str]]:
+    """The reports and quality gates of the jobs by allure_kit.mjs (the same as `allure awesome` and `allure
+    quality-gate` with each folder's allurerc.mjs, reading each kit's results once), keyed by folder; {} when
+    the script or the npm packages it loads are not there (then the two commands run per kit)."""
     command = find_allure()
     node = shutil.which("node")
-    if command is None or node is None or os.environ.get("PCR_ALLURE"):
-        return None
+    if not jobs or command is None or node is None or os.environ.get("PCR_ALLURE"):
+        return {}
     modules = Path(command[0]).resolve().parent.parent  # .bin/allure -> node_modules/allure/cli.js
     if not (modules / "@allurereport" / "core").is_dir() or not ALLURE_KIT_SCRIPT.is_file():
-        return None
-    rc = write_allurerc(folder, report_name, _deciding_levels(folder))
-    # A young generation of 64 MiB: the report allocates a short-lived string per attachment and result, and
-    # with Node's default semi-space it spends a fifth of its CPU in scavenges (register kit: 9.8 -> 7.9 s CPU).
-    cmd = [node, "--max-semi-space-size=64", str(ALLURE_KIT_SCRIPT), str(modules), str(folder / "allure-results"), str(tmp), str(rc),
-           str(folder), GROUP_BY]
-    append = "0" if results_in_history(folder) else "1"
-    output, code = _node(cmd, folder, timeout_s, {"PCR_ALLURE_APPEND_HISTORY": append})
-    index = tmp / "index.html"
-    if code is None:
-        shutil.rmtree(tmp, ignore_errors=True)
-        return HtmlOutcome(False, f"HTML report skipped: {output}"), ""
-    lines = output.strip().splitlines()
-    if code != 0 or not index.is_file() or not lines or not lines[-1].startswith(_GATE_LINE):
-        shutil.rmtree(tmp, ignore_errors=True)
-        last = lines[-1:] or ["no output"]
-        return HtmlOutcome(False, f"HTML report failed: allure exited {code}: {last[0][:300]}"), ""
-    index.rename(tmp / verdict_page.ALLURE_FILE)
-    try:
-        failed = [str(r) for r in json.loads(lines[-1][len(_GATE_LINE):])]
-    except ValueError:
-        failed = None
-    gate = "" if failed is None else f"failed: {', '.join(failed)}" if failed else "passed"
-    return HtmlOutcome(True, f"HTML report: {tmp / verdict_page.ALLURE_FILE}"), gate
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    groups = _share_out(jobs, HTML_PROCESSES)
+    built: dict[Path, tuple[HtmlOutcome, str]] = {}
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        for part in pool.map(lambda group: _run_allure_kit(node, modules, group, timeout_s), groups):
+            built.update(part)
+    return built
+
+
+def _run_allure_kit(node: str, modules: Path, jobs: Sequence[_HtmlJob],
+                    timeout_s: float) -> dict[Path, tuple[HtmlOutcome, str]]:
+    """One Node process building the jobs' reports; each job's outcome from its own output line."""
+    specs = [{"results": str(j.results), "output": str(j.tmp), "cwd": str(j.folder), "groupBy": GROUP_BY,
+              "config": str(write_allurerc(j.folder, j.report_name, _deciding_levels(j.folder))),
+              "appendHistory": not results_in_history(j.folder)} for j in jobs]
+    limit_s = timeout_s * len(jobs)
+    with tempfile.TemporaryDirectory(prefix="pcr-allure-") as scratch:
+        jobs_file = Path(scratch) / "jobs.json"
+        jobs_file.write_text(json.dumps(specs), encoding="utf-8")
+        # A young generation of 64 MiB: the report allocates a short-lived string per attachment and result, and
+        # with Node's default semi-space it spends a fifth of its CPU in scavenges (register kit: 9.8 -> 7.9 s CPU).
+        output, code = _node([node, "--max-semi-space-size=64", str(ALLURE_KIT_SCRIPT), str(modules), str(jobs_file)],
+                             Path(scratch), limit_s, {})
+    lines: dict[int, dict[str, Any]] = {}
+    for line in output.splitlines():
+        if line.startswith(_KIT_LINE):
+            index, _, outcome = line[len(_KIT_LINE):].partition(" ")
+            try:
+                lines[int(index)] = json.loads(outcome)
+            except ValueError:
+                continue
+    tail = (output.strip().splitlines()[-1:] or ["no output"])[0][:300]
+    built: dict[Path, tuple[HtmlOutcome, str]] = {}
+    for i, job in enumerate(jobs):
+        outcome = lines.get(i)
+        index = job.tmp / "index.html"
+        if code is None and outcome is None:
+            built[job.folder] = HtmlOutcome(False, f"HTML report skipped: {output}"), ""
+        elif outcome is None or not outcome.get("ok") or not index.is_file():
+            why = (outcome or {}).get("error") or (f"allure exited {code}: {tail}" if outcome is None
+                                                  else f"allure wrote no {index.name}")
+            built[job.folder] = HtmlOutcome(False, f"HTML report failed: {why}"), ""
+        else:
+            index.rename(job.tmp / verdict_page.ALLURE_FILE)
+            failed = outcome.get("failed")
+            gate = "" if failed is None else f"failed: {', '.join(map(str, failed))}" if failed else "passed"
+            built[job.folder] = HtmlOutcome(True, f"HTML report: {job.tmp / verdict_page.ALLURE_FILE}"), gate
+        if not built[job.folder][0].ok:
+            shutil.rmtree(job.tmp, ignore_errors=True)
+    return built
 
 
 def _run_allure(folder: Path, tmp: Path, report_name: str, timeout_s: float) -> HtmlOutcome:

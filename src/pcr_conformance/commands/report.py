@@ -17,9 +17,8 @@ def main(args: argparse.Namespace) -> int:
     if not folders:
         raise CliError(f"no allure-results/ under {root}; run `pcr-conformance run` first")
     code = EXIT_OK
-    for folder in folders:
-        name = f"PCR conformance: {folder.parent.name} on {folder.name}"
-        html = report.generate_html(folder, report_name=name)
+    named = [(folder, f"PCR conformance: {folder.parent.name} on {folder.name}") for folder in folders]
+    for folder, html in zip(folders, report.generate_html_of(named), strict=True):
         print(f"{folder}: {html.message}")
         if not html.ok:
             code = EXIT_ERROR

@@ -189,7 +189,8 @@ def run_kits(config: RunConfig, *, html_notice: Callable[[str], None]) -> list[r
 
 def _generate_html(config: RunConfig, root: Path, outcomes: list[report.KitOutcome],
                    html_notice: Callable[[str], None]) -> None:
-    """Each kit's HTML (verdict page + Allure 3), report.HTML_JOBS at a time; notices in the order of the kits."""
+    """Each kit's HTML (verdict page + Allure 3), built together (report.generate_html_of); notices in the order of
+    the kits."""
     kits = [o.kit for o in outcomes if not o.fatal and (root / o.kit / "allure-results").is_dir()]
     folders = [(root / kit, f"PCR conformance: {kit} on {config.target_name}") for kit in kits]
     for kit, html in zip(kits, report.generate_html_of(folders), strict=True):
