@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pcr_conformance import report, verdict_page
+from pcr_conformance import allure_build, report, verdict_page
 from pcr_conformance.allure_support import stable_id
 from pcr_conformance.cli import main
 from pcr_conformance.commands.run import failure_reason
@@ -92,7 +92,7 @@ def test_failure_reason_of_each_could_not_run_shape() -> None:
 
 
 def test_allurerc_has_the_report_name(tmp_path: Path) -> None:
-    rc = report.write_allurerc(tmp_path, 'kit "x" on y').read_text(encoding="utf-8")
+    rc = allure_build.write_allurerc(tmp_path, 'kit "x" on y').read_text(encoding="utf-8")
     assert 'name: "kit \\"x\\" on y"' in rc
     assert "__REPORT_NAME__" not in rc
 
@@ -129,7 +129,7 @@ def _categories(index: Path) -> dict[str, str]:
     return found
 
 
-@pytest.mark.skipif(report.find_allure() is None, reason="Allure 3 not installed (npm ci)")
+@pytest.mark.skipif(allure_build.find_allure() is None, reason="Allure 3 not installed (npm ci)")
 def test_html_report_with_categories(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = _fake_results(tmp_path)
     assert main(["report", str(tmp_path / "reports")]) == 0
@@ -253,7 +253,7 @@ def test_verdict_page_without_allure_names_the_tests(tmp_path: Path, monkeypatch
 
 
 def test_allurerc_has_history_and_the_quality_gate_of_the_deciding_levels(tmp_path: Path) -> None:
-    rc = report.write_allurerc(tmp_path, "k on t", ["must", "should"]).read_text(encoding="utf-8")
+    rc = allure_build.write_allurerc(tmp_path, "k on t", ["must", "should"]).read_text(encoding="utf-8")
     assert "__" not in rc.replace("__REPORT_NAME__", "")
     assert 'historyPath: "./history.jsonl"' in rc and 'process.env.PCR_ALLURE_APPEND_HISTORY === "1"' in rc
     gate = rc[rc.index("qualityGate:"):]
@@ -273,26 +273,26 @@ def _gate_folder(tmp_path: Path, failing: str) -> Path:
         (results / f"u{i}-result.json").write_text(json.dumps(
             {"uuid": f"u{i}-{failing}", "name": f"t{i}", "fullName": f"m#t{i}", "status": status, "start": 1, "stop": 2,
              "historyId": f"h{i}", "labels": [{"name": "severity", "value": severity}]}), encoding="utf-8")
-    report.write_allurerc(folder, "gate")
+    allure_build.write_allurerc(folder, "gate")
     return folder
 
 
-@pytest.mark.skipif(report.find_allure() is None, reason="Allure 3 not installed (npm ci)")
+@pytest.mark.skipif(allure_build.find_allure() is None, reason="Allure 3 not installed (npm ci)")
 @pytest.mark.parametrize(("failing", "gate"), [
     ("none", "passed"), ("should", "passed"),
     ("must", "failed: deciding-requirement-failed/maxFailures"), ("broken", "failed: test-could-not-run/maxFailures")])
 def test_the_quality_gate_mirrors_the_verdict(failing: str, gate: str, tmp_path: Path) -> None:
     folder = _gate_folder(tmp_path, failing)
-    assert report.quality_gate(folder) == gate
+    assert allure_build.quality_gate(folder) == gate
     assert sorted(p.name for p in folder.iterdir()) == ["allure-results", "allurerc.mjs"]  # no history, no output
 
 
-@pytest.mark.skipif(report.find_allure() is None, reason="Allure 3 not installed (npm ci)")
+@pytest.mark.skipif(allure_build.find_allure() is None, reason="Allure 3 not installed (npm ci)")
 def test_kits_built_in_one_node_process_keep_their_own_gate_and_history(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Several kits' reports from one Node process (allure_kit.mjs builds them at the same time): each its own
     quality gate and its own history file in its own folder, nothing where the process was started."""
-    monkeypatch.setattr(report, "HTML_PROCESSES", 1)
+    monkeypatch.setattr(allure_build, "HTML_PROCESSES", 1)
     _synthetic(tmp_path / "synthetic")
     folders = [_gate_folder(tmp_path, failing) for failing in ("none", "must", "broken")]
     for folder in folders:
@@ -326,7 +326,7 @@ include = ["RPT-003", "RPT-039", "BAT-007", "EXT-001"]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(report.find_allure() is None, reason="Allure 3 not installed (npm ci)")
+@pytest.mark.skipif(allure_build.find_allure() is None, reason="Allure 3 not installed (npm ci)")
 def test_two_runs_keep_a_history_and_the_page_links_into_allure(tmp_path: Path) -> None:
     """Two real runs with HTML of a small kit (HISTORY_KIT: the history, the links and the quality gate are the
     same for a few tests as for a whole kit's)."""

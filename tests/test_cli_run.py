@@ -157,7 +157,7 @@ def test_run_one_kit_against_the_reference_register(tmp_path: Path) -> None:
     table = proc.stdout[proc.stdout.index("kit "):]
     row = next(line for line in table.splitlines() if line.startswith("authority-few "))
     assert row.split()[:4] == ["authority-few", "reference", "conformant", str(summary["counts"]["passed"])]
-    from pcr_conformance.report import find_allure
+    from pcr_conformance.allure_build import find_allure
     if find_allure() is not None:
         assert (folder / "html" / "index.html").is_file()
 

@@ -38,7 +38,7 @@ LAYERS: dict[str, int] = {
     "load_users": 1, "service_levels": 1,
     "plugin": 2, "workers": 2, "load_session": 2, "plugin_state": 2, "expectations": 2, "profiles": 2, "outcomes": 2, "fixtures": 2,
     "session_report": 2, "kit_reports": 2, "proof": 2, "allure_support": 2, "summary": 2, "junit_support": 2, "evidence": 2,
-    "cli": 3, "commands": 3, "collect": 3, "forked": 3, "report": 3, "selftest": 3, "selftest_report": 3, "verdict_page": 3,
+    "cli": 3, "commands": 3, "collect": 3, "forked": 3, "report": 3, "allure_build": 3, "selftest": 3, "selftest_report": 3, "verdict_page": 3,
 }
 
 

@@ -1,9 +1,9 @@
-"""Reports of a run (docs/concepts.md#reports): summaries, the verdict table, the single-file Allure 3 HTML.
+"""Reports of a run (docs/concepts.md#reports): summaries, the verdict table, the history, the html/ folder.
 
 A report folder is `reports/<kit>/<target>/` with `allure-results/`, `junit.xml`, `summary.json` (written by
 the plugin), `history.jsonl` (Allure's history of this kit against this target, one line per run) and `html/`:
-`index.html`, the verdict page (verdict_page.py), and `allure.html`, the single-file Allure 3 report written
-here by the npm package `allure` (pinned in package.json, run offline). Without Node or the package the Allure
+`index.html`, the verdict page (verdict_page.py), and `allure.html`, the single-file Allure 3 report built
+by allure_build.py with the npm package `allure` (pinned in package.json, run offline). Without Node or the package the Allure
 report is skipped with one line saying how to install it; the verdict page and the rest stay usable.
 """
 
@@ -12,27 +12,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import signal
-import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pcr_conformance import resources, verdict_page
+from pcr_conformance import allure_build, verdict_page
+from pcr_conformance.allure_build import ALLURE_TIMEOUT_S, HtmlJob, HtmlOutcome
 
-ALLURERC_TEMPLATE = Path(__file__).with_name("allurerc.mjs")
-ALLURE_TIMEOUT_S = 120
-HISTORY_FILE = "history.jsonl"  # beside allure-results/; allurerc.mjs names it (historyPath)
-SEVERITY_OF_LEVEL = {"must": "critical", "should": "normal", "may": "minor"}  # as allure_support.SEVERITY
-# The report's tree: kit -> API -> operation or flow (docs/concepts.md#allure-mapping). Not by story: a test verifying several
-# requirements would be counted once per requirement. The stories are shown on each test.
-GROUP_BY = "parentSuite,epic,feature"
 COUNT_KEYS = ("passed", "failed", "broken", "skipped")
-ALLURE_MISSING = ("HTML report skipped: Allure 3 is not installed (run `npm ci` in the pcr-conformance "
-                  "repository; needs Node 20); allure-results/, junit.xml and summary.json are complete")
+HISTORY_FILE = "history.jsonl"  # beside allure-results/; allurerc.mjs names it (historyPath)
 
 
 class ReportError(Exception):
@@ -77,13 +66,6 @@ class KitOutcome:
     folder: str = ""
     fatal: bool = False  # nothing was judged (target, pool, pytest itself): the next kits would fail alike
     duration_s: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class HtmlOutcome:
-    ok: bool  # the Allure report was generated
-    message: str
-    index: str = ""  # html/index.html, the verdict page, when it was written
 
 
 def read_summary(path: str | Path) -> Summary:
@@ -168,27 +150,6 @@ def outcomes_to_json(outcomes: Sequence[KitOutcome]) -> list[dict[str, Any]]:
     ]
 
 
-# ---- Allure 3 HTML --------------------------------------------------------------------------------------
-
-
-def write_allurerc(folder: Path, report_name: str, deciding_levels: Sequence[str] = ("must",)) -> Path:
-    """Write allurerc.mjs (categories, history, the quality gate of the kit's deciding levels) into a folder."""
-    severities = sorted({SEVERITY_OF_LEVEL.get(lv, "normal") for lv in deciding_levels})
-    text = (ALLURERC_TEMPLATE.read_text(encoding="utf-8").replace("__REPORT_NAME__", json.dumps(report_name))
-            .replace("__DECIDING_SEVERITIES__", json.dumps(severities)))
-    path = folder / "allurerc.mjs"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _deciding_levels(folder: Path) -> list[str]:
-    try:
-        levels = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("deciding_levels")
-    except (OSError, ValueError, AttributeError):
-        return ["must"]
-    return [str(lv) for lv in levels] if isinstance(levels, list) and levels else ["must"]
-
-
 # ---- history ----------------------------------------------------------------------------------------------
 
 
@@ -222,27 +183,6 @@ def results_in_history(folder: Path) -> bool:
                              for item in (point.get("testResults") or {}).values())
 
 
-def find_allure() -> list[str] | None:
-    """The command that runs Allure 3, or None when Node or the npm package is missing.
-
-    `PCR_ALLURE` may name the executable; otherwise node_modules/.bin/allure of the pcr-conformance
-    checkout, if running from one (where `npm ci` installs the pinned version), then of the current folder
-    and its parents.
-    """
-    if not shutil.which("node"):
-        return None
-    explicit = os.environ.get("PCR_ALLURE")
-    if explicit:
-        return [explicit] if Path(explicit).is_file() or shutil.which(explicit) else None
-    here = Path.cwd().resolve()
-    checkout = resources.checkout()
-    for folder in (*([checkout] if checkout else []), here, *here.parents):
-        exe = folder / "node_modules" / ".bin" / "allure"
-        if exe.is_file():
-            return [str(exe)]
-    return None
-
-
 def generate_html(folder: str | Path, *, report_name: str = "", timeout_s: float = ALLURE_TIMEOUT_S) -> HtmlOutcome:
     """Write folder/html/: index.html (the verdict page) and allure.html (Allure 3, single file); never half-written.
 
@@ -250,40 +190,19 @@ def generate_html(folder: str | Path, *, report_name: str = "", timeout_s: float
     return next(generate_html_of([(Path(folder), report_name)], timeout_s=timeout_s))
 
 
-ALLURE_KIT_SCRIPT = Path(__file__).with_name("allure_kit.mjs")
-_KIT_LINE = "PCR-KIT "
-# One Node process per core, each building its share of the kits at the same time (allure_kit.mjs): Node builds
-# a report on one thread, and a process's file reads for one kit overlap its work on another. Six kits on
-# 2 cores (benchmarks/run.py's reports): 7.3-7.9 s this way, 8.9-11.2 s in one process, 9.2-9.3 s as one
-# process per kit three at a time.
-HTML_PROCESSES = os.cpu_count() or 1
-
-
-@dataclasses.dataclass(frozen=True)
-class _HtmlJob:
-    folder: Path  # reports/<kit>/<target>/, resolved
-    report_name: str
-
-    @property
-    def tmp(self) -> Path:  # the html/ being written; renamed into place when it is complete
-        return self.folder / ".html.tmp"
-
-    @property
-    def results(self) -> Path:
-        return self.folder / "allure-results"
-
-
 def generate_html_of(folders: Sequence[tuple[Path, str]], *,
                      timeout_s: float = ALLURE_TIMEOUT_S) -> Iterator[HtmlOutcome]:
     """generate_html of each (folder, report name) (a name "" is made from the folder), yielded in the order
-    given; the Allure reports of all of them are built together, HTML_PROCESSES Node processes at a time."""
-    jobs = [_HtmlJob(Path(folder).resolve(), name) for folder, name in folders]
-    jobs = [dataclasses.replace(j, report_name=j.report_name or f"PCR conformance: {j.folder.parent.name} on "
-                                f"{j.folder.name}") for j in jobs]
+    given; the Allure reports of all of them are built together (allure_build.build_reports)."""
+    jobs = []
+    for given, name in folders:
+        folder = Path(given).resolve()
+        jobs.append(HtmlJob(folder, name or f"PCR conformance: {folder.parent.name} on {folder.name}",
+                            append_history=(folder / "allure-results").is_dir() and not results_in_history(folder)))
     ready = [j for j in jobs if j.results.is_dir()]
     for job in ready:
         shutil.rmtree(job.tmp, ignore_errors=True)
-    built = _run_allure_kits(ready, timeout_s)
+    built = allure_build.build_reports(ready, timeout_s)
     for job in jobs:
         if not job.results.is_dir():
             yield HtmlOutcome(False, f"HTML report skipped: {job.results} does not exist")
@@ -291,12 +210,13 @@ def generate_html_of(folders: Sequence[tuple[Path, str]], *,
         if job.folder in built:
             allure, gate = built[job.folder]
         else:  # the one-process script cannot run here (no checkout's node_modules): the two allure commands
-            allure = _run_allure(job.folder, job.tmp, job.report_name, timeout_s)
-            gate = quality_gate(job.folder, timeout_s) if allure.ok else ""
+            allure = allure_build.run_allure_commands(job.folder, job.tmp, job.report_name, job.append_history,
+                                                      timeout_s)
+            gate = allure_build.quality_gate(job.folder, timeout_s) if allure.ok else ""
         yield _finish_html(job, allure, gate)
 
 
-def _finish_html(job: _HtmlJob, allure: HtmlOutcome, gate: str) -> HtmlOutcome:
+def _finish_html(job: HtmlJob, allure: HtmlOutcome, gate: str) -> HtmlOutcome:
     """The verdict page beside the Allure report, and the finished html/ in place of the old one."""
     index = verdict_page.write(job.folder, job.tmp, allure=allure.ok, allure_note=allure.message, gate=gate)
     if not job.tmp.is_dir():
@@ -308,142 +228,6 @@ def _finish_html(job: _HtmlJob, allure: HtmlOutcome, gate: str) -> HtmlOutcome:
     if allure.ok:
         return HtmlOutcome(True, f"HTML report: {final / ('index.html' if index else verdict_page.ALLURE_FILE)}", page)
     return dataclasses.replace(allure, index=page)
-
-
-def _share_out(jobs: Sequence[_HtmlJob], processes: int) -> list[list[_HtmlJob]]:
-    """The jobs in `processes` groups of about the same number of test results, biggest first."""
-    def size(job: _HtmlJob) -> int:
-        return sum(1 for _ in job.results.glob("*-result.json"))
-
-    groups: list[tuple[int, list[_HtmlJob]]] = [(0, []) for _ in range(min(processes, len(jobs)))]
-    for job, n in sorted(((j, size(j)) for j in jobs), key=lambda pair: -pair[1]):
-        least = min(range(len(groups)), key=lambda i: groups[i][0])
-        groups[least] = (groups[least][0] + n, [*groups[least][1], job])
-    return [group for _, group in groups]
-
-
-def _run_allure_kits(jobs: Sequence[_HtmlJob], timeout_s: float) -> dict[Path, tuple[HtmlOutcome, str]]:
-    """The reports and quality gates of the jobs by allure_kit.mjs (the same as `allure awesome` and `allure
-    quality-gate` with each folder's allurerc.mjs, reading each kit's results once), keyed by folder; {} when
-    the script or the npm packages it loads are not there (then the two commands run per kit)."""
-    command = find_allure()
-    node = shutil.which("node")
-    if not jobs or command is None or node is None or os.environ.get("PCR_ALLURE"):
-        return {}
-    modules = Path(command[0]).resolve().parent.parent  # .bin/allure -> node_modules/allure/cli.js
-    if not (modules / "@allurereport" / "core").is_dir() or not ALLURE_KIT_SCRIPT.is_file():
-        return {}
-    from concurrent.futures import ThreadPoolExecutor
-
-    groups = _share_out(jobs, HTML_PROCESSES)
-    built: dict[Path, tuple[HtmlOutcome, str]] = {}
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        for part in pool.map(lambda group: _run_allure_kit(node, modules, group, timeout_s), groups):
-            built.update(part)
-    return built
-
-
-def _run_allure_kit(node: str, modules: Path, jobs: Sequence[_HtmlJob],
-                    timeout_s: float) -> dict[Path, tuple[HtmlOutcome, str]]:
-    """One Node process building the jobs' reports; each job's outcome from its own output line."""
-    specs = [{"results": str(j.results), "output": str(j.tmp), "cwd": str(j.folder), "groupBy": GROUP_BY,
-              "config": str(write_allurerc(j.folder, j.report_name, _deciding_levels(j.folder))),
-              "appendHistory": not results_in_history(j.folder)} for j in jobs]
-    limit_s = timeout_s * len(jobs)
-    with tempfile.TemporaryDirectory(prefix="pcr-allure-") as scratch:
-        jobs_file = Path(scratch) / "jobs.json"
-        jobs_file.write_text(json.dumps(specs), encoding="utf-8")
-        # A young generation of 64 MiB: the report allocates a short-lived string per attachment and result, and
-        # with Node's default semi-space it spends a fifth of its CPU in scavenges (register kit: 9.8 -> 7.9 s CPU).
-        output, code = _node([node, "--max-semi-space-size=64", str(ALLURE_KIT_SCRIPT), str(modules), str(jobs_file)],
-                             Path(scratch), limit_s, {})
-    lines: dict[int, dict[str, Any]] = {}
-    for line in output.splitlines():
-        if line.startswith(_KIT_LINE):
-            index, _, outcome = line[len(_KIT_LINE):].partition(" ")
-            try:
-                lines[int(index)] = json.loads(outcome)
-            except ValueError:
-                continue
-    tail = (output.strip().splitlines()[-1:] or ["no output"])[0][:300]
-    built: dict[Path, tuple[HtmlOutcome, str]] = {}
-    for i, job in enumerate(jobs):
-        outcome = lines.get(i)
-        index = job.tmp / "index.html"
-        if code is None and outcome is None:
-            built[job.folder] = HtmlOutcome(False, f"HTML report skipped: {output}"), ""
-        elif outcome is None or not outcome.get("ok") or not index.is_file():
-            why = (outcome or {}).get("error") or (f"allure exited {code}: {tail}" if outcome is None
-                                                  else f"allure wrote no {index.name}")
-            built[job.folder] = HtmlOutcome(False, f"HTML report failed: {why}"), ""
-        else:
-            index.rename(job.tmp / verdict_page.ALLURE_FILE)
-            failed = outcome.get("failed")
-            gate = "" if failed is None else f"failed: {', '.join(map(str, failed))}" if failed else "passed"
-            built[job.folder] = HtmlOutcome(True, f"HTML report: {job.tmp / verdict_page.ALLURE_FILE}"), gate
-        if not built[job.folder][0].ok:
-            shutil.rmtree(job.tmp, ignore_errors=True)
-    return built
-
-
-def _run_allure(folder: Path, tmp: Path, report_name: str, timeout_s: float) -> HtmlOutcome:
-    """Allure awesome into tmp/allure.html; ok False with one line when it cannot (tmp then removed)."""
-    command = find_allure()
-    if command is None:
-        return HtmlOutcome(False, ALLURE_MISSING)
-    rc = write_allurerc(folder, report_name, _deciding_levels(folder))
-    cmd = [*command, "awesome", str(folder / "allure-results"), "--single-file", "--output", str(tmp),
-           "--config", str(rc), "--cwd", str(folder), "--group-by", GROUP_BY]
-    append = "0" if results_in_history(folder) else "1"
-    output, code = _node(cmd, folder, timeout_s, {"PCR_ALLURE_APPEND_HISTORY": append})
-    index = tmp / "index.html"
-    if code is None:
-        shutil.rmtree(tmp, ignore_errors=True)
-        return HtmlOutcome(False, f"HTML report skipped: {output}")
-    if code != 0 or not index.is_file():
-        shutil.rmtree(tmp, ignore_errors=True)
-        last = output.strip().splitlines()[-1:] or ["no output"]
-        return HtmlOutcome(False, f"HTML report failed: allure exited {code}: {last[0][:300]}")
-    index.rename(tmp / verdict_page.ALLURE_FILE)
-    return HtmlOutcome(True, f"HTML report: {tmp / verdict_page.ALLURE_FILE}")
-
-
-def quality_gate(folder: Path, timeout_s: float = ALLURE_TIMEOUT_S) -> str:
-    """`allure quality-gate` with folder/allurerc.mjs: "passed", "failed: <rules>", or "" when it cannot run."""
-    command = find_allure()
-    if command is None or not (folder / "allurerc.mjs").is_file():
-        return ""
-    with tempfile.TemporaryDirectory(prefix="pcr-gate-") as scratch:  # Allure writes a report folder there
-        output, code = _node([*command, "quality-gate", "--config", str(folder / "allurerc.mjs"), "--cwd",
-                              str(folder), str(folder / "allure-results")], Path(scratch), timeout_s, {})
-    if code == 0:
-        return "passed"
-    rules = [ln.strip().split()[-1] for ln in output.splitlines() if ln.strip().startswith("⨯")]
-    return f"failed: {', '.join(rules)}" if code == 1 and rules else ""
-
-
-def _node(cmd: list[str], cwd: Path, timeout_s: float, extra_env: Mapping[str, str]) -> tuple[str, int | None]:
-    """(output, exit code) of an Allure command; (why, None) when it could not start or finish."""
-    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0", **extra_env}
-    try:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, start_new_session=True)
-    except OSError as e:
-        return f"cannot start Allure ({e})", None
-    try:
-        output, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return f"Allure did not finish within {timeout_s:.0f} s", None
-    return output or "", proc.returncode
-
-
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
 
 
 def report_folders(root: str | Path) -> list[Path]:
