@@ -41,12 +41,12 @@ def _dist_args(tmp_path: Path, workers: int) -> list[str]:
                        profile="certification", output=tmp_path, html=False, mask_pii=False, timeout_s=5,
                        suites=tmp_path / "suites", workers=workers)
     cmd = session_command(config, tmp_path)
-    return cmd[cmd.index("-n"):cmd.index("-n") + 4] if "-n" in cmd else []
+    return cmd[cmd.index("-n"):cmd.index("--pcr-kit-folders")] if "-n" in cmd else []
 
 
 def test_the_session_command_asks_xdist_for_workers_only_with_several() -> None:
     assert _dist_args(Path("/nonexistent"), 1) == []
-    assert _dist_args(Path("/nonexistent"), 2) == ["-n", "2", "--dist", "loadfile"]
+    assert _dist_args(Path("/nonexistent"), 2) == ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def test_the_session_keeps_each_module_in_one_worker(tmp_path: Path) -> None:
@@ -69,6 +69,33 @@ def test_the_session_keeps_each_module_in_one_worker(tmp_path: Path) -> None:
         ran_in = {p.name for p in tmp_path.glob(f"{name}-gw*")}
         assert len(ran_in) == 1, f"{name} ran in {sorted(ran_in)}"
         assert sum(len(p.read_text()) for p in tmp_path.glob(f"{name}-gw*")) == 30
+
+
+def test_the_session_starts_the_longest_modules_first(tmp_path: Path) -> None:
+    """With the session's own xdist options and the workers' order (workers.order_longest_first, which the
+    plugin applies in a worker): the module of two tests marked cost(100) and the module of 40 tests start
+    first, one on each worker, although xdist alone would start the modules with the most tests (40 and 20) and
+    pytest's own order is by name (test_a_many, test_b_some, test_c_costly)."""
+    (tmp_path / "conftest.py").write_text(
+        "from pcr_conformance import workers\n"
+        "def pytest_configure(config):\n"
+        "    config.addinivalue_line('markers', 'cost(n): as long as n plain tests')\n"
+        "def pytest_collection_modifyitems(config, items):\n"
+        "    if hasattr(config, 'workerinput'):\n"
+        "        workers.order_longest_first(items)\n", encoding="utf-8")
+    for name, count, mark in (("test_a_many", 40, ""), ("test_b_some", 20, ""), ("test_c_costly", 2, "@pytest.mark.cost(100)\n")):
+        (tmp_path / f"{name}.py").write_text(
+            "import os, pytest\n"
+            f"{mark}@pytest.mark.parametrize('i', range({count}))\n"
+            "def test_it(i):\n"
+            f"    with open(os.path.join({str(tmp_path)!r}, 'order-' + os.environ['PYTEST_XDIST_WORKER']), 'a') as f:\n"
+            f"        f.write('{name}\\n')\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider",
+                           "-p", "no:pcr_conformance", *_dist_args(tmp_path, 2)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    firsts = {p.read_text().split()[0] for p in tmp_path.glob("order-gw*")}
+    assert firsts == {"test_c_costly", "test_a_many"}, firsts
 
 
 def test_workers_against_a_shared_register_draw_disjoint_persons() -> None:

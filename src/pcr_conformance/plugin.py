@@ -68,6 +68,7 @@ MARKERS = (
     "verifies(*ids): requirement IDs this test verifies",
     "capability(name): the target capability this test needs (skipped when not claimed)",
     "read_only_safe: the test changes nothing and may run against a read-only target",
+    "cost(n): the test takes about as long as n plain tests (a run's workers start the longest modules first)",
 )
 
 
@@ -265,6 +266,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         names = config.stash.get(RESULT_NAMES, None)
         if names is not None:
             names.remember(item)
+    if hasattr(config, "workerinput"):
+        workers.order_longest_first(items)
 
 
 # ---- running: skips, profile, call log, outcomes, attachments ------------------------------------------

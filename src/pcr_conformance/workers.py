@@ -43,6 +43,27 @@ def prepare_controller(session: pytest.Session) -> None:
         startup_failed(state_of(config), f"embedded register: {e}")
 
 
+def order_longest_first(items: list[pytest.Item]) -> None:
+    """A worker's collection, module by module, the longest first: a run hands its modules out in this order
+    (`--dist loadfile --no-loadscope-reorder`), each whole to the next free worker, so that no long module starts
+    last and runs alone. A module is as long as its tests, each counted 1 or as its `cost(n)` mark says (the
+    fuzz tests, which draw their cases on a first run). Every worker collects the same items and sorts them the
+    same way; within a module the order stays as collected (the robustness matrix's read-deadline cases last)."""
+    cost: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        module = item.nodeid.split("::", 1)[0]
+        mark = item.get_closest_marker("cost")
+        cost[module] = cost.get(module, 0) + (int(mark.args[0]) if mark and mark.args else 1)
+        first.setdefault(module, index)
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        module = item.nodeid.split("::", 1)[0]
+        return -cost[module], first[module]
+
+    items.sort(key=key)
+
+
 def unconfigure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         from pcr_conformance import embedded

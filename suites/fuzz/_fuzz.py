@@ -26,6 +26,10 @@ from . import _replay, checks
 
 # Upper bound of generated cases per operation in a derandomized (certification) run: keeps the fuzz kit short.
 CERTIFICATION_MAX_EXAMPLES = 20
+# A fuzz test's `cost` mark: it sends the spec's examples and up to CERTIFICATION_MAX_EXAMPLES generated cases, and
+# on a first run (no cached cases, _replay.py) draws them: 0.3-5 s, AddLoans the longest, against 10-20 ms for
+# a plain test (2026-12-03, `--durations` of a cold run). So a worker starts the fuzz modules early.
+COST = 100
 CERTIFICATION_SEED = 20261121
 
 

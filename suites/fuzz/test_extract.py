@@ -10,7 +10,7 @@ from . import _fuzz, checks
 
 FAMILY = "extract"
 
-pytestmark = [pytest.mark.capability("extract"), pytest.mark.verifies(*checks.REQUIREMENTS)]
+pytestmark = [pytest.mark.capability("extract"), pytest.mark.verifies(*checks.REQUIREMENTS), pytest.mark.cost(_fuzz.COST)]
 
 
 @pytest.mark.parametrize("operation_id", _fuzz.operation_ids(FAMILY))

@@ -115,6 +115,9 @@ def session_command(config: RunConfig, root: Path) -> list[str]:
         # with pytest 9.2 its xdist_group marks are silently ignored (pytest-xdist 3.8 sets the node id field
         # pytest no longer reads), and both workers sent the whole matrix and made a load run each.
         cmd += ["-n", str(config.workers), "--dist", "loadfile"]
+        # In the order the workers sort their collection (workers.order_longest_first: the longest modules first),
+        # not xdist's by number of tests, which sent the fuzz modules (few tests, long on a first run) last.
+        cmd += ["--no-loadscope-reorder"]
     return [*cmd, "--pcr-kit-folders"]
 
 
