@@ -8,6 +8,7 @@ start it makes the embedded register's data dir once, so every worker's register
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -26,7 +27,9 @@ IDENTITY_LINE_ATTR = "pcr_identity_problem"  # ... and the one line naming it
 def prepare_controller(session: pytest.Session) -> None:
     """An xdist controller of a kit run against the embedded register, before its workers start: one data dir
     (CA, certificates, population) for every worker's register, and one trial start of the register, so that a
-    register that cannot start is one line (exit 2), as in one process, instead of an error in every worker."""
+    register that cannot start is one line (exit 2), as in one process, instead of an error in every worker.
+    The trial runs while the workers start and collect (it took 0.5 s before them); check_trial_start, when
+    the first worker has collected, waits for it before a test is handed out."""
     config = session.config
     if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None) \
             or config.getoption("collectonly") or not config.getoption("pcr_output"):
@@ -38,9 +41,53 @@ def prepare_controller(session: pytest.Session) -> None:
         return
     try:
         embedded.share_prepared()
-        embedded.start(target).stop()
+        embedded.prepare()  # the stop-at-exit from the main thread, before the trial's thread starts a register
     except HarnessError as e:
         startup_failed(state_of(config), f"embedded register: {e}")
+    trial = TrialStart(target)
+    config.stash[_TRIAL] = trial
+    trial.begin()
+
+
+class TrialStart:
+    """One start and stop of the embedded register on a thread of its own; `error` is why it could not start."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.error = ""
+        self._thread = threading.Thread(target=self._run, name="pcr-trial-register", daemon=True)
+
+    def begin(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        from pcr_conformance import embedded
+
+        try:
+            embedded.start(self.target).stop()
+        except HarnessError as e:
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - said as the reason the run could not start
+            self.error = f"{type(e).__name__}: {e}"
+
+    def wait(self) -> str:
+        """The error ("" when the register started); the start has its own deadline (embedded.START_DEADLINE_S)."""
+        self._thread.join()
+        return self.error
+
+
+_TRIAL = pytest.StashKey[TrialStart]()
+
+
+def check_trial_start(config: pytest.Config) -> None:
+    """Before the first test is handed out: the trial start's outcome; exit 2 naming it when it failed."""
+    trial = config.stash.get(_TRIAL, None)
+    if trial is None:
+        return
+    del config.stash[_TRIAL]
+    error = trial.wait()
+    if error:
+        startup_failed(state_of(config), f"embedded register: {error}")
 
 
 def order_longest_first(items: list[pytest.Item]) -> None:
@@ -95,6 +142,10 @@ class WorkerReports:
             from pcr_conformance import embedded
 
             self.state.resolved = embedded.resolve_started(ensure_target(self.state), base)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Any) -> None:
+        check_trial_start(node.config)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
