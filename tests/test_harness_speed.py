@@ -194,6 +194,14 @@ def test_an_answer_quoting_the_request_back_leaks_nothing():
     assert contract.leaked_internals(answer, sent='{"/USR/LIB/PYTHON": null}') is None
     leaking = answer + ' File "/srv/app/handlers.py", line 3'
     assert contract.leaked_internals(leaking, sent='{"/USR/LIB/PYTHON": null}') == 'File "/srv/app/handlers.py"'
+    # The scenario-side check reads the request from the answer: what it sent is the client's own text.
+    request = httpx.Request("POST", "https://register.example/AddLoans", content=b'{"/USR/LIB/PYTHON": null}')
+    contract.no_internals(httpx.Response(400, text=answer, request=request), "AddLoans")
+    with pytest.raises(AssertionError, match="SEC-011"):
+        contract.no_internals(httpx.Response(400, text=leaking, request=request), "AddLoans")
+    with pytest.raises(AssertionError, match="SEC-011"):  # an answer without its request (a raw exchange's)
+        contract.no_internals(httpx.Response(400, text=answer), "AddLoans")
+
 
 def test_retry_after_is_read_as_seconds_or_a_date():
     assert retry_after_s("2") == 2.0

@@ -177,10 +177,25 @@ def error_shape(resp: httpx.Response, operation: str, requirement: str = "ENV-00
 
 
 def no_internals(resp: httpx.Response, operation: str, requirement: str = "SEC-011") -> None:
-    """The answer reveals no stack trace, SQL or framework internals (SEC-011)."""
-    found = leaked_internals(resp.text)
+    """The answer reveals no stack trace, SQL or framework internals (SEC-011); what the request itself carried
+    (its URL and body, quoted back in an error description) is not taken for one."""
+    found = leaked_internals(resp.text, sent=_sent_text(resp))
     expect.that(found is None, requirement, f"{operation} (HTTP {resp.status_code})", "no internals in the answer",
                 f"{found!r} in {resp.text[:300]!r}")
+
+
+def _sent_text(resp: httpx.Response) -> str:
+    """The URL and body of the request an answer came for; "" for an answer with no request (a raw exchange's
+    answer is built from the bytes read, and its request was raw bytes the check does not see)."""
+    try:
+        request = resp.request
+    except RuntimeError:  # httpx: "The request instance has not been set on this response."
+        return ""
+    try:
+        body = request.content.decode("utf-8", "replace")
+    except httpx.RequestNotRead:  # a streamed body that was never read into the request
+        body = ""
+    return f"{request.url}\n{body}"
 
 
 def not_server_error(resp: httpx.Response, requirement: str, operation: str) -> None:
