@@ -175,12 +175,15 @@ def history_points(folder: Path) -> list[dict[str, Any]]:
 
 
 def results_in_history(folder: Path) -> bool:
-    """Whether the results of folder/allure-results are a point of the history already (a regenerated report)."""
+    """Whether the results of folder/allure-results are a point of the history already (a regenerated report).
+    The history first: without one (a run's first report) the result files are not read for nothing."""
+    points = history_points(folder)
+    if not points:
+        return False
     ids = {hashlib.md5(str(r["uuid"]).encode("utf-8")).hexdigest()
            for r in verdict_page.read_results(folder / "allure-results") if r.get("uuid")}
     return bool(ids) and any(isinstance(item, dict) and item.get("id") in ids
-                             for point in history_points(folder)
-                             for item in (point.get("testResults") or {}).values())
+                             for point in points for item in (point.get("testResults") or {}).values())
 
 
 def generate_html(folder: str | Path, *, report_name: str = "", timeout_s: float = ALLURE_TIMEOUT_S) -> HtmlOutcome:
@@ -198,7 +201,7 @@ def generate_html_of(folders: Sequence[tuple[Path, str]], *,
     for given, name in folders:
         folder = Path(given).resolve()
         jobs.append(HtmlJob(folder, name or f"PCR conformance: {folder.parent.name} on {folder.name}",
-                            append_history=(folder / "allure-results").is_dir() and not results_in_history(folder)))
+                            append_history=not results_in_history(folder)))
     ready = [j for j in jobs if j.results.is_dir()]
     for job in ready:
         shutil.rmtree(job.tmp, ignore_errors=True)

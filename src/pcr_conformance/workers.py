@@ -44,20 +44,17 @@ def prepare_controller(session: pytest.Session) -> None:
         embedded.prepare()  # the stop-at-exit from the main thread, before the trial's thread starts a register
     except HarnessError as e:
         startup_failed(state_of(config), f"embedded register: {e}")
-    trial = TrialStart(target)
-    config.stash[_TRIAL] = trial
-    trial.begin()
+    config.stash[_TRIAL] = TrialStart(target)
 
 
 class TrialStart:
-    """One start and stop of the embedded register on a thread of its own; `error` is why it could not start."""
+    """One start and stop of the embedded register on a thread of its own, begun when made; `error` is why it
+    could not start."""
 
     def __init__(self, target: Any) -> None:
         self.target = target
         self.error = ""
         self._thread = threading.Thread(target=self._run, name="pcr-trial-register", daemon=True)
-
-    def begin(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
